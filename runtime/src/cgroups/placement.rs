@@ -1,0 +1,281 @@
+//! The container's cgroup directories: resolve, create (recording what was created), join, remove.
+
+use super::{CgroupError, Hierarchy};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The cgroup directories of one container, one per hierarchy, and those berth created.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    /// The container's cgroup path inside each hierarchy (e.g. `/berth/ctr1`).
+    pub path: String,
+    /// The container's directory in every hierarchy it joins.
+    pub dirs: Vec<PathBuf>,
+    /// Directories created by berth, in creation order (parents first).
+    pub created: Vec<PathBuf>,
+}
+
+/// Resolves `linux.cgroupsPath` as runc's cgroupfs driver does: absolute paths are taken from
+/// the hierarchy root, relative ones below the caller's own cgroup, and none means `/<id>`.
+pub fn resolve_path(configured: Option<&Path>, id: &str) -> Result<String, CgroupError> {
+    let p = match configured {
+        Some(p) if !p.as_os_str().is_empty() => p.to_string_lossy().into_owned(),
+        _ => format!("/{id}"),
+    };
+    if p.split('/').any(|c| c == "..") {
+        return Err(CgroupError::Path(format!("{p:?} must not contain '..'")));
+    }
+    if p.contains(':') && !p.starts_with('/') {
+        return Err(CgroupError::Path(format!(
+            "{p:?} looks like a systemd slice:prefix:name path; the systemd cgroup driver is not built yet, use a cgroupfs path"
+        )));
+    }
+    Ok(p)
+}
+
+/// The caller's own cgroup in each hierarchy, from /proc/self/cgroup text.
+fn own_cgroup(text: &str, h: &Hierarchy) -> String {
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let matches = if h.v2 {
+            ctrls.is_empty()
+        } else {
+            let set: Vec<&str> = ctrls.split(',').collect();
+            !h.controllers.is_empty() && h.controllers.iter().all(|c| set.contains(&c.as_str()))
+        };
+        if matches {
+            return path.to_string();
+        }
+    }
+    "/".into()
+}
+
+/// The directory for cgroup `path` in hierarchy `h`.
+pub fn dir_in(h: &Hierarchy, path: &str) -> PathBuf {
+    let rel = path
+        .strip_prefix(h.root.as_str())
+        .filter(|_| h.root != "/")
+        .unwrap_or(path);
+    h.mount_point.join(rel.trim_start_matches('/'))
+}
+
+impl Placement {
+    /// Computes the directories for `path` in every hierarchy (without creating them).
+    pub fn compute(hierarchies: &[Hierarchy], path: &str) -> Result<Placement, CgroupError> {
+        let own = if path.starts_with('/') {
+            String::new()
+        } else {
+            std::fs::read_to_string("/proc/self/cgroup").map_err(|source| CgroupError::Io {
+                path: "/proc/self/cgroup".into(),
+                source,
+            })?
+        };
+        let dirs = hierarchies
+            .iter()
+            .map(|h| {
+                if path.starts_with('/') {
+                    dir_in(h, path)
+                } else {
+                    dir_in(
+                        h,
+                        &format!("{}/{}", own_cgroup(&own, h).trim_end_matches('/'), path),
+                    )
+                }
+            })
+            .collect();
+        Ok(Placement {
+            path: path.to_string(),
+            dirs,
+            created: Vec::new(),
+        })
+    }
+
+    /// Creates every missing directory, remembering which ones were created; a v1 cpuset
+    /// directory inherits cpus and mems from its parent so tasks can join it.
+    pub fn create(&mut self) -> Result<(), CgroupError> {
+        for dir in self.dirs.clone() {
+            let mut missing = Vec::new();
+            let mut d = dir.as_path();
+            while !d.exists() {
+                missing.push(d.to_path_buf());
+                match d.parent() {
+                    Some(p) => d = p,
+                    None => break,
+                }
+            }
+            for m in missing.into_iter().rev() {
+                match std::fs::create_dir(&m) {
+                    Ok(()) => self.created.push(m.clone()),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(source) => return Err(CgroupError::Io { path: m, source }),
+                }
+                if m.join("cpuset.cpus").exists() {
+                    init_cpuset(&m)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves process `pid` (0 = the caller) into every directory.
+    pub fn join(&self, pid: i32) -> Result<(), CgroupError> {
+        let val = pid.to_string();
+        for dir in &self.dirs {
+            let f = dir.join("cgroup.procs");
+            std::fs::write(&f, &val).map_err(|source| CgroupError::Io { path: f, source })?;
+        }
+        Ok(())
+    }
+
+    /// PIDs of every process in the container's cgroup (from the first hierarchy).
+    pub fn pids(&self) -> Vec<i32> {
+        let Some(dir) = self.dirs.first() else {
+            return Vec::new();
+        };
+        std::fs::read_to_string(dir.join("cgroup.procs"))
+            .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Removes the directories berth created, deepest first. Retries briefly while the
+    /// kernel still counts exiting tasks (EBUSY).
+    pub fn remove(&self) -> Result<(), CgroupError> {
+        for dir in self.created.iter().rev() {
+            let mut tries = 0;
+            loop {
+                match std::fs::remove_dir(dir) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 200 => {
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    Err(source) => {
+                        return Err(CgroupError::Io {
+                            path: dir.clone(),
+                            source,
+                        })
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Copies cpuset.cpus/mems from the parent when empty (v1 starts a new cpuset empty).
+fn init_cpuset(dir: &Path) -> Result<(), CgroupError> {
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        let own = dir.join(file);
+        let cur = std::fs::read_to_string(&own).unwrap_or_default();
+        if cur.trim().is_empty() {
+            let val =
+                std::fs::read_to_string(parent.join(file)).map_err(|source| CgroupError::Io {
+                    path: parent.join(file),
+                    source,
+                })?;
+            std::fs::write(&own, val.trim())
+                .map_err(|source| CgroupError::Io { path: own, source })?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(mp: &str, ctrls: &[&str], v2: bool) -> Hierarchy {
+        Hierarchy {
+            mount_point: mp.into(),
+            root: "/".into(),
+            controllers: ctrls.iter().map(|s| s.to_string()).collect(),
+            v2,
+        }
+    }
+
+    #[test]
+    fn default_path_is_slash_id() {
+        assert_eq!(resolve_path(None, "abc").unwrap(), "/abc");
+        assert_eq!(
+            resolve_path(Some(Path::new("/x/y")), "abc").unwrap(),
+            "/x/y"
+        );
+        assert!(resolve_path(Some(Path::new("/x/../y")), "abc").is_err());
+        assert!(
+            resolve_path(Some(Path::new("system.slice:berth:abc")), "abc")
+                .unwrap_err()
+                .to_string()
+                .contains("systemd")
+        );
+    }
+
+    #[test]
+    fn own_cgroup_matches_controllers() {
+        let text =
+            "12:memory:/mem/path\n4:cpu,cpuacct:/cpu/path\n1:name=systemd:/sd\n0::/unified/path\n";
+        assert_eq!(own_cgroup(text, &h("/m", &["memory"], false)), "/mem/path");
+        assert_eq!(own_cgroup(text, &h("/c", &["cpu"], false)), "/cpu/path");
+        assert_eq!(own_cgroup(text, &h("/s", &["name=systemd"], false)), "/sd");
+        assert_eq!(own_cgroup(text, &h("/u", &[], true)), "/unified/path");
+    }
+
+    #[test]
+    fn dir_in_strips_mount_root() {
+        let mut hy = h("/sys/fs/cgroup/memory", &["memory"], false);
+        assert_eq!(
+            dir_in(&hy, "/a/b"),
+            PathBuf::from("/sys/fs/cgroup/memory/a/b")
+        );
+        hy.root = "/docker/x".into();
+        assert_eq!(
+            dir_in(&hy, "/docker/x/a"),
+            PathBuf::from("/sys/fs/cgroup/memory/a")
+        );
+    }
+
+    #[test]
+    fn create_records_only_new_dirs_and_remove_deletes_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("existing")).unwrap();
+        let hy = h(tmp.path().to_str().unwrap(), &["pids"], false);
+        let mut p = Placement::compute(&[hy], "/existing/new/leaf").unwrap();
+        p.create().unwrap();
+        assert_eq!(p.created.len(), 2);
+        p.remove().unwrap();
+        assert!(tmp.path().join("existing").exists());
+        assert!(!tmp.path().join("existing/new").exists());
+    }
+}
+
+/// Whether the container's freezer (v1) or cgroup.freeze (v2) says it is frozen.
+pub fn is_frozen(p: &Placement) -> bool {
+    for dir in &p.dirs {
+        if let Ok(s) = std::fs::read_to_string(dir.join("freezer.state")) {
+            return s.trim() == "FROZEN";
+        }
+        if let Ok(s) = std::fs::read_to_string(dir.join("cgroup.freeze")) {
+            if s.trim() == "1" {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Thaws a frozen container (best effort; used before killing it).
+pub fn thaw(p: &Placement) {
+    for dir in &p.dirs {
+        if dir.join("freezer.state").exists() {
+            let _ = std::fs::write(dir.join("freezer.state"), "THAWED");
+        } else if dir.join("cgroup.freeze").exists() {
+            let _ = std::fs::write(dir.join("cgroup.freeze"), "0");
+        }
+    }
+}

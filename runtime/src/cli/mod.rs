@@ -1,0 +1,119 @@
+//! Command-line definitions (runc's flags and commands) and dispatch; each command in its own file.
+
+mod create;
+mod delete;
+mod features;
+mod kill;
+mod list;
+mod log;
+mod run;
+mod spec;
+mod start;
+mod state;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Global options, as runc has them.
+#[derive(Parser, Debug)]
+#[command(name = "berth", version = concat!(env!("CARGO_PKG_VERSION"), "\nspec: ", "1.2.0"), about = "berth: a fast, runc-compatible OCI container runtime")]
+pub struct Cli {
+    /// Root directory for container state (default /run/berth, or $XDG_RUNTIME_DIR/berth).
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
+    /// Log file (default: stderr).
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long = "log-format", global = true, default_value = "text")]
+    log_format: String,
+    /// Enable debug logging.
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Use the systemd cgroup driver.
+    #[arg(long = "systemd-cgroup", global = true)]
+    systemd_cgroup: bool,
+    /// Rootless mode hint (accepted for compatibility: true, false or auto).
+    #[arg(long)]
+    rootless: Option<String>,
+    /// Path to criu (accepted for compatibility; checkpointing is not supported).
+    #[arg(long, global = true, hide = true)]
+    criu: Option<String>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Create a container (the process waits for `start`).
+    Create(create::Args),
+    /// Start the user program of a created container.
+    Start(start::Args),
+    /// Print the state of a container as JSON.
+    State(state::Args),
+    /// Send a signal to the container's init process.
+    Kill(kill::Args),
+    /// Delete a container and everything create made.
+    Delete(delete::Args),
+    /// Create and start a container, wait for it and return its exit status.
+    Run(run::Args),
+    /// List containers.
+    List(list::Args),
+    /// Write a default config.json.
+    Spec(spec::Args),
+    /// Print the OCI runtime features document.
+    Features(features::Args),
+}
+
+/// Shared context for commands.
+pub struct Ctx {
+    /// State root.
+    pub root: PathBuf,
+}
+
+/// Parses the command line, runs the command, returns the exit status.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let logger = log::Logger::new(cli.log.as_deref(), &cli.log_format, cli.debug);
+    if cli.systemd_cgroup {
+        logger.error("--systemd-cgroup: the systemd cgroup driver is not built into this berth yet; use the cgroupfs driver (omit the flag)");
+        return 1;
+    }
+    let ctx = Ctx {
+        root: cli
+            .root
+            .clone()
+            .unwrap_or_else(berth::container::default_root),
+    };
+    let result = match cli.cmd {
+        Cmd::Create(a) => create::run(&ctx, a),
+        Cmd::Start(a) => start::run(&ctx, a, &logger),
+        Cmd::State(a) => state::run(&ctx, a),
+        Cmd::Kill(a) => kill::run(&ctx, a),
+        Cmd::Delete(a) => delete::run(&ctx, a, &logger),
+        Cmd::Run(a) => run::run(&ctx, a, &logger),
+        Cmd::List(a) => list::run(&ctx, a),
+        Cmd::Spec(a) => spec::run(a),
+        Cmd::Features(a) => features::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            logger.error(&format!("{e}"));
+            1
+        }
+    }
+}
+
+/// Writes a pid file atomically, as runc does (callers poll for it).
+pub fn write_pid_file(path: &std::path::Path, pid: i32) -> anyhow::Result<()> {
+    berth::sys::write_atomic(path, pid.to_string().as_bytes())
+        .map_err(|e| anyhow::anyhow!("--pid-file {}: {e}", path.display()))
+}

@@ -1,0 +1,354 @@
+//! `create`: validate, make the state directory and cgroups, fork the container's first process
+//! and serve its requests (uid maps, createRuntime hooks) until it reports Ready.
+
+use super::state::{ContainerDir, State, Status};
+use super::Error;
+use crate::cgroups::{self, Placement};
+use crate::hooks::{self, HookKind};
+use crate::init::sync::{Channel, Msg};
+use crate::init::{self, InitConfig};
+use crate::namespaces::{self, NsKind};
+use crate::rootfs::apply::CgroupMountSource;
+use crate::rootfs::plan;
+use crate::spec;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// Options of `create` (and the create half of `run`).
+#[derive(Clone, Debug, Default)]
+pub struct CreateOptions {
+    /// Container id.
+    pub id: String,
+    /// Bundle directory.
+    pub bundle: PathBuf,
+    /// State root (`--root`).
+    pub root: PathBuf,
+    /// `--console-socket`.
+    pub console_socket: Option<PathBuf>,
+    /// `--no-pivot`.
+    pub no_pivot: bool,
+    /// `--no-new-keyring`.
+    pub no_new_keyring: bool,
+    /// `--preserve-fds`.
+    pub preserve_fds: u32,
+}
+
+/// A created container, not yet started.
+pub struct Created {
+    /// Its state.
+    pub state: State,
+    /// Its locked state directory.
+    pub dir: ContainerDir,
+}
+
+/// Creates a container. On any error, everything made so far is removed again.
+pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
+    super::validate_id(&opts.id)?;
+    let bundle = std::fs::canonicalize(&opts.bundle)
+        .map_err(|e| Error::io(format!("bundle {}", opts.bundle.display()), e))?;
+    let spec = spec::load(&bundle)?;
+    spec::validate(&spec, &bundle)?;
+    let steps = plan::plan(&spec, &bundle)?;
+    let rootfs = spec::rootfs_path(&spec, &bundle).unwrap_or_default();
+    let rootfs = std::fs::canonicalize(&rootfs)
+        .map_err(|e| Error::io(format!("root.path {}", rootfs.display()), e))?;
+    let namespaces = namespaces::from_spec(&spec);
+    if !namespaces
+        .iter()
+        .any(|n| n.kind == NsKind::Mount && n.path.is_none())
+    {
+        return Err(Error::Spec(spec::SpecError::Invalid {
+            file: bundle.join("config.json"),
+            path: "linux.namespaces".into(),
+            msg: "a new mount namespace is required to set up the container's root filesystem"
+                .into(),
+        }));
+    }
+    let cg_path = cgroups::resolve_path(
+        spec.linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().as_deref()),
+        &opts.id,
+    )?;
+    let (_mode, hierarchies) = cgroups::detect()?;
+    let console = match &opts.console_socket {
+        Some(p) => Some(OwnedFd::from(
+            crate::console::connect(p).map_err(|e| Error::io("console socket", e))?,
+        )),
+        None => None,
+    };
+    if spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false)
+        && console.is_none()
+    {
+        return Err(Error::BadState(
+            "cannot allocate tty if berth will detach without setting console socket".into(),
+        ));
+    }
+
+    let dir = ContainerDir::create(&opts.root, &opts.id)?;
+    let mut placement = match Placement::compute(&hierarchies, &cg_path) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = dir.remove();
+            return Err(e.into());
+        }
+    };
+    let mut guard = Cleanup {
+        dir: Some(dir),
+        placement: None,
+        pid: 0,
+    };
+    placement.create().inspect_err(|_| {
+        let _ = placement.remove();
+    })?;
+    guard.placement = Some(placement.clone());
+
+    let dir_path = guard
+        .dir
+        .as_ref()
+        .map(|d| d.path.clone())
+        .unwrap_or_default();
+    let listener = bind_exec_socket(&dir_path.join("exec.sock"))?;
+    let listen_fds: i32 = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let cgroup_mounts = hierarchies
+        .iter()
+        .zip(&placement.dirs)
+        .map(|(h, d)| CgroupMountSource {
+            hierarchy: h.clone(),
+            dir: d.clone(),
+        })
+        .collect();
+    let cfg = InitConfig {
+        setup_dev: plan::needs_dev_setup(&steps),
+        devices: plan::devices(&spec),
+        steps,
+        namespaces: namespaces.clone(),
+        cgroup: placement.clone(),
+        cgroup_mounts,
+        console_socket: console,
+        exec_listener: listener,
+        no_pivot: opts.no_pivot,
+        no_new_keyring: opts.no_new_keyring,
+        preserve_fds: opts.preserve_fds as i32 + listen_fds,
+        listen_fds,
+        id: opts.id.clone(),
+        rootfs: rootfs.clone(),
+        spec,
+    };
+
+    let mut state = State {
+        id: opts.id.clone(),
+        pid: 0,
+        pid_start: 0,
+        bundle: bundle.clone(),
+        rootfs,
+        created: crate::timefmt::now_rfc3339_nano(),
+        owner: String::new(),
+        cgroup: placement,
+        pid_ns_private: namespaces
+            .iter()
+            .any(|n| n.kind == NsKind::Pid && n.path.is_none()),
+        spec: cfg.spec.clone(),
+    };
+
+    let (parent_ch, child_ch) = Channel::pair().map_err(|e| Error::io("socketpair", e))?;
+    // SAFETY: the CLI is single-threaded at this point; the child only runs init::stage1,
+    // which execs or _exits and never returns here.
+    let fork =
+        unsafe { nix::unistd::fork() }.map_err(|e| Error::io("fork", std::io::Error::from(e)))?;
+    let stage1 = match fork {
+        nix::unistd::ForkResult::Child => {
+            drop(parent_ch);
+            init::stage1(&cfg, &child_ch)
+        }
+        nix::unistd::ForkResult::Parent { child } => child,
+    };
+    drop(child_ch);
+    drop(cfg);
+
+    let result = serve_child(&parent_ch, stage1.as_raw(), &mut state, &mut guard);
+    // Reap stage 1 (it exits once the init is forked, or it is the init and stays).
+    if state.pid != stage1.as_raw() {
+        let _ = nix::sys::wait::waitpid(stage1, None);
+    }
+    result?;
+    state.pid_start = crate::sys::process_start_time(state.pid).unwrap_or(0);
+    let dir = guard
+        .disarm()
+        .ok_or_else(|| Error::BadState("state directory vanished".into()))?;
+    if let Err(e) = dir.save(&state) {
+        drop(Cleanup {
+            dir: Some(dir),
+            placement: Some(state.cgroup.clone()),
+            pid: state.pid,
+        });
+        return Err(e);
+    }
+    Ok(Created { state, dir })
+}
+
+/// Answers the child's messages until Ready; errors from the child become `Error::Init`.
+fn serve_child(
+    ch: &Channel,
+    stage1: i32,
+    state: &mut State,
+    guard: &mut Cleanup,
+) -> Result<(), Error> {
+    loop {
+        let msg = ch
+            .recv()
+            .map_err(|e| Error::io("read from container init", e))?;
+        match msg {
+            Some(Msg::MapIds) => {
+                write_id_maps(&state.spec, stage1).map_err(Error::Init)?;
+                ch.send(&Msg::Ack { state: None })
+                    .map_err(|e| Error::io("sync", e))?;
+            }
+            Some(Msg::Pid(pid)) => {
+                state.pid = pid;
+                guard.pid = pid;
+            }
+            Some(Msg::RunHooks) => {
+                let json = hook_state(state, Status::Creating);
+                let mut res = Ok(());
+                for kind in [HookKind::Prestart, HookKind::CreateRuntime] {
+                    let list = kind.of(&state.spec);
+                    if res.is_ok() && !list.is_empty() {
+                        res = hooks::run_all(kind, &list, &json);
+                    }
+                }
+                match res {
+                    Ok(()) => ch
+                        .send(&Msg::Ack { state: Some(json) })
+                        .map_err(|e| Error::io("sync", e))?,
+                    Err(e) => {
+                        let _ = ch.send(&Msg::Error(e.clone()));
+                        return Err(Error::Hook(e));
+                    }
+                }
+            }
+            Some(Msg::Ready) => return Ok(()),
+            Some(Msg::Error(e)) => return Err(Error::Init(e)),
+            Some(Msg::Ack { .. }) => {
+                return Err(Error::Init("unexpected message from container init".into()))
+            }
+            None => return Err(Error::Init("container init exited during setup".into())),
+        }
+    }
+}
+
+/// The OCI state JSON given to hooks.
+pub(crate) fn hook_state(state: &State, status: Status) -> String {
+    serde_json::to_string(&state.oci(status)).unwrap_or_else(|_| "{}".into())
+}
+
+fn write_id_maps(spec: &oci_spec::runtime::Spec, pid: i32) -> Result<(), String> {
+    let linux = spec.linux().as_ref();
+    let fmt = |maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        maps.into_iter()
+            .flatten()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect::<String>()
+    };
+    let uid = fmt(linux.and_then(|l| l.uid_mappings().as_ref()));
+    let gid = fmt(linux.and_then(|l| l.gid_mappings().as_ref()));
+    std::fs::write(format!("/proc/{pid}/uid_map"), &uid)
+        .map_err(|e| format!("linux.uidMappings: write uid_map: {e}"))?;
+    std::fs::write(format!("/proc/{pid}/gid_map"), &gid)
+        .map_err(|e| format!("linux.gidMappings: write gid_map: {e}"))?;
+    Ok(())
+}
+
+/// A listening unix socket at `path` (long paths go through /proc/self/fd of the directory).
+fn bind_exec_socket(path: &Path) -> Result<OwnedFd, Error> {
+    use nix::sys::socket::{
+        bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
+    };
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| Error::io("exec socket", std::io::Error::from(e)))?;
+    let (addr_path, _dirfd) = short_socket_path(path)?;
+    let addr = UnixAddr::new(addr_path.as_path()).map_err(|e| {
+        Error::io(
+            format!("exec socket {}", path.display()),
+            std::io::Error::from(e),
+        )
+    })?;
+    bind(fd.as_raw_fd(), &addr)
+        .map_err(|e| Error::io(format!("bind {}", path.display()), std::io::Error::from(e)))?;
+    listen(&fd, Backlog::new(1).unwrap_or(Backlog::MAXCONN))
+        .map_err(|e| Error::io("listen on exec socket", std::io::Error::from(e)))?;
+    Ok(fd)
+}
+
+/// Unix socket paths are limited to 108 bytes: for longer ones, address the socket through an
+/// open descriptor of its directory. The returned fd must stay open while the path is used.
+pub(crate) fn short_socket_path(path: &Path) -> Result<(PathBuf, Option<std::fs::File>), Error> {
+    if path.as_os_str().len() < 100 {
+        return Ok((path.to_path_buf(), None));
+    }
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    let dir = std::fs::File::open(parent)
+        .map_err(|e| Error::io(format!("open {}", parent.display()), e))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok((
+        PathBuf::from(format!("/proc/self/fd/{}/{name}", dir.as_raw_fd())),
+        Some(dir),
+    ))
+}
+
+/// Undoes a half-made container when dropped: kills its init, removes cgroups and state.
+struct Cleanup {
+    dir: Option<ContainerDir>,
+    placement: Option<Placement>,
+    pid: i32,
+}
+
+impl Cleanup {
+    /// Keeps everything: the container was created successfully.
+    fn disarm(&mut self) -> Option<ContainerDir> {
+        self.placement = None;
+        self.pid = 0;
+        self.dir.take()
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if self.pid > 0 {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            if let Ok(fd) = crate::sys::pidfd_open(self.pid) {
+                let _ = crate::sys::pidfd_wait(&fd, 2000);
+            }
+        }
+        if let Some(p) = &self.placement {
+            for pid in p.pids() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            let _ = p.remove();
+        }
+        if let Some(d) = self.dir.take() {
+            let _ = d.remove();
+        }
+    }
+}

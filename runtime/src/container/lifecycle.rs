@@ -1,0 +1,185 @@
+//! start, kill, delete, list: operations on an existing container's state directory.
+
+use super::create::{hook_state, short_socket_path};
+use super::state::{ContainerDir, OciState, State, Status};
+use super::Error;
+use crate::hooks::{self, HookKind};
+use nix::sys::signal::{kill as sys_kill, Signal};
+use nix::unistd::Pid;
+use std::io::{Read, Write};
+use std::path::Path;
+
+/// Opens, locks and reads a container's state.
+pub fn load(root: &Path, id: &str) -> Result<(ContainerDir, State), Error> {
+    super::validate_id(id).map_err(|_| Error::NotExist(id.to_string()))?;
+    let dir = ContainerDir::open(root, id)?;
+    let state = dir.load()?;
+    Ok((dir, state))
+}
+
+/// Starts the user program of a created container and runs poststart hooks.
+/// Returns warnings (failed poststart hooks are reported, not fatal, per the runtime-spec).
+pub fn start(dir: &ContainerDir, state: &State) -> Result<Vec<String>, Error> {
+    match state.status(&dir.path) {
+        Status::Created => {}
+        Status::Stopped => {
+            return Err(Error::BadState(
+                "cannot start a container that has stopped".into(),
+            ))
+        }
+        Status::Running | Status::Paused => {
+            return Err(Error::BadState(
+                "cannot start an already running container".into(),
+            ))
+        }
+        Status::Creating => {
+            return Err(Error::BadState(
+                "cannot start a container that is still being created".into(),
+            ))
+        }
+    }
+    let sock = dir.exec_socket();
+    let (addr, _keep) = short_socket_path(&sock)?;
+    let mut conn = std::os::unix::net::UnixStream::connect(&addr)
+        .map_err(|e| Error::io(format!("connect {}", sock.display()), e))?;
+    // Unlinking marks the container as started for `state`; the connection stays usable.
+    let _ = std::fs::remove_file(&sock);
+    conn.write_all(b"s")
+        .map_err(|e| Error::io("signal container init", e))?;
+    let mut reply = Vec::new();
+    let _ = conn.read_to_end(&mut reply);
+    match reply.first() {
+        Some(b'0') if reply.len() == 1 => {}
+        _ => {
+            let text = String::from_utf8_lossy(&reply);
+            let msg = text
+                .trim_start_matches('0')
+                .trim_start_matches('E')
+                .trim()
+                .to_string();
+            return Err(Error::Init(if msg.is_empty() {
+                "container init exited before exec".into()
+            } else {
+                msg
+            }));
+        }
+    }
+    let mut warnings = Vec::new();
+    let post = HookKind::Poststart.of(&state.spec);
+    if !post.is_empty() {
+        if let Err(e) = hooks::run_all(
+            HookKind::Poststart,
+            &post,
+            &hook_state(state, Status::Running),
+        ) {
+            warnings.push(e);
+        }
+    }
+    Ok(warnings)
+}
+
+/// Sends `signal` to the container's init, or with `all` to every process in its cgroup.
+pub fn kill(dir: &ContainerDir, state: &State, signal: i32, all: bool) -> Result<(), Error> {
+    let status = state.status(&dir.path);
+    if status == Status::Stopped && !(all && !state.cgroup.pids().is_empty()) {
+        return Err(Error::NotRunning);
+    }
+    let sig = Signal::try_from(signal)
+        .map_err(|_| Error::BadState(format!("invalid signal {signal}")))?;
+    if all {
+        for pid in state.cgroup.pids() {
+            let _ = sys_kill(Pid::from_raw(pid), sig);
+        }
+        if status == Status::Paused && sig == Signal::SIGKILL {
+            crate::cgroups::placement::thaw(&state.cgroup);
+        }
+        return Ok(());
+    }
+    sys_kill(Pid::from_raw(state.pid), sig)
+        .map_err(|e| Error::io(format!("kill {}", state.pid), std::io::Error::from(e)))
+}
+
+/// Waits up to `timeout_ms` for `pid` to exit (not needing to be its parent).
+pub fn wait_exit(pid: i32, timeout_ms: i32) -> bool {
+    match crate::sys::pidfd_open(pid) {
+        Ok(fd) => crate::sys::pidfd_wait(&fd, timeout_ms).unwrap_or(false),
+        Err(_) => true,
+    }
+}
+
+/// Deletes a container: refused while it runs unless `force`, in which case everything in it
+/// is killed. Removes its cgroups and state, then runs poststop hooks (failures are warnings).
+pub fn delete(dir: ContainerDir, state: &State, force: bool) -> Result<Vec<String>, Error> {
+    let status = state.status(&dir.path);
+    match status {
+        Status::Stopped | Status::Created => {}
+        Status::Running | Status::Paused | Status::Creating if !force => {
+            return Err(Error::BadState(format!(
+                "cannot delete container {} that is not stopped: {}",
+                state.id,
+                status.as_str()
+            )));
+        }
+        _ => {}
+    }
+    if state.alive() {
+        if status == Status::Paused {
+            crate::cgroups::placement::thaw(&state.cgroup);
+        }
+        let _ = sys_kill(Pid::from_raw(state.pid), Signal::SIGKILL);
+        wait_exit(state.pid, 10_000);
+    }
+    if !state.pid_ns_private {
+        // Without its own PID namespace the container's other processes outlive init.
+        for _ in 0..100 {
+            let pids = state.cgroup.pids();
+            if pids.is_empty() {
+                break;
+            }
+            for pid in pids {
+                let _ = sys_kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+    let mut warnings = Vec::new();
+    if let Err(e) = state.cgroup.remove() {
+        warnings.push(e.to_string());
+    }
+    dir.remove()?;
+    let post = HookKind::Poststop.of(&state.spec);
+    if !post.is_empty() {
+        if let Err(e) = hooks::run_all(
+            HookKind::Poststop,
+            &post,
+            &hook_state(state, Status::Stopped),
+        ) {
+            warnings.push(e);
+        }
+    }
+    Ok(warnings)
+}
+
+/// The state of every container under `root`, sorted by id; unreadable entries are skipped.
+pub fn list(root: &Path) -> Result<Vec<OciState>, Error> {
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::io(format!("read {}", root.display()), e)),
+    };
+    for entry in entries.flatten() {
+        let path = entry.path().join("state.json");
+        let Ok(text) = std::fs::read(&path) else {
+            continue;
+        };
+        let Ok(state) = serde_json::from_slice::<State>(&text) else {
+            continue;
+        };
+        // No lock is taken for listing: state.json is replaced atomically.
+        let status = state.status(&entry.path());
+        out.push(state.oci(status));
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}

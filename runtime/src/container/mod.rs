@@ -1,0 +1,78 @@
+//! Containers: id rules, the state directory and its lock, status, and the lifecycle
+//! operations (create, start, kill, delete) that the CLI, the shim and the builder call.
+
+mod create;
+mod id;
+mod lifecycle;
+mod state;
+
+pub use create::{create, CreateOptions, Created};
+pub use id::validate_id;
+pub use lifecycle::{delete, kill, list, load, start, wait_exit};
+pub use state::{ContainerDir, OciState, State, Status};
+
+use std::path::PathBuf;
+
+/// Errors from container operations; the messages callers match on are runc's, verbatim.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The bundle's config is invalid.
+    #[error(transparent)]
+    Spec(#[from] crate::spec::SpecError),
+    /// The root filesystem plan is invalid.
+    #[error(transparent)]
+    Rootfs(#[from] crate::rootfs::RootfsError),
+    /// Cgroup handling failed.
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroups::CgroupError),
+    /// `create` with an id already in use.
+    #[error("container with given ID already exists")]
+    Exists,
+    /// No container by that id.
+    #[error("container {0} does not exist")]
+    NotExist(String),
+    /// The operation needs a live container.
+    #[error("container not running")]
+    NotRunning,
+    /// The id is not acceptable.
+    #[error("invalid container ID format: {0:?}")]
+    InvalidId(String),
+    /// The operation is not allowed in the container's current state.
+    #[error("{0}")]
+    BadState(String),
+    /// The container's process reported an error while being set up.
+    #[error("unable to start container process: {0}")]
+    Init(String),
+    /// A hook failed.
+    #[error("{0}")]
+    Hook(String),
+    /// An I/O operation on the host failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done, naming the path.
+        what: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Wraps an I/O error with context.
+    pub fn io(what: impl Into<String>, source: impl Into<std::io::Error>) -> Self {
+        Error::Io {
+            what: what.into(),
+            source: source.into(),
+        }
+    }
+}
+
+/// The default state root: /run/berth for root, `$XDG_RUNTIME_DIR/berth` otherwise.
+pub fn default_root() -> PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/run/berth");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d).join("berth"),
+        _ => PathBuf::from(format!("/tmp/berth-{}", nix::unistd::geteuid())),
+    }
+}

@@ -1,0 +1,199 @@
+//! The state directory `<root>/<id>/`: the persisted [`State`], the exec socket whose presence
+//! means "created, not started", and a per-container flock.
+
+use super::Error;
+use crate::cgroups::Placement;
+use crate::sys::{process_start_time, process_state, write_atomic};
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// Container status as the OCI state reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Being set up.
+    Creating,
+    /// Set up; the user program has not been started.
+    Created,
+    /// The user program runs.
+    Running,
+    /// The cgroup is frozen.
+    Paused,
+    /// The container's process has exited.
+    Stopped,
+}
+
+impl Status {
+    /// Lower-case name, as in runc's output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
+/// What berth remembers about a container between commands (`state.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct State {
+    /// Container id.
+    pub id: String,
+    /// Host PID of the container's init.
+    pub pid: i32,
+    /// Start time of that PID (clock ticks), to detect PID reuse.
+    pub pid_start: u64,
+    /// Absolute bundle path.
+    pub bundle: PathBuf,
+    /// Absolute rootfs path.
+    pub rootfs: PathBuf,
+    /// Creation time, RFC 3339.
+    pub created: String,
+    /// Owner (user name of the creator, empty for root as runc prints).
+    pub owner: String,
+    /// The container's cgroups.
+    pub cgroup: Placement,
+    /// Whether the container has its own PID namespace (then killing init ends everything).
+    pub pid_ns_private: bool,
+    /// The spec the container was created from (hooks, process defaults for exec).
+    pub spec: oci_spec::runtime::Spec,
+}
+
+/// The runtime-spec state document, shaped like runc's `state` output.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OciState {
+    /// Spec version.
+    #[serde(rename = "ociVersion")]
+    pub oci_version: String,
+    /// Container id.
+    pub id: String,
+    /// Init PID, 0 once stopped.
+    pub pid: i32,
+    /// Status.
+    pub status: Status,
+    /// Bundle path.
+    pub bundle: PathBuf,
+    /// Rootfs path.
+    pub rootfs: PathBuf,
+    /// Creation time.
+    pub created: String,
+    /// Annotations from config.json.
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub annotations: HashMap<String, String>,
+    /// Owner.
+    pub owner: String,
+}
+
+impl State {
+    /// The status now: from the init's liveness, the exec socket and the freezer.
+    pub fn status(&self, dir: &Path) -> Status {
+        if !self.alive() {
+            return Status::Stopped;
+        }
+        if dir.join("exec.sock").exists() {
+            return Status::Created;
+        }
+        if crate::cgroups::placement::is_frozen(&self.cgroup) {
+            return Status::Paused;
+        }
+        Status::Running
+    }
+
+    /// Whether the init process still exists (not a zombie, not a reused PID).
+    pub fn alive(&self) -> bool {
+        self.pid > 0
+            && process_start_time(self.pid) == Some(self.pid_start)
+            && process_state(self.pid) != Some('Z')
+    }
+
+    /// The OCI state document for `status` (pid 0 when stopped, as runc reports).
+    pub fn oci(&self, status: Status) -> OciState {
+        OciState {
+            oci_version: self.spec.version().clone(),
+            id: self.id.clone(),
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.pid
+            },
+            status,
+            bundle: self.bundle.clone(),
+            rootfs: self.rootfs.clone(),
+            created: self.created.clone(),
+            annotations: self.spec.annotations().clone().unwrap_or_default(),
+            owner: self.owner.clone(),
+        }
+    }
+}
+
+/// A container's state directory, locked for the lifetime of this value.
+pub struct ContainerDir {
+    /// `<root>/<id>`.
+    pub path: PathBuf,
+    _lock: Flock<File>,
+}
+
+impl ContainerDir {
+    /// Creates `<root>/<id>` (failing with "already exists" if present) and locks it.
+    pub fn create(root: &Path, id: &str) -> Result<ContainerDir, Error> {
+        std::fs::create_dir_all(root)
+            .map_err(|e| Error::io(format!("create state root {}", root.display()), e))?;
+        let path = root.join(id);
+        match std::fs::create_dir(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(Error::Exists),
+            Err(e) => return Err(Error::io(format!("create {}", path.display()), e)),
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700));
+        Self::lock(path)
+    }
+
+    /// Opens and locks the existing directory of `id`.
+    pub fn open(root: &Path, id: &str) -> Result<ContainerDir, Error> {
+        let path = root.join(id);
+        if !path.is_dir() {
+            return Err(Error::NotExist(id.to_string()));
+        }
+        Self::lock(path)
+    }
+
+    fn lock(path: PathBuf) -> Result<ContainerDir, Error> {
+        let f = File::open(&path).map_err(|e| Error::io(format!("open {}", path.display()), e))?;
+        let lock = Flock::lock(f, FlockArg::LockExclusive)
+            .map_err(|(_, e)| Error::io(format!("lock {}", path.display()), e))?;
+        Ok(ContainerDir { path, _lock: lock })
+    }
+
+    /// The socket the init waits on until `start`.
+    pub fn exec_socket(&self) -> PathBuf {
+        self.path.join("exec.sock")
+    }
+
+    /// Reads state.json.
+    pub fn load(&self) -> Result<State, Error> {
+        let f = self.path.join("state.json");
+        let text = std::fs::read(&f).map_err(|e| Error::io(format!("read {}", f.display()), e))?;
+        serde_json::from_slice(&text)
+            .map_err(|e| Error::io(format!("parse {}", f.display()), std::io::Error::other(e)))
+    }
+
+    /// Writes state.json atomically.
+    pub fn save(&self, state: &State) -> Result<(), Error> {
+        let f = self.path.join("state.json");
+        let text = serde_json::to_vec(state)
+            .map_err(|e| Error::io("serialize state", std::io::Error::other(e)))?;
+        write_atomic(&f, &text).map_err(|e| Error::io(format!("write {}", f.display()), e))
+    }
+
+    /// Removes the directory and everything in it.
+    pub fn remove(self) -> Result<(), Error> {
+        std::fs::remove_dir_all(&self.path)
+            .map_err(|e| Error::io(format!("remove {}", self.path.display()), e))
+    }
+}

@@ -1,0 +1,428 @@
+//! What happens between fork and execve, as an ordered list of steps. Runs in the forked child
+//! of `berth create` (single-threaded); it never returns: it execs the user's program or exits.
+//!
+//! Stage 1 (host PID namespace): join the cgroups, join listed namespaces (user first), create a
+//! user namespace and have the parent write its maps, create the other namespaces; if a PID or
+//! time namespace applies, fork so the child is born inside it. Stage 2 (the container's init):
+//! build the rootfs, let the parent run createRuntime hooks, run createContainer hooks,
+//! pivot_root, mask paths, apply process settings, report Ready, wait on the exec socket for
+//! `start`, run startContainer hooks and exec.
+
+pub mod sync;
+
+use crate::capabilities::{self, CapSets};
+use crate::cgroups::Placement;
+use crate::hooks::{self, HookKind};
+use crate::namespaces::{self, NsConfig, NsKind};
+use crate::rootfs::apply::{self, CgroupMountSource, MountContext};
+use crate::rootfs::plan::{DeviceNode, MountStep};
+use oci_spec::runtime::Spec;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use sync::{Channel, Msg};
+
+/// Everything the child needs, computed by the parent before fork (so pure errors surface early).
+pub struct InitConfig {
+    /// The spec.
+    pub spec: Spec,
+    /// Absolute rootfs path.
+    pub rootfs: PathBuf,
+    /// Mount steps.
+    pub steps: Vec<MountStep>,
+    /// Whether to populate /dev.
+    pub setup_dev: bool,
+    /// Device nodes.
+    pub devices: Vec<DeviceNode>,
+    /// Namespaces in config order.
+    pub namespaces: Vec<NsConfig>,
+    /// Cgroups to join.
+    pub cgroup: Placement,
+    /// Cgroup hierarchies with the container's directory, for cgroup mounts.
+    pub cgroup_mounts: Vec<CgroupMountSource>,
+    /// Connected console socket, when `--console-socket` was given.
+    pub console_socket: Option<OwnedFd>,
+    /// Listening exec socket the init waits on.
+    pub exec_listener: OwnedFd,
+    /// `--no-pivot`.
+    pub no_pivot: bool,
+    /// `--no-new-keyring`.
+    pub no_new_keyring: bool,
+    /// Descriptors 3..3+N stay open in the container (`--preserve-fds` plus LISTEN_FDS).
+    pub preserve_fds: i32,
+    /// LISTEN_FDS count inherited from the caller (socket activation).
+    pub listen_fds: i32,
+    /// Container id (for the session keyring name).
+    pub id: String,
+}
+
+/// Stage 1: runs in the forked child. Never returns.
+pub fn stage1(cfg: &InitConfig, ch: &Channel) -> ! {
+    match stage1_inner(cfg, ch) {
+        Ok(Some(())) => stage2(cfg, ch),
+        Ok(None) => exit(0),
+        Err(e) => fail(ch, e),
+    }
+}
+
+fn exit(code: i32) -> ! {
+    // SAFETY: _exit skips atexit handlers and destructors that belong to the parent's state.
+    unsafe { libc::_exit(code) }
+}
+
+fn fail(ch: &Channel, msg: String) -> ! {
+    let _ = ch.send(&Msg::Error(msg));
+    exit(1)
+}
+
+fn errs<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> String + '_ {
+    move |e| format!("{what}: {e}")
+}
+
+/// Returns Some(()) when this process continues as the container init, None when it forked it.
+fn stage1_inner(cfg: &InitConfig, ch: &Channel) -> Result<Option<()>, String> {
+    cfg.cgroup.join(0).map_err(|e| e.to_string())?;
+
+    // Join existing namespaces, user first, mount last.
+    for kind in NsKind::ORDER {
+        if let Some(ns) = cfg
+            .namespaces
+            .iter()
+            .find(|n| n.kind == kind && n.path.is_some())
+        {
+            let p = ns.path.as_deref().unwrap_or(std::path::Path::new(""));
+            namespaces::join(kind, p)
+                .map_err(|e| format!("join {} namespace {}: {e}", kind.name(), p.display()))?;
+        }
+    }
+    let new: Vec<NsKind> = cfg
+        .namespaces
+        .iter()
+        .filter(|n| n.path.is_none())
+        .map(|n| n.kind)
+        .collect();
+    if new.contains(&NsKind::User) {
+        namespaces::unshare(NsKind::User.flag()).map_err(errs("create user namespace"))?;
+        ch.send(&Msg::MapIds).map_err(errs("sync"))?;
+        ch.expect_ack()?;
+        // Become the namespace's root when it is mapped (the usual case).
+        let _ = nix::unistd::setresgid(0.into(), 0.into(), 0.into());
+        let _ = nix::unistd::setresuid(0.into(), 0.into(), 0.into());
+    }
+    let mut clone = nix::sched::CloneFlags::empty();
+    for k in &new {
+        if *k != NsKind::User {
+            clone |= k.flag();
+        }
+    }
+    namespaces::unshare(clone).map_err(errs("create namespaces"))?;
+    if new.contains(&NsKind::Time) {
+        write_time_offsets(&cfg.spec)?;
+    }
+    let needs_fork = cfg
+        .namespaces
+        .iter()
+        .any(|n| matches!(n.kind, NsKind::Pid | NsKind::Time));
+    if !needs_fork {
+        ch.send(&Msg::Pid(std::process::id() as i32))
+            .map_err(errs("sync"))?;
+        return Ok(Some(()));
+    }
+    // SAFETY: this process is single-threaded (a fork of the single-threaded CLI).
+    match unsafe { nix::unistd::fork() }.map_err(errs("fork container init"))? {
+        nix::unistd::ForkResult::Child => Ok(Some(())),
+        nix::unistd::ForkResult::Parent { child } => {
+            ch.send(&Msg::Pid(child.as_raw())).map_err(errs("sync"))?;
+            Ok(None)
+        }
+    }
+}
+
+fn write_time_offsets(spec: &Spec) -> Result<(), String> {
+    let Some(offsets) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().as_ref())
+    else {
+        return Ok(());
+    };
+    let mut text = String::new();
+    for (clock, off) in offsets {
+        text.push_str(&format!(
+            "{clock} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
+    }
+    std::fs::write("/proc/self/timens_offsets", text)
+        .map_err(errs("linux.timeOffsets: write /proc/self/timens_offsets"))
+}
+
+/// Stage 2: the container's init. Never returns.
+fn stage2(cfg: &InitConfig, ch: &Channel) -> ! {
+    match stage2_inner(cfg, ch) {
+        Ok(exec) => exec_program(cfg, exec),
+        Err(e) => fail(ch, e),
+    }
+}
+
+/// What is left to do after `start`.
+struct Exec {
+    path: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    state_json: Option<String>,
+}
+
+fn stage2_inner(cfg: &InitConfig, ch: &Channel) -> Result<Exec, String> {
+    let spec = &cfg.spec;
+    let process = spec.process().as_ref().ok_or("process: missing")?;
+    let linux = spec.linux().as_ref();
+    let has_new = |k: NsKind| {
+        cfg.namespaces
+            .iter()
+            .any(|n| n.kind == k && n.path.is_none())
+    };
+    let in_userns = cfg.namespaces.iter().any(|n| n.kind == NsKind::User);
+
+    // SAFETY: umask only changes this process's file creation mask.
+    unsafe { libc::umask(0o022) };
+    let propagation = linux
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .and_then(crate::rootfs::plan::propagation_flag);
+    let mount_ns = has_new(NsKind::Mount);
+    let mut root_fd = None;
+    if mount_ns {
+        let root = apply::prepare(&cfg.rootfs, propagation).map_err(|e| e.to_string())?;
+        let cx = MountContext {
+            rootfs: &cfg.rootfs,
+            in_userns,
+            cgroupns: has_new(NsKind::Cgroup),
+            cgroups: &cfg.cgroup_mounts,
+            mount_label: linux.and_then(|l| l.mount_label().as_deref()),
+        };
+        apply::mount_all(&cx, &root, &cfg.steps).map_err(|e| e.to_string())?;
+        if cfg.setup_dev {
+            // SAFETY: see above; device modes are exact.
+            unsafe { libc::umask(0) };
+            apply::setup_dev(&root, &cfg.devices, in_userns).map_err(|e| e.to_string())?;
+            // SAFETY: see above.
+            unsafe { libc::umask(0o022) };
+        }
+        apply::ensure_dir(&root, process.cwd()).map_err(|e| e.to_string())?;
+        root_fd = Some(root);
+    }
+
+    ch.send(&Msg::RunHooks).map_err(errs("sync"))?;
+    let state_json = ch.expect_ack()?;
+    let create_container = HookKind::CreateContainer.of(spec);
+    if !create_container.is_empty() {
+        hooks::run_all(
+            HookKind::CreateContainer,
+            &create_container,
+            state_json.as_deref().unwrap_or("{}"),
+        )?;
+    }
+
+    if mount_ns {
+        if cfg.no_pivot {
+            apply::move_root(&cfg.rootfs).map_err(|e| e.to_string())?;
+        } else {
+            apply::pivot(&cfg.rootfs).map_err(|e| e.to_string())?;
+        }
+        drop(root_fd);
+        if let Some(p) = propagation {
+            apply::set_root_propagation(p).map_err(|e| e.to_string())?;
+        }
+    }
+
+    if let Some(sysctl) = linux.and_then(|l| l.sysctl().as_ref()) {
+        for (k, v) in sysctl {
+            let path = format!("/proc/sys/{}", k.replace('.', "/"));
+            std::fs::write(&path, v).map_err(|e| format!("linux.sysctl.{k}: write {path}: {e}"))?;
+        }
+    }
+    if mount_ns {
+        if let Some(paths) = linux.and_then(|l| l.readonly_paths().as_ref()) {
+            apply::readonly_paths(paths).map_err(|e| e.to_string())?;
+        }
+        if let Some(paths) = linux.and_then(|l| l.masked_paths().as_ref()) {
+            apply::mask_paths(paths).map_err(|e| e.to_string())?;
+        }
+        if spec
+            .root()
+            .as_ref()
+            .and_then(|r| r.readonly())
+            .unwrap_or(false)
+        {
+            apply::readonly_root().map_err(|e| e.to_string())?;
+        }
+    }
+
+    if let Some(h) = spec.hostname().as_ref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).map_err(errs("hostname"))?;
+    }
+    if let Some(d) = spec.domainname().as_ref().filter(|h| !h.is_empty()) {
+        let c = CString::new(d.as_bytes()).map_err(errs("domainname"))?;
+        // SAFETY: valid buffer and length.
+        if unsafe { libc::setdomainname(c.as_ptr(), d.len()) } < 0 {
+            return Err(format!("domainname: {}", std::io::Error::last_os_error()));
+        }
+    }
+
+    if process.terminal().unwrap_or(false) {
+        let sock = cfg
+            .console_socket
+            .as_ref()
+            .ok_or("process.terminal is true but no --console-socket was given")?;
+        let (master, slave, name) =
+            crate::console::open_pty().map_err(|e| format!("process.terminal: {e}"))?;
+        if let Some(sz) = process.console_size() {
+            let _ =
+                crate::console::set_size(slave.as_raw_fd(), sz.height() as u16, sz.width() as u16);
+        }
+        crate::console::send_fd(sock.as_raw_fd(), master.as_raw_fd(), &name)
+            .map_err(errs("--console-socket: send pty"))?;
+        crate::console::make_controlling(&slave)
+            .map_err(errs("process.terminal: make controlling terminal"))?;
+    }
+
+    if !cfg.no_new_keyring {
+        let name = CString::new(format!("_ses.{}", cfg.id)).map_err(errs("keyring"))?;
+        // SAFETY: KEYCTL_JOIN_SESSION_KEYRING (1) with a C string name.
+        let r = unsafe { libc::syscall(libc::SYS_keyctl, 1, name.as_ptr()) };
+        // Kernels without keyrings (ENOSYS) or with restrictive quotas are tolerated, as runc does.
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if !matches!(
+                e.raw_os_error(),
+                Some(libc::ENOSYS) | Some(libc::EDQUOT) | Some(libc::EACCES)
+            ) {
+                return Err(format!("join session keyring: {e}"));
+            }
+        }
+    }
+
+    if let Some(adj) = process.oom_score_adj() {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| {
+            format!("process.oomScoreAdj: failed to update /proc/self/oom_score_adj: {e}")
+        })?;
+    }
+    for (i, r) in process.rlimits().iter().flatten().enumerate() {
+        crate::rlimits::apply(i, r)?;
+    }
+
+    let user = process.user();
+    let mut env = process.env().clone().unwrap_or_default();
+    if cfg.listen_fds > 0 {
+        env.push(format!("LISTEN_FDS={}", cfg.listen_fds));
+        env.push("LISTEN_PID=1".to_string());
+    }
+    let env = crate::process::final_env(&env, user.uid());
+    let args = process.args().clone().unwrap_or_default();
+    let exe = crate::process::find_executable(&args[0], &env)?;
+
+    let caps = CapSets::from_spec(process.capabilities().as_ref());
+    capabilities::drop_bounding(caps.bounding).map_err(errs("process.capabilities.bounding"))?;
+    let cwd = process.cwd();
+    let chdir_early = nix::unistd::chdir(cwd.as_path());
+    let setgroups_allowed = std::fs::read_to_string("/proc/self/setgroups")
+        .map(|s| s.trim() != "deny")
+        .unwrap_or(true);
+    crate::process::switch_user(
+        user.uid(),
+        user.gid(),
+        user.additional_gids().as_deref().unwrap_or(&[]),
+        setgroups_allowed,
+    )?;
+    capabilities::set_eip(caps.effective, caps.permitted, caps.inheritable)
+        .map_err(errs("process.capabilities"))?;
+    capabilities::set_ambient(caps.ambient).map_err(errs("process.capabilities.ambient"))?;
+    if let Some(mask) = user.umask() {
+        // SAFETY: see above.
+        unsafe { libc::umask(mask as libc::mode_t) };
+    }
+    if chdir_early.is_err() {
+        nix::unistd::chdir(cwd.as_path())
+            .map_err(|e| format!("process.cwd: chdir to {}: {e}", cwd.display()))?;
+    }
+    // The working directory must lie inside the container's root (runc CVE-2024-21626).
+    match nix::unistd::getcwd() {
+        Ok(p) if p.is_absolute() => {}
+        _ => {
+            return Err(format!(
+                "process.cwd: {} is outside the container's root",
+                cwd.display()
+            ))
+        }
+    }
+    if process.no_new_privileges().unwrap_or(false) {
+        // SAFETY: prctl with integer arguments.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } < 0 {
+            return Err(format!(
+                "process.noNewPrivileges: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+
+    // Nothing but stdio and the preserved descriptors may reach the user's program.
+    let first = 3 + cfg.preserve_fds;
+    crate::sys::cloexec_from(first).map_err(errs("close inherited descriptors"))?;
+    for fd in 3..first {
+        let _ = crate::sys::set_cloexec(fd as RawFd, false);
+    }
+
+    let path = CString::new(exe.as_os_str().as_encoded_bytes()).map_err(errs("process.args[0]"))?;
+    let argv = crate::process::cstrings(&args, "process.args")?;
+    let envp = crate::process::cstrings(&env, "process.env")?;
+    ch.send(&Msg::Ready).map_err(errs("sync"))?;
+    Ok(Exec {
+        path,
+        argv,
+        envp,
+        state_json,
+    })
+}
+
+/// Blocks on the exec socket until `start`, runs startContainer hooks, execs.
+fn exec_program(cfg: &InitConfig, exec: Exec) -> ! {
+    let conn = loop {
+        match nix::sys::socket::accept4(
+            cfg.exec_listener.as_raw_fd(),
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        ) {
+            Ok(fd) => break fd,
+            Err(nix::Error::EINTR) => continue,
+            Err(_) => exit(1),
+        }
+    };
+    let mut b = [0u8; 1];
+    let _ = nix::unistd::read(unsafe_borrow(conn), &mut b);
+    let start_hooks = HookKind::StartContainer.of(&cfg.spec);
+    if !start_hooks.is_empty() {
+        if let Err(e) = hooks::run_all(
+            HookKind::StartContainer,
+            &start_hooks,
+            exec.state_json.as_deref().unwrap_or("{}"),
+        ) {
+            let _ = nix::unistd::write(unsafe_borrow(conn), format!("E{e}").as_bytes());
+            exit(1);
+        }
+    }
+    // Tell `start` we are about to exec; it returns once the socket closes on exec.
+    let _ = nix::unistd::write(unsafe_borrow(conn), b"0");
+    let e = nix::unistd::execve(&exec.path, &exec.argv, &exec.envp).err();
+    let msg = format!(
+        "exec {:?}: {}\n",
+        exec.path,
+        e.map(|e| e.desc()).unwrap_or("failed")
+    );
+    let _ = nix::unistd::write(unsafe_borrow(conn), format!("E{msg}").as_bytes());
+    exit(127)
+}
+
+fn unsafe_borrow(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: `fd` stays open until the process execs or exits.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}

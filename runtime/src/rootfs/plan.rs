@@ -1,0 +1,494 @@
+//! Spec -> ordered mount steps. Pure: no syscalls, unit-tested without root.
+
+use super::RootfsError;
+use nix::mount::MsFlags;
+use oci_spec::runtime::Spec;
+use std::path::{Component, Path, PathBuf};
+
+/// What kind of filesystem a mount step makes; some need special handling.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MountKind {
+    /// A bind mount of a host path (`bind`/`rbind` option or type `bind`).
+    Bind,
+    /// procfs: must land on a real directory, never a symlink.
+    Proc,
+    /// sysfs: same rule as proc.
+    Sysfs,
+    /// The cgroup hierarchy of the container (`type: cgroup`).
+    Cgroup,
+    /// Any other filesystem type (tmpfs, devpts, mqueue, ...).
+    Other,
+}
+
+/// One mount to make, with options already split into flags and data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountStep {
+    /// Index in `mounts`, for error messages.
+    pub index: usize,
+    /// Destination relative to the rootfs, lexically cleaned (no `..`, no leading `/`).
+    pub dest: PathBuf,
+    /// Source as given (for binds: absolute, relative ones already joined to the bundle).
+    pub source: Option<PathBuf>,
+    /// Filesystem type passed to mount(2).
+    pub fstype: String,
+    /// Kind of mount.
+    pub kind: MountKind,
+    /// Flags for the initial mount(2).
+    pub flags: MsFlags,
+    /// Flags that need a second, remount pass (binds only: ro, nosuid, ...).
+    pub remount_flags: MsFlags,
+    /// Propagation changes applied after mounting, in order.
+    pub propagation: Vec<MsFlags>,
+    /// Comma-separated data string (mode=755, size=..., ...).
+    pub data: String,
+}
+
+/// Parsed mount options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountOptions {
+    /// Flags to set.
+    pub flags: MsFlags,
+    /// Flags explicitly cleared (rw, suid, dev, exec, ...).
+    pub cleared: MsFlags,
+    /// Propagation flags, in order.
+    pub propagation: Vec<MsFlags>,
+    /// Unknown options, passed as data.
+    pub data: Vec<String>,
+}
+
+/// Maps a propagation name (as in `linux.rootfsPropagation` or a mount option) to its flag.
+pub fn propagation_flag(name: &str) -> Option<MsFlags> {
+    Some(match name {
+        "private" => MsFlags::MS_PRIVATE,
+        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        "shared" => MsFlags::MS_SHARED,
+        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        "slave" => MsFlags::MS_SLAVE,
+        "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+        _ => return None,
+    })
+}
+
+/// The mount options this runtime understands (reported by `berth features`).
+pub const KNOWN_OPTIONS: &[&str] = &[
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "iversion",
+    "lazytime",
+    "loud",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "noiversion",
+    "nolazytime",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "nosymfollow",
+    "private",
+    "rbind",
+    "relatime",
+    "remount",
+    "ro",
+    "rprivate",
+    "rshared",
+    "rslave",
+    "runbindable",
+    "rw",
+    "shared",
+    "silent",
+    "slave",
+    "strictatime",
+    "suid",
+    "symfollow",
+    "sync",
+    "unbindable",
+];
+
+impl Default for MountOptions {
+    fn default() -> Self {
+        MountOptions {
+            flags: MsFlags::empty(),
+            cleared: MsFlags::empty(),
+            propagation: Vec::new(),
+            data: Vec::new(),
+        }
+    }
+}
+
+/// Splits mount options into flags, cleared flags, propagation and data.
+pub fn parse_options(options: &[String]) -> MountOptions {
+    let mut o = MountOptions::default();
+    for opt in options {
+        let (set, clear) = match opt.as_str() {
+            "defaults" => (MsFlags::empty(), MsFlags::empty()),
+            "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
+            "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
+            "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty()),
+            "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID),
+            "nodev" => (MsFlags::MS_NODEV, MsFlags::empty()),
+            "dev" => (MsFlags::empty(), MsFlags::MS_NODEV),
+            "noexec" => (MsFlags::MS_NOEXEC, MsFlags::empty()),
+            "exec" => (MsFlags::empty(), MsFlags::MS_NOEXEC),
+            "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty()),
+            "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS),
+            "dirsync" => (MsFlags::MS_DIRSYNC, MsFlags::empty()),
+            "remount" => (MsFlags::MS_REMOUNT, MsFlags::empty()),
+            "mand" => (MsFlags::MS_MANDLOCK, MsFlags::empty()),
+            "nomand" => (MsFlags::empty(), MsFlags::MS_MANDLOCK),
+            "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME),
+            "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty()),
+            "diratime" => (MsFlags::empty(), MsFlags::MS_NODIRATIME),
+            "nodiratime" => (MsFlags::MS_NODIRATIME, MsFlags::empty()),
+            "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty()),
+            "norelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME),
+            "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty()),
+            "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME),
+            "lazytime" => (MsFlags::MS_LAZYTIME, MsFlags::empty()),
+            "nolazytime" => (MsFlags::empty(), MsFlags::MS_LAZYTIME),
+            "silent" | "loud" => (MsFlags::empty(), MsFlags::empty()),
+            "iversion" => (MsFlags::MS_I_VERSION, MsFlags::empty()),
+            "noiversion" => (MsFlags::empty(), MsFlags::MS_I_VERSION),
+            // MS_NOSYMFOLLOW (0x100) is not in nix's MsFlags.
+            "nosymfollow" => (MsFlags::from_bits_retain(0x100), MsFlags::empty()),
+            "symfollow" => (MsFlags::empty(), MsFlags::from_bits_retain(0x100)),
+            "bind" => (MsFlags::MS_BIND, MsFlags::empty()),
+            "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty()),
+            other => {
+                if let Some(p) = propagation_flag(other) {
+                    o.propagation.push(p);
+                } else {
+                    o.data.push(other.to_string());
+                }
+                continue;
+            }
+        };
+        o.flags.insert(set);
+        o.flags.remove(clear);
+        o.cleared.insert(clear);
+    }
+    o
+}
+
+/// Lexically cleans an absolute destination into a path relative to the rootfs
+/// (`/a/./b/../c` -> `a/c`); `..` never climbs above the root.
+pub fn clean_dest(dest: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in dest.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Files under /proc that may be covered by a bind mount (lxcfs-style), as runc allows;
+/// anything else mounted over /proc could hide masked paths (CVE-2019-16884 class).
+const PROC_OVERRIDES: &[&str] = &[
+    "proc/cpuinfo",
+    "proc/diskstats",
+    "proc/meminfo",
+    "proc/stat",
+    "proc/swaps",
+    "proc/uptime",
+    "proc/loadavg",
+    "proc/slabinfo",
+    "proc/net/dev",
+    "proc/sys/kernel/ns_last_pid",
+];
+
+/// Builds the mount steps for `spec`; relative bind sources are taken relative to `bundle`.
+pub fn plan(spec: &Spec, bundle: &Path) -> Result<Vec<MountStep>, RootfsError> {
+    let mut steps = Vec::new();
+    for (index, m) in spec.mounts().iter().flatten().enumerate() {
+        let field = format!("mounts[{index}]");
+        let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
+        let fstype = m.typ().clone().unwrap_or_default();
+        let is_bind = opts.flags.contains(MsFlags::MS_BIND) || fstype == "bind";
+        let kind = if is_bind {
+            MountKind::Bind
+        } else {
+            match fstype.as_str() {
+                "proc" => MountKind::Proc,
+                "sysfs" => MountKind::Sysfs,
+                "cgroup" | "cgroup2" => MountKind::Cgroup,
+                "" => {
+                    return Err(RootfsError::Plan {
+                        field: format!("{field}.type"),
+                        msg: "a mount without a type must have the bind or rbind option".into(),
+                    })
+                }
+                _ => MountKind::Other,
+            }
+        };
+        let dest = clean_dest(m.destination());
+        if dest.as_os_str().is_empty() {
+            return Err(RootfsError::Plan {
+                field: format!("{field}.destination"),
+                msg: "cannot mount over the container's root".into(),
+            });
+        }
+        if dest.starts_with("proc") {
+            let ok = (dest == Path::new("proc") && kind == MountKind::Proc)
+                || (kind == MountKind::Bind && PROC_OVERRIDES.iter().any(|p| dest == Path::new(p)));
+            if !ok {
+                return Err(RootfsError::Plan {
+                    field: format!("{field}.destination"),
+                    msg: format!("{} may only be mounted with type proc (or a bind over an allowed /proc file)", m.destination().display()),
+                });
+            }
+        }
+        let source = m.source().clone().map(|s| {
+            if is_bind && s.is_relative() {
+                bundle.join(s)
+            } else {
+                s
+            }
+        });
+        if is_bind && source.is_none() {
+            return Err(RootfsError::Plan {
+                field: format!("{field}.source"),
+                msg: "a bind mount needs a source".into(),
+            });
+        }
+        let (flags, remount_flags) = if is_bind {
+            let base = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
+            let rest = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+            (base, rest)
+        } else {
+            (opts.flags, MsFlags::empty())
+        };
+        steps.push(MountStep {
+            index,
+            dest,
+            source,
+            fstype: if is_bind { "bind".into() } else { fstype },
+            kind,
+            flags,
+            remount_flags,
+            propagation: opts.propagation,
+            data: opts.data.join(","),
+        });
+    }
+    Ok(steps)
+}
+
+/// Whether the runtime must populate /dev itself: true unless the spec bind-mounts /dev.
+pub fn needs_dev_setup(steps: &[MountStep]) -> bool {
+    !steps
+        .iter()
+        .any(|s| s.dest == Path::new("dev") && s.kind == MountKind::Bind)
+}
+
+/// A device node to create in the container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceNode {
+    /// Path relative to the rootfs.
+    pub path: PathBuf,
+    /// 'c', 'b' or 'p'.
+    pub kind: char,
+    /// Major number.
+    pub major: u64,
+    /// Minor number.
+    pub minor: u64,
+    /// Permission bits.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+}
+
+/// The devices every container gets (null, zero, full, random, urandom, tty) followed by
+/// `linux.devices`; a listed device replaces a default one at the same path.
+pub fn devices(spec: &Spec) -> Vec<DeviceNode> {
+    let mut out: Vec<DeviceNode> = [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ]
+    .iter()
+    .map(|(name, major, minor)| DeviceNode {
+        path: PathBuf::from("dev").join(name),
+        kind: 'c',
+        major: *major,
+        minor: *minor,
+        mode: 0o666,
+        uid: 0,
+        gid: 0,
+    })
+    .collect();
+    for d in spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        use oci_spec::runtime::LinuxDeviceType as T;
+        let node = DeviceNode {
+            path: clean_dest(d.path()),
+            kind: match d.typ() {
+                T::B => 'b',
+                T::P => 'p',
+                _ => 'c',
+            },
+            major: d.major() as u64,
+            minor: d.minor() as u64,
+            mode: d.file_mode().unwrap_or(0o666) & 0o7777,
+            uid: d.uid().unwrap_or(0),
+            gid: d.gid().unwrap_or(0),
+        };
+        out.retain(|n| n.path != node.path);
+        out.push(node);
+    }
+    out
+}
+
+/// Symlinks every container's /dev gets: (link path relative to rootfs, target).
+pub const DEV_SYMLINKS: &[(&str, &str)] = &[
+    ("dev/fd", "/proc/self/fd"),
+    ("dev/stdin", "/proc/self/fd/0"),
+    ("dev/stdout", "/proc/self/fd/1"),
+    ("dev/stderr", "/proc/self/fd/2"),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec_with_mounts(mounts: serde_json::Value) -> Spec {
+        serde_json::from_value(json!({"ociVersion": "1.0.0", "mounts": mounts})).unwrap()
+    }
+
+    #[test]
+    fn options_split_into_flags_propagation_and_data() {
+        let o = parse_options(&[
+            "nosuid".into(),
+            "rw".into(),
+            "mode=755".into(),
+            "rslave".into(),
+            "size=64k".into(),
+            "ro".into(),
+        ]);
+        assert!(o.flags.contains(MsFlags::MS_NOSUID | MsFlags::MS_RDONLY));
+        assert_eq!(o.propagation, vec![MsFlags::MS_SLAVE | MsFlags::MS_REC]);
+        assert_eq!(o.data, vec!["mode=755", "size=64k"]);
+        let o = parse_options(&["ro".into(), "rw".into()]);
+        assert!(!o.flags.contains(MsFlags::MS_RDONLY));
+    }
+
+    #[test]
+    fn clean_dest_never_climbs_out() {
+        assert_eq!(clean_dest(Path::new("/a/./b/../c")), PathBuf::from("a/c"));
+        assert_eq!(clean_dest(Path::new("/../../etc")), PathBuf::from("etc"));
+        assert_eq!(clean_dest(Path::new("/")), PathBuf::new());
+    }
+
+    #[test]
+    fn bind_flags_are_split_into_mount_and_remount() {
+        let spec = spec_with_mounts(
+            json!([{"destination": "/data", "source": "data", "options": ["rbind", "ro", "nosuid", "rprivate"]}]),
+        );
+        let steps = plan(&spec, Path::new("/bundle")).unwrap();
+        let s = &steps[0];
+        assert_eq!(s.kind, MountKind::Bind);
+        assert_eq!(s.source.as_deref(), Some(Path::new("/bundle/data")));
+        assert_eq!(s.flags, MsFlags::MS_BIND | MsFlags::MS_REC);
+        assert_eq!(s.remount_flags, MsFlags::MS_RDONLY | MsFlags::MS_NOSUID);
+        assert_eq!(s.propagation, vec![MsFlags::MS_PRIVATE | MsFlags::MS_REC]);
+    }
+
+    #[test]
+    fn type_bind_without_option_is_a_bind() {
+        let spec =
+            spec_with_mounts(json!([{"destination": "/x", "type": "bind", "source": "/tmp"}]));
+        assert_eq!(
+            plan(&spec, Path::new("/b")).unwrap()[0].kind,
+            MountKind::Bind
+        );
+    }
+
+    #[test]
+    fn mounts_over_proc_are_restricted() {
+        let spec = spec_with_mounts(
+            json!([{"destination": "/proc/sys", "type": "tmpfs", "source": "tmpfs"}]),
+        );
+        assert!(plan(&spec, Path::new("/b"))
+            .unwrap_err()
+            .to_string()
+            .contains("mounts[0].destination"));
+        let spec = spec_with_mounts(
+            json!([{"destination": "/proc", "type": "none", "source": "/tmp", "options": ["bind"]}]),
+        );
+        assert!(plan(&spec, Path::new("/b")).is_err());
+        let spec = spec_with_mounts(
+            json!([{"destination": "/proc/cpuinfo", "source": "/tmp/c", "options": ["bind"]}]),
+        );
+        assert!(plan(&spec, Path::new("/b")).is_ok());
+    }
+
+    #[test]
+    fn untyped_non_bind_mount_is_an_error() {
+        let spec = spec_with_mounts(json!([{"destination": "/x", "source": "/tmp"}]));
+        assert!(plan(&spec, Path::new("/b"))
+            .unwrap_err()
+            .to_string()
+            .contains("mounts[0].type"));
+    }
+
+    #[test]
+    fn listed_device_replaces_default() {
+        let spec: Spec = serde_json::from_value(json!({"ociVersion": "1.0.0", "linux": {"devices": [
+            {"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 438, "uid": 5},
+            {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}
+        ]}})).unwrap();
+        let devs = devices(&spec);
+        assert_eq!(
+            devs.iter()
+                .filter(|d| d.path == Path::new("dev/null"))
+                .count(),
+            1
+        );
+        assert_eq!(
+            devs.iter()
+                .find(|d| d.path == Path::new("dev/null"))
+                .unwrap()
+                .uid,
+            5
+        );
+        assert!(devs
+            .iter()
+            .any(|d| d.path == Path::new("dev/fuse") && d.major == 10));
+    }
+
+    #[test]
+    fn dev_setup_skipped_when_dev_is_bound() {
+        let spec = spec_with_mounts(
+            json!([{"destination": "/dev", "source": "/dev", "options": ["rbind"]}]),
+        );
+        assert!(!needs_dev_setup(&plan(&spec, Path::new("/b")).unwrap()));
+        let spec =
+            spec_with_mounts(json!([{"destination": "/dev", "type": "tmpfs", "source": "tmpfs"}]));
+        assert!(needs_dev_setup(&plan(&spec, Path::new("/b")).unwrap()));
+    }
+}
