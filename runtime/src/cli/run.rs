@@ -99,11 +99,12 @@ pub fn run(ctx: &Ctx, a: Args, log: &Logger) -> anyhow::Result<i32> {
         // SAFETY: installing a handler that only calls kill(2).
         unsafe { libc::signal(sig, forward as *const () as libc::sighandler_t) };
     }
+    // Release the lock while waiting so `state`, `kill` and friends work on the running container.
+    drop(created.dir);
     let code = wait_for(pid);
-    // Release the lock before delete takes it again through the directory value.
-    let state = created.state;
     if !a.keep {
-        for w in container::delete(created.dir, &state, true)? {
+        let (dir, state) = container::load(&ctx.root, &a.id)?;
+        for w in container::delete(dir, &state, true)? {
             log.warn(&w);
         }
     }

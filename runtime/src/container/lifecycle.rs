@@ -17,6 +17,14 @@ pub fn load(root: &Path, id: &str) -> Result<(ContainerDir, State), Error> {
     Ok((dir, state))
 }
 
+/// Reads a container's state without taking its lock (for `state` and other read-only callers).
+pub fn peek(root: &Path, id: &str) -> Result<(ContainerDir, State), Error> {
+    super::validate_id(id).map_err(|_| Error::NotExist(id.to_string()))?;
+    let dir = ContainerDir::peek(root, id)?;
+    let state = dir.load()?;
+    Ok((dir, state))
+}
+
 /// Starts the user program of a created container and runs poststart hooks.
 /// Returns warnings (failed poststart hooks are reported, not fatal, per the runtime-spec).
 pub fn start(dir: &ContainerDir, state: &State) -> Result<Vec<String>, Error> {

@@ -8,7 +8,7 @@ mod state;
 
 pub use create::{create, CreateOptions, Created};
 pub use id::validate_id;
-pub use lifecycle::{delete, kill, list, load, start, wait_exit};
+pub use lifecycle::{delete, kill, list, load, peek, start, wait_exit};
 pub use state::{ContainerDir, OciState, State, Status};
 
 use std::path::PathBuf;

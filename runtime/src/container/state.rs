@@ -135,7 +135,7 @@ impl State {
 pub struct ContainerDir {
     /// `<root>/<id>`.
     pub path: PathBuf,
-    _lock: Flock<File>,
+    _lock: Option<Flock<File>>,
 }
 
 impl ContainerDir {
@@ -163,11 +163,24 @@ impl ContainerDir {
         Self::lock(path)
     }
 
+    /// Opens the directory of `id` without locking, for read-only use (`state`, `list`):
+    /// state.json is replaced atomically, so a reader never sees a torn file.
+    pub fn peek(root: &Path, id: &str) -> Result<ContainerDir, Error> {
+        let path = root.join(id);
+        if !path.join("state.json").is_file() {
+            return Err(Error::NotExist(id.to_string()));
+        }
+        Ok(ContainerDir { path, _lock: None })
+    }
+
     fn lock(path: PathBuf) -> Result<ContainerDir, Error> {
         let f = File::open(&path).map_err(|e| Error::io(format!("open {}", path.display()), e))?;
         let lock = Flock::lock(f, FlockArg::LockExclusive)
             .map_err(|(_, e)| Error::io(format!("lock {}", path.display()), e))?;
-        Ok(ContainerDir { path, _lock: lock })
+        Ok(ContainerDir {
+            path,
+            _lock: Some(lock),
+        })
     }
 
     /// The socket the init waits on until `start`.

@@ -81,6 +81,11 @@ fn errs<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> String + '_ {
 
 /// Returns Some(()) when this process continues as the container init, None when it forked it.
 fn stage1_inner(cfg: &InitConfig, ch: &Channel) -> Result<Option<()>, String> {
+    // Until it execs the user's program this process is the berth binary: make it non-dumpable
+    // so nothing in the container can open /proc/PID/exe and overwrite the host binary
+    // (runc CVE-2019-5736). execve of the user's program resets the flag.
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     cfg.cgroup.join(0).map_err(|e| e.to_string())?;
 
     // Join existing namespaces, user first, mount last.

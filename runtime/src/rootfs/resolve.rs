@@ -41,6 +41,19 @@ pub fn create_in_root(
     leaf: Leaf,
     no_symlinks: bool,
 ) -> io::Result<OwnedFd> {
+    create_depth(root, rel, leaf, no_symlinks, 0)
+}
+
+fn create_depth(
+    root: &OwnedFd,
+    rel: &Path,
+    leaf: Leaf,
+    no_symlinks: bool,
+    depth: u32,
+) -> io::Result<OwnedFd> {
+    if depth > 40 {
+        return Err(io::Error::from_raw_os_error(libc::ELOOP));
+    }
     match open_in_root(root, rel, no_symlinks) {
         Ok(fd) => return Ok(fd),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
@@ -100,7 +113,26 @@ pub fn create_in_root(
                 }
             }
         }
-        parent = open_in_root(root, &prefix, no_symlinks)?;
+        match open_in_root(root, &prefix, no_symlinks) {
+            Ok(fd) => parent = fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                // A dangling symlink: create what it points to, resolved inside the root.
+                let target = nix::fcntl::readlinkat(&parent, *name).map_err(io::Error::from)?;
+                let target = Path::new(&target);
+                let base = if target.is_absolute() {
+                    PathBuf::new()
+                } else {
+                    prefix.parent().map(Path::to_path_buf).unwrap_or_default()
+                };
+                let mut redirected =
+                    super::plan::clean_dest(&Path::new("/").join(base).join(target));
+                for rest in &comps[i + 1..] {
+                    redirected.push(rest);
+                }
+                return create_depth(root, &redirected, leaf, no_symlinks, depth + 1);
+            }
+            Err(e) => return Err(e),
+        }
     }
     Ok(parent)
 }

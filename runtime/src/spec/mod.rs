@@ -99,6 +99,11 @@ mod tests {
     #[test]
     fn bad_json_is_reported_with_position() {
         let err = parse_json::<Spec>(Path::new("config.json"), b"{\"ociVersion\": ").unwrap_err();
-        assert!(err.to_string().starts_with("config.json: .: EOF"), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("config.json: ") && msg.contains("EOF while parsing"),
+            "{msg}"
+        );
+        assert!(msg.contains("line 1 column 15"), "{msg}");
     }
 }
