@@ -55,8 +55,7 @@ extern "C" fn forward(sig: libc::c_int) {
 pub fn run(ctx: &Ctx, a: Args, log: &Logger) -> anyhow::Result<i32> {
     if !a.detach {
         // The init may be a grandchild (PID namespace): become its reaper so we can wait for it.
-        // SAFETY: prctl with integer arguments.
-        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        container::become_subreaper();
     }
     let create = super::create::Args {
         bundle: a.bundle.clone(),
@@ -101,7 +100,7 @@ pub fn run(ctx: &Ctx, a: Args, log: &Logger) -> anyhow::Result<i32> {
     }
     // Release the lock while waiting so `state`, `kill` and friends work on the running container.
     drop(created.dir);
-    let code = wait_for(pid);
+    let code = container::wait_for(pid);
     if !a.keep {
         let (dir, state) = container::load(&ctx.root, &a.id)?;
         for w in container::delete(dir, &state, true)? {
@@ -109,28 +108,4 @@ pub fn run(ctx: &Ctx, a: Args, log: &Logger) -> anyhow::Result<i32> {
         }
     }
     Ok(code)
-}
-
-/// Waits for `pid` (our child or reparented to us) and maps its status to an exit code.
-fn wait_for(pid: i32) -> i32 {
-    loop {
-        let mut status = 0;
-        // SAFETY: waitpid with a valid out pointer.
-        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if r < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            // Not our child (e.g. --no-subreaper): fall back to waiting on a pidfd.
-            container::wait_exit(pid, -1);
-            return 0;
-        }
-        if libc::WIFEXITED(status) {
-            return libc::WEXITSTATUS(status);
-        }
-        if libc::WIFSIGNALED(status) {
-            return 128 + libc::WTERMSIG(status);
-        }
-    }
 }

@@ -4,11 +4,13 @@
 mod create;
 mod id;
 mod lifecycle;
+mod run;
 mod state;
 
 pub use create::{create, CreateOptions, Created};
 pub use id::validate_id;
 pub use lifecycle::{delete, kill, list, load, peek, start, wait_exit};
+pub use run::{become_subreaper, run_to_completion, wait_for};
 pub use state::{ContainerDir, OciState, State, Status};
 
 use std::path::PathBuf;
