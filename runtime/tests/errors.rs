@@ -1,0 +1,148 @@
+//! Bad input: a clear one-line error naming the field, a non-zero exit, nothing left behind;
+//! runc-shaped JSON log lines.
+
+mod common;
+use common::*;
+use serde_json::json;
+
+fn expect_failure(w: &World, needle: &str) -> String {
+    let (code, _, err) = w.run("bad");
+    assert_ne!(code, 0, "expected failure");
+    assert!(
+        err.contains(needle),
+        "error {err:?} does not mention {needle:?}"
+    );
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one error line expected: {err}"
+    );
+    w.assert_clean();
+    err
+}
+
+#[test]
+fn broken_json() {
+    if !can_run() {
+        return;
+    }
+    let w = World::new(&["true"]);
+    std::fs::write(w.bundle.join("config.json"), "{\"ociVersion\": \"1.0.0\", ").unwrap();
+    expect_failure(&w, "config.json");
+}
+
+#[test]
+fn unknown_namespace_type() {
+    if !can_run() {
+        return;
+    }
+    let w = World::new(&["true"]);
+    let mut c = w.base_config(&["true"]);
+    c["linux"]["namespaces"][2] = json!({"type": "bogus"});
+    w.write_config(&c);
+    expect_failure(&w, "linux.namespaces[2].type");
+}
+
+#[test]
+fn relative_mount_destination() {
+    if !can_run() {
+        return;
+    }
+    let w = World::new(&["true"]);
+    let mut c = w.base_config(&["true"]);
+    c["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "relative/path", "type": "tmpfs", "source": "tmpfs"}));
+    w.write_config(&c);
+    expect_failure(&w, "mounts[7].destination");
+}
+
+#[test]
+fn missing_rootfs() {
+    if !can_run() {
+        return;
+    }
+    let w = World::new(&["true"]);
+    let mut c = w.base_config(&["true"]);
+    c["root"]["path"] = json!("does-not-exist");
+    w.write_config(&c);
+    expect_failure(&w, "root.path");
+}
+
+#[test]
+fn seccomp_is_refused_until_supported() {
+    if !can_run() {
+        return;
+    }
+    let w = World::new(&["true"]);
+    let mut c = w.base_config(&["true"]);
+    c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW"});
+    w.write_config(&c);
+    expect_failure(&w, "linux.seccomp");
+}
+
+#[test]
+fn failure_inside_init_leaves_nothing_behind() {
+    if !can_run() {
+        return;
+    }
+    let w = World::new(&["true"]);
+    let mut c = w.base_config(&["true"]);
+    c["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/x", "source": "/nonexistent/source", "options": ["bind"]}));
+    w.write_config(&c);
+    expect_failure(&w, "mounts[7].source");
+}
+
+#[test]
+fn invalid_container_id() {
+    if !can_run() {
+        return;
+    }
+    let w = World::new(&["true"]);
+    let out = w
+        .berth()
+        .args(["run", "--bundle"])
+        .arg(&w.bundle)
+        .arg("../escape")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid container ID"));
+    assert!(!w.tmp.path().join("escape").exists());
+}
+
+#[test]
+fn json_log_lines_like_runc() {
+    if !can_run() {
+        return;
+    }
+    let w = World::new(&["true"]);
+    let log = w.tmp.path().join("log.json");
+    let out = w
+        .berth()
+        .args(["--log-format", "json", "--log"])
+        .arg(&log)
+        .args(["state", "nope"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(line["level"], "error");
+    assert!(line["msg"].as_str().unwrap().contains("does not exist"));
+    assert!(line["time"].as_str().unwrap().ends_with('Z'));
+}
+
+#[test]
+fn systemd_cgroup_flag_is_a_clear_error() {
+    let out = std::process::Command::new(berth_bin())
+        .args(["--systemd-cgroup", "list"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("systemd"));
+}
