@@ -144,14 +144,18 @@ impl Placement {
     /// kernel still counts exiting tasks (EBUSY).
     pub fn remove(&self) -> Result<(), CgroupError> {
         for dir in self.created.iter().rev() {
-            let mut tries = 0;
+            // The kernel may report EBUSY for a moment after the last task was reaped:
+            // back off from 50us, up to about two seconds in all.
+            let mut wait = std::time::Duration::from_micros(50);
+            let mut waited = std::time::Duration::ZERO;
             loop {
                 match std::fs::remove_dir(dir) {
                     Ok(()) => break,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 200 => {
-                        tries += 1;
-                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && waited < std::time::Duration::from_secs(2) => {
+                        std::thread::sleep(wait);
+                        waited += wait;
+                        wait = (wait * 2).min(std::time::Duration::from_millis(20));
                     }
                     Err(source) => {
                         return Err(CgroupError::Io {

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# `run` latency of /bin/true on one busybox bundle: berth vs runc vs crun, alternating in one run.
+# Part 1 on the host's hybrid cgroups (berth, runc; crun 1.8 refuses hybrid mode).
+# Part 2 inside a private mount namespace whose /sys/fs/cgroup is a pure cgroup2 mount, where
+# crun runs with --cgroup-manager=disabled (it then makes no cgroup at all; berth and runc do).
+# Usage: hack/bench/run-latency.sh [RUNS]   (prints markdown; docs/benchmarks.md records it)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+runs=${1:-100}
+need=(busybox-static jq runc crun)
+missing=()
+for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+cargo build --release -p berth >&2
+berth=$PWD/target/release/berth
+work=$(mktemp -d /tmp/berth-bench-XXXXXX)
+trap 'for r in berth runc crun; do rm -rf "$work/root-$r"; done; rm -rf "$work"' EXIT
+BERTH=$berth hack/make-rootfs.sh "$work/bundle" /bin/true
+# crun 1.8 rejects ociVersion 1.2.0; 1.0.2 is accepted by all three.
+jq '.ociVersion="1.0.2" | .linux.cgroupsPath="/berth-bench/ctr"' "$work/bundle/config.json" > "$work/c" && mv "$work/c" "$work/bundle/config.json"
+b=$work/bundle
+echo "### run latency, hybrid cgroups (host)"
+echo
+python3 hack/bench/latency.py --runs "$runs" --label "run /bin/true" -- \
+  berth "$berth --root $work/root-berth run -b $b bench" \
+  runc "runc --root $work/root-runc run -b $b bench"
+echo
+echo "### run latency, private cgroup2 namespace (crun: --cgroup-manager=disabled)"
+echo
+unshare -m --propagation private sh -c "umount -l /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && \
+  python3 hack/bench/latency.py --runs $runs --label 'run /bin/true' -- \
+  berth '$berth --root $work/root-berth run -b $b bench' \
+  runc 'runc --root $work/root-runc run -b $b bench' \
+  crun 'crun --cgroup-manager=disabled --root $work/root-crun run -b $b bench'"
+rmdir /sys/fs/cgroup/*/berth-bench 2>/dev/null || true
