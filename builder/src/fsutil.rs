@@ -39,15 +39,6 @@ pub(crate) fn open_dir(dir: &Path) -> io::Result<OwnedFd> {
     .map_err(errno_io)
 }
 
-/// Splits a `/`-separated path into its normal components; `.` and empty
-/// components are dropped. `..` is returned as is (callers reject it or
-/// let the kernel resolve it inside the root).
-pub(crate) fn components(path: &str) -> Vec<&str> {
-    path.split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .collect()
-}
-
 /// Opens the directory at `rel` below `root` with the given resolution.
 /// An empty `rel` opens the root itself.
 pub(crate) fn open_dir_at(root: BorrowedFd<'_>, rel: &str, how: Resolve) -> io::Result<OwnedFd> {

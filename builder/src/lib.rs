@@ -1,15 +1,25 @@
 //! berth-build: turns a Dockerfile into an OCI image layout.
 //!
-//! This crate holds the pure front end so far:
 //! - [`dockerfile`]: Dockerfile text to typed instructions, and variable
 //!   expansion with BuildKit's rules;
 //! - [`plan`]: build stages, ARG scoping, the stage dependency graph and the
 //!   order to build them in;
-//! - [`context`]: `.dockerignore` parsing and matching.
+//! - [`context`]: `.dockerignore` parsing and matching;
+//! - [`layer`]: deterministic layer tars from overlay upper directories and
+//!   safe extraction;
+//! - [`oci`]: image layouts, archives and the image-spec JSON types;
+//! - [`store`]: the local content store and build cache;
+//! - [`exec`]: RUN (through the berth runtime library on an overlay
+//!   snapshot), COPY/ADD and WORKDIR;
+//! - [`build`]: the build driver tying it together.
 
 pub mod context;
+pub mod digest;
 pub mod dockerfile;
+mod fsutil;
 mod glob;
+pub mod layer;
+pub mod oci;
 pub mod plan;
 #[cfg(test)]
 mod robustness_tests;

@@ -201,3 +201,37 @@ fn cgroup_namespace_hides_the_host_path() {
     assert!(out.lines().next().unwrap().ends_with(":memory:/"), "{out}");
     assert!(out.contains("unified") && out.contains("memory"));
 }
+
+#[test]
+fn runs_on_a_pure_cgroup2_host() {
+    if !can_run() {
+        return;
+    }
+    // A private mount namespace where /sys/fs/cgroup is the cgroup2 hierarchy only: the code path
+    // of a unified host (clone3 into the cgroup, cgroup2 mount in the container).
+    let w = World::new(&[
+        "sh",
+        "-c",
+        "cat /proc/self/cgroup; ls /sys/fs/cgroup/cgroup.procs",
+    ]);
+    let id = w.id("v2");
+    let script = format!(
+        "umount -l /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && exec {} --root {} run --bundle {} {}",
+        berth_bin().display(),
+        w.root.display(),
+        w.bundle.display(),
+        id
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let (code, out, err) = decode(out);
+    assert_eq!(code, 0, "{err}");
+    // v1 hierarchies still exist in the kernel and show up in /proc/self/cgroup; the container
+    // sits at the root of its cgroup2 namespace and sees the cgroup2 filesystem.
+    assert!(out.lines().any(|l| l == "0::/"), "{out}");
+    assert!(out.ends_with("/sys/fs/cgroup/cgroup.procs\n"), "{out}");
+    w.assert_clean();
+}

@@ -359,6 +359,10 @@ mod tests {
             (h("esc", EntryKind::Symlink(esc.clone().into_bytes())), b""),
         ]);
         extract(&layer1[..], root.path(), ExtractMode::Flat).expect("layer1");
+        // A dangling symlink parent is an error, never a write outside.
+        let dangling = tar_of(&[(h("esc/pwned", EntryKind::File { size: 1 }), b"x")]);
+        assert!(extract(&dangling[..], root.path(), ExtractMode::Flat).is_err());
+        std::fs::create_dir_all(root.path().join(esc.trim_start_matches('/'))).expect("mkdir");
         let layer2 = tar_of(&[
             (h("etc/.wh.a", EntryKind::File { size: 0 }), b""),
             (h("opt/new", EntryKind::File { size: 1 }), b"n"),

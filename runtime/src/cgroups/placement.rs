@@ -13,6 +13,9 @@ pub struct Placement {
     pub dirs: Vec<PathBuf>,
     /// Directories created by berth, in creation order (parents first).
     pub created: Vec<PathBuf>,
+    /// The container's directory in the cgroup2 hierarchy, if there is one.
+    #[serde(default)]
+    pub unified: Option<PathBuf>,
 }
 
 /// Resolves `linux.cgroupsPath` as runc's cgroupfs driver does: absolute paths are taken from
@@ -73,7 +76,7 @@ impl Placement {
                 source,
             })?
         };
-        let dirs = hierarchies
+        let dirs: Vec<PathBuf> = hierarchies
             .iter()
             .map(|h| {
                 if path.starts_with('/') {
@@ -86,10 +89,16 @@ impl Placement {
                 }
             })
             .collect();
+        let unified = hierarchies
+            .iter()
+            .zip(&dirs)
+            .find(|(h, _)| h.v2)
+            .map(|(_, d)| d.clone());
         Ok(Placement {
             path: path.to_string(),
             dirs,
             created: Vec::new(),
+            unified,
         })
     }
 
@@ -120,10 +129,14 @@ impl Placement {
         Ok(())
     }
 
-    /// Moves process `pid` (0 = the caller) into every directory.
-    pub fn join(&self, pid: i32) -> Result<(), CgroupError> {
+    /// Moves process `pid` (0 = the caller) into every directory; `skip_unified` leaves out the
+    /// cgroup2 one (the process was cloned straight into it).
+    pub fn join(&self, pid: i32, skip_unified: bool) -> Result<(), CgroupError> {
         let val = pid.to_string();
         for dir in &self.dirs {
+            if skip_unified && self.unified.as_ref() == Some(dir) {
+                continue;
+            }
             let f = dir.join("cgroup.procs");
             std::fs::write(&f, &val).map_err(|source| CgroupError::Io { path: f, source })?;
         }
@@ -152,7 +165,10 @@ impl Placement {
                 match std::fs::remove_dir(dir) {
                     Ok(()) => break,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && waited < std::time::Duration::from_secs(2) => {
+                    Err(e)
+                        if e.raw_os_error() == Some(libc::EBUSY)
+                            && waited < std::time::Duration::from_secs(2) =>
+                    {
                         std::thread::sleep(wait);
                         waited += wait;
                         wait = (wait * 2).min(std::time::Duration::from_millis(20));

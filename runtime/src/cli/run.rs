@@ -100,12 +100,15 @@ pub fn run(ctx: &Ctx, a: Args, log: &Logger) -> anyhow::Result<i32> {
     }
     // Release the lock while waiting so `state`, `kill` and friends work on the running container.
     drop(created.dir);
+    tracing::debug!(pid, "started; waiting");
     let code = container::wait_for(pid);
+    tracing::debug!(code, "container exited");
     if !a.keep {
         let (dir, state) = container::load(&ctx.root, &a.id)?;
         for w in container::delete(dir, &state, true)? {
             log.warn(&w);
         }
+        tracing::debug!("deleted");
     }
     Ok(code)
 }

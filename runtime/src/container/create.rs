@@ -125,7 +125,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
             dir: d.clone(),
         })
         .collect();
-    let cfg = InitConfig {
+    let mut cfg = InitConfig {
         setup_dev: plan::needs_dev_setup(&steps),
         devices: plan::devices(&spec),
         steps,
@@ -141,6 +141,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         id: opts.id.clone(),
         rootfs: rootfs.clone(),
         spec,
+        in_unified_cgroup: false,
     };
 
     let mut state = State {
@@ -159,21 +160,20 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     };
 
     let (parent_ch, child_ch) = Channel::pair().map_err(|e| Error::io("socketpair", e))?;
-    // SAFETY: the CLI is single-threaded at this point; the child only runs init::stage1,
-    // which execs or _exits and never returns here.
-    let fork =
-        unsafe { nix::unistd::fork() }.map_err(|e| Error::io("fork", std::io::Error::from(e)))?;
-    let stage1 = match fork {
-        nix::unistd::ForkResult::Child => {
+    let stage1 = match spawn_stage1(&mut cfg) {
+        Ok(0) => {
             drop(parent_ch);
             init::stage1(&cfg, &child_ch)
         }
-        nix::unistd::ForkResult::Parent { child } => child,
+        Ok(pid) => nix::unistd::Pid::from_raw(pid),
+        Err(e) => return Err(Error::io("fork", e)),
     };
     drop(child_ch);
     drop(cfg);
 
+    tracing::debug!(stage1 = stage1.as_raw(), "forked container process");
     let result = serve_child(&parent_ch, stage1.as_raw(), &mut state, &mut guard);
+    tracing::debug!(ok = result.is_ok(), "container process reported");
     // Reap stage 1 (it exits once the init is forked, or it is the init and stays).
     if state.pid != stage1.as_raw() {
         let _ = nix::sys::wait::waitpid(stage1, None);
@@ -192,6 +192,32 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         return Err(e);
     }
     Ok(Created { state, dir })
+}
+
+/// Forks the container's first process: straight into its cgroup2 directory with clone3 when
+/// there is one (no migration, see [`crate::sys::fork_into_cgroup`]), else a plain fork.
+/// Returns 0 in the child.
+fn spawn_stage1(cfg: &mut InitConfig) -> std::io::Result<i32> {
+    if let Some(dir) = &cfg.cgroup.unified {
+        if let Ok(f) = std::fs::File::open(dir) {
+            // SAFETY: the CLI is single-threaded here; the child runs init::stage1, which execs or
+            // _exits and never returns.
+            match unsafe { crate::sys::fork_into_cgroup(f.as_raw_fd()) } {
+                Ok(0) => {
+                    cfg.in_unified_cgroup = true;
+                    return Ok(0);
+                }
+                Ok(pid) => return Ok(pid),
+                // Older kernels or a cgroup that cannot take the process: fall back to a migration.
+                Err(e) => tracing::debug!("clone3 into cgroup failed, falling back to fork: {e}"),
+            }
+        }
+    }
+    // SAFETY: as above.
+    match unsafe { nix::unistd::fork() }.map_err(std::io::Error::from)? {
+        nix::unistd::ForkResult::Child => Ok(0),
+        nix::unistd::ForkResult::Parent { child } => Ok(child.as_raw()),
+    }
 }
 
 /// Answers the child's messages until Ready; errors from the child become `Error::Init`.

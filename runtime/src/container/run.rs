@@ -50,8 +50,11 @@ pub fn run_to_completion(opts: &CreateOptions) -> Result<(i32, Vec<String>), Err
         }
     };
     drop(created.dir);
+    tracing::debug!(pid, "started; waiting");
     let code = wait_for(pid);
+    tracing::debug!(code, "container exited");
     let (dir, state) = load(&opts.root, &opts.id)?;
     warnings.extend(delete(dir, &state, true)?);
+    tracing::debug!("deleted");
     Ok((code, warnings))
 }

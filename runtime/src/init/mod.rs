@@ -54,6 +54,8 @@ pub struct InitConfig {
     pub listen_fds: i32,
     /// Container id (for the session keyring name).
     pub id: String,
+    /// Set in the child when it was cloned straight into its cgroup2 directory.
+    pub in_unified_cgroup: bool,
 }
 
 /// Stage 1: runs in the forked child. Never returns.
@@ -86,7 +88,9 @@ fn stage1_inner(cfg: &InitConfig, ch: &Channel) -> Result<Option<()>, String> {
     // (runc CVE-2019-5736). execve of the user's program resets the flag.
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
-    cfg.cgroup.join(0).map_err(|e| e.to_string())?;
+    cfg.cgroup
+        .join(0, cfg.in_unified_cgroup)
+        .map_err(|e| e.to_string())?;
 
     // Join existing namespaces, user first, mount last.
     for kind in NsKind::ORDER {
@@ -120,7 +124,9 @@ fn stage1_inner(cfg: &InitConfig, ch: &Channel) -> Result<Option<()>, String> {
             clone |= k.flag();
         }
     }
+    tracing::debug!("stage1: joined cgroup and namespaces");
     namespaces::unshare(clone).map_err(errs("create namespaces"))?;
+    tracing::debug!("stage1: unshared");
     if new.contains(&NsKind::Time) {
         write_time_offsets(&cfg.spec)?;
     }
@@ -206,7 +212,9 @@ fn stage2_inner(cfg: &InitConfig, ch: &Channel) -> Result<Exec, String> {
             cgroups: &cfg.cgroup_mounts,
             mount_label: linux.and_then(|l| l.mount_label().as_deref()),
         };
+        tracing::debug!("init: rootfs prepared");
         apply::mount_all(&cx, &root, &cfg.steps).map_err(|e| e.to_string())?;
+        tracing::debug!("init: mounted");
         if cfg.setup_dev {
             // SAFETY: see above; device modes are exact.
             unsafe { libc::umask(0) };
@@ -218,6 +226,7 @@ fn stage2_inner(cfg: &InitConfig, ch: &Channel) -> Result<Exec, String> {
         root_fd = Some(root);
     }
 
+    tracing::debug!("init: devices done");
     ch.send(&Msg::RunHooks).map_err(errs("sync"))?;
     let state_json = ch.expect_ack()?;
     let create_container = HookKind::CreateContainer.of(spec);
@@ -236,6 +245,7 @@ fn stage2_inner(cfg: &InitConfig, ch: &Channel) -> Result<Exec, String> {
             apply::pivot(&cfg.rootfs).map_err(|e| e.to_string())?;
         }
         drop(root_fd);
+        tracing::debug!("init: pivoted");
         if let Some(p) = propagation {
             apply::set_root_propagation(p).map_err(|e| e.to_string())?;
         }
@@ -264,6 +274,7 @@ fn stage2_inner(cfg: &InitConfig, ch: &Channel) -> Result<Exec, String> {
         }
     }
 
+    tracing::debug!("init: paths masked");
     if let Some(h) = spec.hostname().as_ref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).map_err(errs("hostname"))?;
     }

@@ -1,0 +1,200 @@
+//! RUN: a berth container on the stage's overlay snapshot, created
+//! in-process through the runtime library.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use super::user::ResolvedUser;
+use super::ExecError;
+
+/// Docker's default capability set for build containers.
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// The process settings of one RUN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSettings {
+    /// argv.
+    pub args: Vec<String>,
+    /// Environment as `K=V`.
+    pub env: Vec<String>,
+    /// Working directory (absolute).
+    pub cwd: String,
+    /// Identity.
+    pub user: ResolvedUser,
+    /// Share the host's network namespace (`--network=host`).
+    pub host_network: bool,
+    /// `linux.cgroupsPath`.
+    pub cgroups_path: String,
+    /// RLIMIT_NOFILE (soft and hard).
+    pub nofile: u64,
+    /// Extra bind mounts: (host source, destination).
+    pub binds: Vec<(String, String)>,
+}
+
+/// The mount destinations the container needs; if missing from the
+/// rootfs the runtime creates them, and the builder removes them again so
+/// they do not end up in the layer.
+pub fn mount_destinations(spec: &Value) -> Vec<String> {
+    spec["mounts"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .filter_map(|m| m["destination"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// config.json for a RUN, starting from the runtime's default spec.
+pub fn run_spec(s: &RunSettings) -> Value {
+    let mut spec = berth::spec::default_spec(false);
+    let caps = json!(DEFAULT_CAPS);
+    spec["process"] = json!({
+        "terminal": false,
+        "user": {
+            "uid": s.user.uid,
+            "gid": s.user.gid,
+            "additionalGids": s.user.additional_gids,
+        },
+        "args": s.args,
+        "env": s.env,
+        "cwd": s.cwd,
+        "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": s.nofile, "soft": s.nofile}],
+        "noNewPrivileges": false
+    });
+    spec["root"] = json!({"path": "rootfs", "readonly": false});
+    spec["hostname"] = json!("buildkitsandbox");
+    spec["linux"]["cgroupsPath"] = json!(s.cgroups_path);
+    if s.host_network {
+        if let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {
+            ns.retain(|n| n["type"] != "network");
+        }
+    }
+    if let Some(mounts) = spec["mounts"].as_array_mut() {
+        for (src, dst) in &s.binds {
+            mounts.push(json!({
+                "destination": dst, "type": "bind", "source": src,
+                "options": ["rbind", "ro", "nosuid", "nodev"]
+            }));
+        }
+    }
+    spec
+}
+
+/// Saves and restores the builder's stdin/stdout around a RUN: the
+/// container reads /dev/null and writes its output to our stderr.
+struct StdioSwap {
+    saved: [i32; 2],
+}
+
+impl StdioSwap {
+    fn new() -> Result<StdioSwap, ExecError> {
+        let null = std::fs::File::open("/dev/null").map_err(|e| ExecError::io("/dev/null", e))?;
+        // SAFETY: dup/dup2 on descriptors 0, 1, 2 and one we own; results are checked.
+        unsafe {
+            let saved = [libc::dup(0), libc::dup(1)];
+            if saved[0] < 0 || saved[1] < 0 {
+                return Err(ExecError::io("dup stdio", std::io::Error::last_os_error()));
+            }
+            libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 0);
+            libc::dup2(2, 1);
+            Ok(StdioSwap { saved })
+        }
+    }
+}
+
+impl Drop for StdioSwap {
+    fn drop(&mut self) {
+        // SAFETY: restoring descriptors saved by `new`, then closing the copies.
+        unsafe {
+            libc::dup2(self.saved[0], 0);
+            libc::dup2(self.saved[1], 1);
+            libc::close(self.saved[0]);
+            libc::close(self.saved[1]);
+        }
+    }
+}
+
+/// Runs the container described by `bundle/config.json` to completion and
+/// returns its exit status. The process must be single-threaded.
+pub fn run_container(bundle: &Path, id: &str, state_root: &Path) -> Result<i32, ExecError> {
+    let opts = berth::container::CreateOptions {
+        id: id.to_string(),
+        bundle: bundle.to_path_buf(),
+        root: state_root.to_path_buf(),
+        ..Default::default()
+    };
+    let _swap = StdioSwap::new()?;
+    let (code, warnings) = berth::container::run_to_completion(&opts)
+        .map_err(|e| ExecError::Runtime(e.to_string()))?;
+    for w in warnings {
+        tracing::warn!(warning = %w, "runtime");
+    }
+    Ok(code)
+}
+
+/// The current RLIMIT_NOFILE hard limit (used for RUN's soft and hard).
+pub fn nofile_limit() -> u64 {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(_, hard)| hard.min(1 << 20))
+        .unwrap_or(1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_for_run() {
+        let s = RunSettings {
+            args: vec!["/bin/sh".into(), "-c".into(), "true".into()],
+            env: vec!["PATH=/bin".into()],
+            cwd: "/app".into(),
+            user: ResolvedUser {
+                uid: 1000,
+                gid: 1000,
+                additional_gids: vec![10],
+            },
+            host_network: true,
+            cgroups_path: "/berth-build-1/step-2".into(),
+            nofile: 4096,
+            binds: vec![("/etc/resolv.conf".into(), "/etc/resolv.conf".into())],
+        };
+        let v = run_spec(&s);
+        assert_eq!(v["process"]["terminal"], json!(false));
+        assert_eq!(v["process"]["user"]["additionalGids"], json!([10]));
+        assert_eq!(v["root"]["readonly"], json!(false));
+        assert_eq!(v["hostname"], json!("buildkitsandbox"));
+        assert_eq!(v["linux"]["cgroupsPath"], json!("/berth-build-1/step-2"));
+        let ns = v["linux"]["namespaces"].as_array().expect("ns");
+        assert!(!ns.iter().any(|n| n["type"] == "network"));
+        assert!(ns.iter().any(|n| n["type"] == "mount"));
+        assert!(mount_destinations(&v).contains(&"/etc/resolv.conf".to_string()));
+        assert!(mount_destinations(&v).contains(&"/proc".to_string()));
+        let mut s2 = s.clone();
+        s2.host_network = false;
+        let v2 = run_spec(&s2);
+        assert!(v2["linux"]["namespaces"]
+            .as_array()
+            .expect("ns")
+            .iter()
+            .any(|n| n["type"] == "network"));
+    }
+}

@@ -1,0 +1,194 @@
+//! OCI images: layout directories and archives (read and write), the
+//! image-spec JSON types, and image references the builder accepts.
+
+pub mod archive;
+pub mod layout;
+pub mod types;
+
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::digest::Digest;
+
+pub use archive::{open_archive, write_archive};
+pub use layout::{Layout, ResolvedImage};
+
+/// Errors reading or writing OCI layouts.
+#[derive(Debug, Error)]
+pub enum OciError {
+    /// A directory that is not an OCI image layout.
+    #[error("{0} is not an OCI image layout: {1}")]
+    NotALayout(PathBuf, String),
+    /// A blob the index or a manifest names is missing.
+    #[error("blob {0} is missing from {1}")]
+    MissingBlob(Digest, PathBuf),
+    /// Content does not match its digest.
+    #[error("{what}: digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// What was checked.
+        what: String,
+        /// The expected digest.
+        expected: String,
+        /// What the content hashes to.
+        actual: String,
+    },
+    /// A JSON document that does not parse.
+    #[error("{0}: invalid JSON: {1}")]
+    BadJson(String, String),
+    /// No image with that name in the layout.
+    #[error("no image {name:?} in {}{}", .layout.display(), available_list(.available))]
+    NoSuchImage {
+        /// The layout.
+        layout: PathBuf,
+        /// The name asked for (empty: none given and more than one image).
+        name: String,
+        /// Names that exist.
+        available: Vec<String>,
+    },
+    /// An archive that cannot be unpacked.
+    #[error("{0}: not a valid OCI archive: {1}")]
+    BadArchive(PathBuf, String),
+    /// An I/O error.
+    #[error("{what}: {source}")]
+    Io {
+        /// The path involved.
+        what: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn available_list(names: &[String]) -> String {
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!(" (it has: {})", names.join(", "))
+    }
+}
+
+impl OciError {
+    pub(crate) fn io(what: impl Display, source: std::io::Error) -> Self {
+        OciError::Io {
+            what: what.to_string(),
+            source,
+        }
+    }
+}
+
+/// Where a base image comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageSource {
+    /// An OCI layout directory and an optional tag (`ref.name`).
+    Layout(PathBuf, Option<String>),
+    /// An OCI archive file and an optional tag.
+    Archive(PathBuf, Option<String>),
+    /// A name to look up among the images in the builder's store.
+    Stored(String),
+}
+
+fn split_tag(rest: &str) -> (PathBuf, Option<String>) {
+    match rest.rsplit_once(':') {
+        Some((path, tag)) if !tag.contains('/') && !path.is_empty() => {
+            (PathBuf::from(path), Some(tag.to_string()))
+        }
+        _ => (PathBuf::from(rest), None),
+    }
+}
+
+impl ImageSource {
+    /// Interprets a FROM / `--from` image reference: `oci:DIR[:tag]`,
+    /// `oci-archive:FILE[:tag]`, a path to a layout directory or archive
+    /// (absolute or starting with `.`), or else a stored image name.
+    /// Relative paths are taken relative to `base` (the build context).
+    pub fn parse(reference: &str, base: &Path) -> ImageSource {
+        let abs = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        if let Some(rest) = reference.strip_prefix("oci:") {
+            let (p, t) = split_tag(rest);
+            return ImageSource::Layout(abs(p), t);
+        }
+        if let Some(rest) = reference.strip_prefix("oci-archive:") {
+            let (p, t) = split_tag(rest);
+            return ImageSource::Archive(abs(p), t);
+        }
+        if reference.starts_with('/') || reference.starts_with('.') {
+            let p = abs(PathBuf::from(reference));
+            if p.is_dir() {
+                return ImageSource::Layout(p, None);
+            }
+            if p.is_file() {
+                return ImageSource::Archive(p, None);
+            }
+            let (path, tag) = split_tag(reference);
+            let path = abs(path);
+            if path.is_file() {
+                return ImageSource::Archive(path, tag);
+            }
+            return ImageSource::Layout(path, tag);
+        }
+        ImageSource::Stored(reference.to_string())
+    }
+}
+
+/// Normalises an image name for tagging: adds `:latest` when no tag is
+/// given. Returns an error message for names that cannot be references.
+pub fn normalize_tag(name: &str) -> Result<String, String> {
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c))
+        && !name.starts_with(['.', '-', '/', ':'])
+        && name.chars().any(|c| c.is_ascii_alphanumeric());
+    if !valid || name.chars().any(|c| c.is_ascii_uppercase()) && !name.contains(':') {
+        return Err(format!(
+            "invalid image name {name:?}: use lower-case letters, digits and . _ - / with an optional :tag"
+        ));
+    }
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if last.contains(':') || name.contains('@') {
+        Ok(name.to_string())
+    } else {
+        Ok(format!("{name}:latest"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_sources() {
+        let base = Path::new("/ctx");
+        assert_eq!(
+            ImageSource::parse("oci:/img/busybox:1.36", base),
+            ImageSource::Layout("/img/busybox".into(), Some("1.36".into()))
+        );
+        assert_eq!(
+            ImageSource::parse("oci:layout", base),
+            ImageSource::Layout("/ctx/layout".into(), None)
+        );
+        assert_eq!(
+            ImageSource::parse("oci-archive:img.tar", base),
+            ImageSource::Archive("/ctx/img.tar".into(), None)
+        );
+        assert_eq!(
+            ImageSource::parse("busybox", base),
+            ImageSource::Stored("busybox".into())
+        );
+        assert_eq!(
+            ImageSource::parse("/nonexistent/x:tag", base),
+            ImageSource::Layout("/nonexistent/x".into(), Some("tag".into()))
+        );
+    }
+
+    #[test]
+    fn tags() {
+        assert_eq!(normalize_tag("app").as_deref(), Ok("app:latest"));
+        assert_eq!(normalize_tag("localhost:5000/app").as_deref(), Ok("localhost:5000/app:latest"));
+        assert_eq!(normalize_tag("app:v1").as_deref(), Ok("app:v1"));
+        assert!(normalize_tag("").is_err());
+        assert!(normalize_tag("Bad Name").is_err());
+    }
+}

@@ -1,0 +1,8 @@
+//! Chapter exec.
+
+use crate::case::Case;
+
+/// The exec chapter.
+pub fn cases() -> Vec<Case> {
+    vec![]
+}

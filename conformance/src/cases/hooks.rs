@@ -1,0 +1,8 @@
+//! Chapter hooks.
+
+use crate::case::Case;
+
+/// The hooks chapter.
+pub fn cases() -> Vec<Case> {
+    vec![]
+}

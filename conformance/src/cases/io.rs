@@ -1,0 +1,8 @@
+//! Chapter io.
+
+use crate::case::Case;
+
+/// The io chapter.
+pub fn cases() -> Vec<Case> {
+    vec![]
+}

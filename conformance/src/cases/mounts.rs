@@ -1,0 +1,8 @@
+//! Chapter mounts.
+
+use crate::case::Case;
+
+/// The mounts chapter.
+pub fn cases() -> Vec<Case> {
+    vec![]
+}

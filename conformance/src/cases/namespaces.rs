@@ -1,0 +1,8 @@
+//! Chapter namespaces.
+
+use crate::case::Case;
+
+/// The namespaces chapter.
+pub fn cases() -> Vec<Case> {
+    vec![]
+}
