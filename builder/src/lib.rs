@@ -16,10 +16,12 @@
 pub mod context;
 pub mod digest;
 pub mod dockerfile;
+pub mod exec;
 mod fsutil;
 mod glob;
 pub mod layer;
 pub mod oci;
 pub mod plan;
+pub mod store;
 #[cfg(test)]
 mod robustness_tests;

@@ -94,7 +94,7 @@ pub fn match_sources(
         .split('/')
         .take_while(|c| !has_glob(c))
         .collect();
-    let start = literal[..literal.len().saturating_sub(0)].join("/");
+    let start = literal.join("/");
     let mut out = Vec::new();
     if let Ok(dir) = fsutil::open_dir_at(root, &start, Resolve::InRoot) {
         walk_matches(dir.as_fd(), &start, &glob, filter, &mut out)?;

@@ -263,7 +263,9 @@ impl Layout {
         self.resolve_descriptor(desc, 0)
     }
 
-    fn resolve_descriptor(&self, desc: Descriptor, depth: u32) -> Result<ResolvedImage, OciError> {
+    /// Reads the manifest (or, for an index, the host platform's manifest)
+    /// named by `desc`, and its config.
+    pub fn resolve_descriptor(&self, desc: Descriptor, depth: u32) -> Result<ResolvedImage, OciError> {
         if desc.media_type == MEDIA_TYPE_INDEX || desc.media_type == MEDIA_TYPE_DOCKER_LIST {
             if depth > 2 {
                 return Err(OciError::BadJson(desc.digest.to_string(), "nested indexes too deep".into()));

@@ -141,7 +141,7 @@ fn seccomp_allowlist(ctx: &mut Ctx) -> Result<()> {
     ];
     b.config["linux"]["seccomp"] = json!({
         "defaultAction": "SCMP_ACT_ERRNO",
-        "syscalls": [{"names": allowed, "action": "SCMP_ACT_ALLOW"}]
+        "syscalls": [{"names": allowed.to_vec(), "action": "SCMP_ACT_ALLOW"}]
     });
     let out = ctx.run(&b)?;
     ctx.check("allowed syscalls work", out.stdout.contains("alive"), format!("{out:?}"));
