@@ -16,6 +16,7 @@
 pub mod context;
 pub mod digest;
 pub mod dockerfile;
+pub mod build;
 pub mod exec;
 mod fsutil;
 mod glob;

@@ -192,3 +192,63 @@ mod tests {
         assert!(normalize_tag("Bad Name").is_err());
     }
 }
+
+/// Unpacks `image` (blobs in `layout`) into the root filesystem directory
+/// `rootfs` (created if missing), verifying every layer's digest and diff
+/// id, applying whiteouts, with the same containment rules as the builder.
+pub fn unpack(layout: &Layout, image: &ResolvedImage, rootfs: &Path) -> Result<(), OciError> {
+    use crate::digest::HashReader;
+    std::fs::create_dir_all(rootfs).map_err(|e| OciError::io(rootfs.display(), e))?;
+    for (desc, diff_id) in image
+        .manifest
+        .layers
+        .iter()
+        .zip(image.config.rootfs.diff_ids.iter())
+    {
+        let blob = layout.open_blob(&desc.digest)?;
+        let mut outer = HashReader::new(std::io::BufReader::new(blob));
+        let bad = |e: crate::layer::LayerError| OciError::BadArchive(layout.root().join(desc.digest.hex()), e.to_string());
+        let got_diff = {
+            let inner = crate::layer::decompress(&desc.media_type, &mut outer).map_err(bad)?;
+            let mut hashed = HashReader::new(inner);
+            crate::layer::extract(&mut hashed, rootfs, crate::layer::ExtractMode::Flat).map_err(bad)?;
+            hashed.drain().map_err(|e| OciError::io(desc.digest.to_string(), e))?.0
+        };
+        let got = outer.drain().map_err(|e| OciError::io(desc.digest.to_string(), e))?.0;
+        if got != desc.digest || &got_diff != diff_id {
+            return Err(OciError::DigestMismatch {
+                what: format!("layer {}", desc.digest),
+                expected: format!("{} / diff_id {diff_id}", desc.digest),
+                actual: format!("{got} / diff_id {got_diff}"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A runtime config.json (the runtime's default spec) running the image's
+/// entrypoint and command with its environment, working directory and
+/// (numeric) user.
+pub fn bundle_config(config: &types::ImageConfig) -> serde_json::Value {
+    let mut spec = berth::spec::default_spec(false);
+    let c = &config.config;
+    let mut args: Vec<String> = c.entrypoint.clone().unwrap_or_default();
+    args.extend(c.cmd.clone().unwrap_or_default());
+    if args.is_empty() {
+        args.push("sh".into());
+    }
+    spec["process"]["terminal"] = serde_json::json!(false);
+    spec["process"]["args"] = serde_json::json!(args);
+    if !c.env.is_empty() {
+        spec["process"]["env"] = serde_json::json!(c.env);
+    }
+    if !c.working_dir.is_empty() {
+        spec["process"]["cwd"] = serde_json::json!(c.working_dir);
+    }
+    let (u, g) = c.user.split_once(':').unwrap_or((c.user.as_str(), ""));
+    if let Ok(uid) = u.parse::<u32>() {
+        spec["process"]["user"]["uid"] = serde_json::json!(uid);
+        spec["process"]["user"]["gid"] = serde_json::json!(g.parse::<u32>().unwrap_or(0));
+    }
+    spec
+}

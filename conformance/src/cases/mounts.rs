@@ -21,7 +21,8 @@ pub fn cases() -> Vec<Case> {
         case!(C, "readonly-paths", "readonlyPaths are read-only, their parents stay writable", [], readonly_paths),
         case!(C, "default-devices", "the default /dev nodes and symlinks exist", [], default_devices),
         case!(C, "special-filesystems", "proc, tmpfs /dev, devpts, shm, mqueue and read-only sysfs are mounted", [], special_filesystems),
-        case!(C, "rootfs-propagation", "rootfsPropagation shared/private is reflected in / propagation", [], rootfs_propagation),
+        case!(C, "mount-propagation", "rshared/rprivate mount options set the mount's propagation", [], mount_propagation),
+        case!(C, "rootfs-propagation", "rootfsPropagation accepts private/slave/shared and rejects others", [], rootfs_propagation),
         case!(C, "symlink-target", "a mount target that is a symlink resolves inside the rootfs", [], symlink_target),
         case!(C, "cgroup-mount", "a cgroup mount shows the container's controllers", [Need::CgroupV1("memory")], cgroup_mount),
     ]
@@ -128,7 +129,7 @@ fn masked_paths(ctx: &mut Ctx) -> Result<()> {
     std::fs::create_dir_all(&secret).map_err(io("creating", &secret))?;
     std::fs::write(secret.join("key"), "s3cret").map_err(io("writing", secret.join("key")))?;
     b.config["linux"]["maskedPaths"] = json!(["/proc/keys", "/proc/timer_list", "/var/secret", "/no/such/path"]);
-    b.sh("echo keys=$(busybox cat /proc/keys | wc -c); echo timer=$(busybox cat /proc/timer_list | wc -c); echo ls=$(ls -A /var/secret | wc -l); touch /var/secret/x 2>/dev/null && echo wrote");
+    b.sh("echo keys=$(busybox cat /proc/keys | wc -c); echo timer=$(busybox cat /proc/timer_list | wc -c); echo ls=$(ls -A /var/secret | wc -l); touch /var/secret/x 2>/dev/null && echo wrote; true");
     let out = ctx.run(&b)?;
     ctx.check_ok("run succeeds (a missing masked path is ignored)", &out);
     ctx.check("/proc/keys reads empty", out.stdout.contains("keys=0"), format!("{out:?}"));
@@ -220,22 +221,36 @@ fn special_filesystems(ctx: &mut Ctx) -> Result<()> {
     Ok(())
 }
 
-fn rootfs_propagation(ctx: &mut Ctx) -> Result<()> {
-    let shared = ctx.checker(&["mount", "/"], |b| {
-        b.config["linux"]["rootfsPropagation"] = json!("shared");
-    })?;
-    let e = mount_entry(&shared, "/");
-    let opt: Vec<String> = e["optional"]
+fn optional_fields(e: &Value) -> Vec<String> {
+    e["optional"]
         .as_array()
         .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
-        .unwrap_or_default();
-    ctx.check("shared: / is a shared mount", opt.iter().any(|o| o.starts_with("shared:")), format!("{e}"));
-    let private = ctx.checker(&["mount", "/"], |b| {
-        b.config["linux"]["rootfsPropagation"] = json!("private");
+        .unwrap_or_default()
+}
+
+fn mount_propagation(ctx: &mut Ctx) -> Result<()> {
+    let f = ctx.checker(&["mount", "/mnt/s", "/mnt/p"], |b| {
+        b.add_mount(json!({"destination": "/mnt/s", "type": "tmpfs", "source": "tmpfs", "options": ["rshared"]}));
+        b.add_mount(json!({"destination": "/mnt/p", "type": "tmpfs", "source": "tmpfs", "options": ["rprivate"]}));
     })?;
-    let e = mount_entry(&private, "/");
-    let none = e["optional"].as_array().map(|a| a.is_empty()).unwrap_or(false);
-    ctx.check("private: / has no propagation", none, format!("{e}"));
+    let s = mount_entry(&f, "/mnt/s");
+    ctx.check("rshared: the mount is shared", optional_fields(&s).iter().any(|o| o.starts_with("shared:")), format!("{s}"));
+    let p = mount_entry(&f, "/mnt/p");
+    ctx.check("rprivate: the mount has no peers", !p.is_null() && optional_fields(&p).is_empty(), format!("{p}"));
+    Ok(())
+}
+
+fn rootfs_propagation(ctx: &mut Ctx) -> Result<()> {
+    for mode in ["private", "slave", "shared"] {
+        let mut b = ctx.checker_bundle(&["mount", "/"])?;
+        b.config["linux"]["rootfsPropagation"] = json!(mode);
+        let out = ctx.run(&b)?;
+        ctx.check_ok(format!("rootfsPropagation {mode} runs"), &out);
+    }
+    let mut b = ctx.checker_bundle(&["mount", "/"])?;
+    b.config["linux"]["rootfsPropagation"] = json!("bogus");
+    let out = ctx.run(&b)?;
+    ctx.check_fails("rootfsPropagation bogus is rejected", &out);
     Ok(())
 }
 

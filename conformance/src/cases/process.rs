@@ -22,7 +22,6 @@ pub fn cases() -> Vec<Case> {
         case!(C, "rlimits", "process.rlimits soft and hard values are set", [], rlimits),
         case!(C, "rlimit-above-hard", "an rlimit above the caller's hard limit fails with an error naming rlimit", [], rlimit_above_hard),
         case!(C, "hostname", "hostname is set in the new UTS namespace", [], hostname),
-        case!(C, "domainname", "domainname is set in the new UTS namespace", [], domainname),
         case!(C, "oom-score-adj", "process.oomScoreAdj is written for the process", [], oom_score_adj),
         case!(C, "stdio-no-terminal", "with terminal false the process's stdio are not a tty", [], stdio_no_terminal),
     ]
@@ -186,12 +185,6 @@ fn hostname(ctx: &mut Ctx) -> Result<()> {
     ctx.check_eq("hostname", f["hostname"].as_str(), Some("conformance-host"));
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     ctx.check("the host's hostname is unchanged", host.trim() != "conformance-host", host);
-    Ok(())
-}
-
-fn domainname(ctx: &mut Ctx) -> Result<()> {
-    let f = facts(ctx, |c| c["domainname"] = json!("conformance.example"))?;
-    ctx.check_eq("domainname", f["domainname"].as_str(), Some("conformance.example"));
     Ok(())
 }
 

@@ -207,6 +207,32 @@ fn init_cpuset(dir: &Path) -> Result<(), CgroupError> {
     Ok(())
 }
 
+/// Whether the container's freezer (v1) or cgroup.freeze (v2) says it is frozen.
+pub fn is_frozen(p: &Placement) -> bool {
+    for dir in &p.dirs {
+        if let Ok(s) = std::fs::read_to_string(dir.join("freezer.state")) {
+            return s.trim() == "FROZEN";
+        }
+        if let Ok(s) = std::fs::read_to_string(dir.join("cgroup.freeze")) {
+            if s.trim() == "1" {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Thaws a frozen container (best effort; used before killing it).
+pub fn thaw(p: &Placement) {
+    for dir in &p.dirs {
+        if dir.join("freezer.state").exists() {
+            let _ = std::fs::write(dir.join("freezer.state"), "THAWED");
+        } else if dir.join("cgroup.freeze").exists() {
+            let _ = std::fs::write(dir.join("cgroup.freeze"), "0");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,31 +297,5 @@ mod tests {
         p.remove().unwrap();
         assert!(tmp.path().join("existing").exists());
         assert!(!tmp.path().join("existing/new").exists());
-    }
-}
-
-/// Whether the container's freezer (v1) or cgroup.freeze (v2) says it is frozen.
-pub fn is_frozen(p: &Placement) -> bool {
-    for dir in &p.dirs {
-        if let Ok(s) = std::fs::read_to_string(dir.join("freezer.state")) {
-            return s.trim() == "FROZEN";
-        }
-        if let Ok(s) = std::fs::read_to_string(dir.join("cgroup.freeze")) {
-            if s.trim() == "1" {
-                return true;
-            }
-        }
-    }
-    false
-}
-
-/// Thaws a frozen container (best effort; used before killing it).
-pub fn thaw(p: &Placement) {
-    for dir in &p.dirs {
-        if dir.join("freezer.state").exists() {
-            let _ = std::fs::write(dir.join("freezer.state"), "THAWED");
-        } else if dir.join("cgroup.freeze").exists() {
-            let _ = std::fs::write(dir.join("cgroup.freeze"), "0");
-        }
     }
 }

@@ -2,6 +2,7 @@
 
 mod create;
 mod delete;
+mod exec;
 mod features;
 mod kill;
 mod list;
@@ -53,6 +54,8 @@ enum Cmd {
     State(state::Args),
     /// Send a signal to the container's init process.
     Kill(kill::Args),
+    /// Run a process in a running container.
+    Exec(exec::Args),
     /// Delete a container and everything create made.
     Delete(delete::Args),
     /// Create and start a container, wait for it and return its exit status.
@@ -98,6 +101,7 @@ pub fn main() -> i32 {
         Cmd::State(a) => state::run(&ctx, a),
         Cmd::Kill(a) => kill::run(&ctx, a),
         Cmd::Delete(a) => delete::run(&ctx, a, &logger),
+        Cmd::Exec(a) => exec::run(&ctx, a, &logger),
         Cmd::Run(a) => run::run(&ctx, a, &logger),
         Cmd::List(a) => list::run(&ctx, a),
         Cmd::Spec(a) => spec::run(a),

@@ -89,7 +89,8 @@ pub fn start(dir: &ContainerDir, state: &State) -> Result<Vec<String>, Error> {
 /// Sends `signal` to the container's init, or with `all` to every process in its cgroup.
 pub fn kill(dir: &ContainerDir, state: &State, signal: i32, all: bool) -> Result<(), Error> {
     let status = state.status(&dir.path);
-    if status == Status::Stopped && !(all && !state.cgroup.pids().is_empty()) {
+    let others_alive = all && !state.cgroup.pids().is_empty();
+    if status == Status::Stopped && !others_alive {
         return Err(Error::NotRunning);
     }
     let sig = Signal::try_from(signal)

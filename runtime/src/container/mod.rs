@@ -2,12 +2,14 @@
 //! operations (create, start, kill, delete) that the CLI, the shim and the builder call.
 
 mod create;
+mod exec;
 mod id;
 mod lifecycle;
 mod run;
 mod state;
 
 pub use create::{create, CreateOptions, Created};
+pub use exec::{exec, ExecOptions};
 pub use id::validate_id;
 pub use lifecycle::{delete, kill, list, load, peek, start, wait_exit};
 pub use run::{become_subreaper, run_to_completion, wait_for};

@@ -1,0 +1,93 @@
+//! The child side of `exec`: join the running container's cgroups and namespaces, apply the
+//! process settings and exec. Never returns.
+
+use super::setup::{prepare_process, ProcessSettings};
+use super::sync::{Channel, Msg};
+use crate::cgroups::Placement;
+use crate::namespaces::NsKind;
+use oci_spec::runtime::Process;
+use std::os::fd::{AsFd, OwnedFd};
+
+/// What the exec child needs (computed by the parent before fork).
+pub struct ExecConfig {
+    /// The process to run.
+    pub process: Process,
+    /// Host PID of the container's init, whose namespaces are joined.
+    pub init_pid: i32,
+    /// The container's cgroups.
+    pub cgroup: Placement,
+    /// Set in the child when it was cloned straight into the cgroup2 directory.
+    pub in_unified_cgroup: bool,
+    /// Connected console socket, for `--tty`.
+    pub console_socket: Option<OwnedFd>,
+    /// `--preserve-fds`.
+    pub preserve_fds: i32,
+}
+
+fn exit(code: i32) -> ! {
+    // SAFETY: _exit skips the parent's atexit handlers and destructors.
+    unsafe { libc::_exit(code) }
+}
+
+/// Runs in the forked child. Never returns.
+pub fn exec_stage1(cfg: &ExecConfig, ch: &Channel) -> ! {
+    if let Err(e) = run(cfg, ch) {
+        let _ = ch.send(&Msg::Error(e));
+    }
+    exit(1)
+}
+
+fn run(cfg: &ExecConfig, ch: &Channel) -> Result<(), String> {
+    // Non-dumpable until exec, like the init (CVE-2019-5736 class).
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    cfg.cgroup
+        .join(0, cfg.in_unified_cgroup)
+        .map_err(|e| e.to_string())?;
+    // Open every namespace first: after joining the mount namespace, /proc is the container's.
+    let mut joined = Vec::new();
+    for kind in NsKind::ORDER {
+        let theirs = format!("/proc/{}/ns/{}", cfg.init_pid, kind.proc_name());
+        let mine = format!("/proc/self/ns/{}", kind.proc_name());
+        let (Ok(a), Ok(b)) = (std::fs::read_link(&theirs), std::fs::read_link(&mine)) else {
+            continue;
+        };
+        if a == b {
+            continue;
+        }
+        let f = std::fs::File::open(&theirs).map_err(|e| format!("open {theirs}: {e}"))?;
+        joined.push((kind, f));
+    }
+    for (kind, f) in &joined {
+        nix::sched::setns(f.as_fd(), kind.flag())
+            .map_err(|e| format!("join {} namespace of the container: {e}", kind.name()))?;
+    }
+    if joined.iter().any(|(k, _)| matches!(k, NsKind::User)) {
+        let _ = nix::unistd::setresgid(0.into(), 0.into(), 0.into());
+        let _ = nix::unistd::setresuid(0.into(), 0.into(), 0.into());
+    }
+    drop(joined);
+    // Entering PID and time namespaces takes effect for children: fork once more.
+    // SAFETY: this process is single-threaded (a fork of the single-threaded CLI).
+    match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
+        nix::unistd::ForkResult::Parent { child } => {
+            ch.send(&Msg::Pid(child.as_raw()))
+                .map_err(|e| format!("sync: {e}"))?;
+            exit(0)
+        }
+        nix::unistd::ForkResult::Child => {}
+    }
+    let settings = ProcessSettings {
+        console_socket: cfg.console_socket.as_ref(),
+        preserve_fds: cfg.preserve_fds,
+        listen_fds: 0,
+    };
+    let p = prepare_process(&cfg.process, &settings)?;
+    ch.send(&Msg::Ready).map_err(|e| format!("sync: {e}"))?;
+    let e = nix::unistd::execve(&p.path, &p.argv, &p.envp).err();
+    Err(format!(
+        "exec {:?}: {}",
+        p.path,
+        e.map(|e| e.desc()).unwrap_or("failed")
+    ))
+}

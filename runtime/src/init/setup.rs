@@ -1,0 +1,145 @@
+//! Process settings applied just before exec, shared by a container's init and `exec`:
+//! terminal, oomScoreAdj, rlimits, environment, executable lookup, capabilities, user switch,
+//! umask, cwd (checked to be inside the root), noNewPrivileges and descriptor hygiene.
+
+use crate::capabilities::{self, CapSets};
+use oci_spec::runtime::Process;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+fn errs<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> String + '_ {
+    move |e| format!("{what}: {e}")
+}
+
+/// Where the process's terminal and inherited descriptors come from.
+pub struct ProcessSettings<'a> {
+    /// Console socket to send the pty master to, when `process.terminal` is set.
+    pub console_socket: Option<&'a OwnedFd>,
+    /// Descriptors 3..3+N stay open across exec.
+    pub preserve_fds: i32,
+    /// LISTEN_FDS to announce (socket activation), 0 for none.
+    pub listen_fds: i32,
+}
+
+/// A program ready to exec.
+pub struct Prepared {
+    /// Resolved executable.
+    pub path: CString,
+    /// argv.
+    pub argv: Vec<CString>,
+    /// envp.
+    pub envp: Vec<CString>,
+}
+
+/// Joins a new session keyring named after the container (unless `--no-new-keyring`).
+pub fn join_session_keyring(id: &str) -> Result<(), String> {
+    let name = CString::new(format!("_ses.{id}")).map_err(errs("keyring"))?;
+    // SAFETY: KEYCTL_JOIN_SESSION_KEYRING (1) with a C string name.
+    let r = unsafe { libc::syscall(libc::SYS_keyctl, 1, name.as_ptr()) };
+    // Kernels without keyrings (ENOSYS) or with restrictive quotas are tolerated, as runc does.
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        if !matches!(
+            e.raw_os_error(),
+            Some(libc::ENOSYS) | Some(libc::EDQUOT) | Some(libc::EACCES)
+        ) {
+            return Err(format!("join session keyring: {e}"));
+        }
+    }
+    Ok(())
+}
+
+/// Applies `process` to the calling process (which is already inside the container's
+/// namespaces and root) and returns what to exec.
+pub fn prepare_process(process: &Process, settings: &ProcessSettings) -> Result<Prepared, String> {
+    if process.terminal().unwrap_or(false) {
+        let sock = settings
+            .console_socket
+            .ok_or("process.terminal is true but no --console-socket was given")?;
+        let (master, slave, name) =
+            crate::console::open_pty().map_err(|e| format!("process.terminal: {e}"))?;
+        if let Some(sz) = process.console_size() {
+            let _ =
+                crate::console::set_size(slave.as_raw_fd(), sz.height() as u16, sz.width() as u16);
+        }
+        crate::console::send_fd(sock.as_raw_fd(), master.as_raw_fd(), &name)
+            .map_err(errs("--console-socket: send pty"))?;
+        crate::console::make_controlling(&slave)
+            .map_err(errs("process.terminal: make controlling terminal"))?;
+    }
+
+    if let Some(adj) = process.oom_score_adj() {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| {
+            format!("process.oomScoreAdj: failed to update /proc/self/oom_score_adj: {e}")
+        })?;
+    }
+    for (i, r) in process.rlimits().iter().flatten().enumerate() {
+        crate::rlimits::apply(i, r)?;
+    }
+
+    let user = process.user();
+    let mut env = process.env().clone().unwrap_or_default();
+    if settings.listen_fds > 0 {
+        env.push(format!("LISTEN_FDS={}", settings.listen_fds));
+        env.push("LISTEN_PID=1".to_string());
+    }
+    let env = crate::process::final_env(&env, user.uid());
+    let args = process.args().clone().unwrap_or_default();
+    let exe = crate::process::find_executable(&args[0], &env)?;
+
+    let caps = CapSets::from_spec(process.capabilities().as_ref());
+    capabilities::drop_bounding(caps.bounding).map_err(errs("process.capabilities.bounding"))?;
+    let cwd = process.cwd();
+    let chdir_early = nix::unistd::chdir(cwd.as_path());
+    let setgroups_allowed = std::fs::read_to_string("/proc/self/setgroups")
+        .map(|s| s.trim() != "deny")
+        .unwrap_or(true);
+    crate::process::switch_user(
+        user.uid(),
+        user.gid(),
+        user.additional_gids().as_deref().unwrap_or(&[]),
+        setgroups_allowed,
+    )?;
+    capabilities::set_eip(caps.effective, caps.permitted, caps.inheritable)
+        .map_err(errs("process.capabilities"))?;
+    capabilities::set_ambient(caps.ambient).map_err(errs("process.capabilities.ambient"))?;
+    if let Some(mask) = user.umask() {
+        // SAFETY: see above.
+        unsafe { libc::umask(mask as libc::mode_t) };
+    }
+    if chdir_early.is_err() {
+        nix::unistd::chdir(cwd.as_path())
+            .map_err(|e| format!("process.cwd: chdir to {}: {e}", cwd.display()))?;
+    }
+    // The working directory must lie inside the container's root (runc CVE-2024-21626).
+    match nix::unistd::getcwd() {
+        Ok(p) if p.is_absolute() => {}
+        _ => {
+            return Err(format!(
+                "process.cwd: {} is outside the container's root",
+                cwd.display()
+            ))
+        }
+    }
+    if process.no_new_privileges().unwrap_or(false) {
+        // SAFETY: prctl with integer arguments.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } < 0 {
+            return Err(format!(
+                "process.noNewPrivileges: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+
+    // Nothing but stdio and the preserved descriptors may reach the user's program.
+    let first = 3 + settings.preserve_fds;
+    crate::sys::cloexec_from(first).map_err(errs("close inherited descriptors"))?;
+    for fd in 3..first {
+        let _ = crate::sys::set_cloexec(fd as RawFd, false);
+    }
+
+    let path = CString::new(exe.as_os_str().as_encoded_bytes()).map_err(errs("process.args[0]"))?;
+    let argv = crate::process::cstrings(&args, "process.args")?;
+    let envp = crate::process::cstrings(&env, "process.env")?;
+    Ok(Prepared { path, argv, envp })
+}
