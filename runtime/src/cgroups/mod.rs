@@ -2,8 +2,12 @@
 //! `linux.cgroupsPath`, creating the container's cgroups, placing processes and removing
 //! exactly the directories berth created.
 
+pub mod devices_bpf;
 pub mod hierarchy;
+pub mod manager;
 pub mod placement;
+pub mod resources;
+pub mod stats;
 
 pub use hierarchy::{detect, Hierarchy, Mode};
 pub use placement::{resolve_path, Placement};
@@ -22,6 +26,9 @@ pub enum CgroupError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A resource value cannot be applied on this host.
+    #[error("{0}")]
+    Invalid(String),
     /// The configured path cannot be used.
     #[error("linux.cgroupsPath: {0}")]
     Path(String),

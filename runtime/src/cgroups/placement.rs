@@ -16,6 +16,9 @@ pub struct Placement {
     /// The container's directory in the cgroup2 hierarchy, if there is one.
     #[serde(default)]
     pub unified: Option<PathBuf>,
+    /// The container's directory per v1 controller (`memory` -> /sys/fs/cgroup/memory/...).
+    #[serde(default)]
+    pub v1: std::collections::BTreeMap<String, PathBuf>,
 }
 
 /// Resolves `linux.cgroupsPath` as runc's cgroupfs driver does: absolute paths are taken from
@@ -94,11 +97,18 @@ impl Placement {
             .zip(&dirs)
             .find(|(h, _)| h.v2)
             .map(|(_, d)| d.clone());
+        let mut v1 = std::collections::BTreeMap::new();
+        for (h, d) in hierarchies.iter().zip(&dirs) {
+            for c in &h.controllers {
+                v1.insert(c.clone(), d.clone());
+            }
+        }
         Ok(Placement {
             path: path.to_string(),
             dirs,
             created: Vec::new(),
             unified,
+            v1,
         })
     }
 
@@ -220,17 +230,6 @@ pub fn is_frozen(p: &Placement) -> bool {
         }
     }
     false
-}
-
-/// Thaws a frozen container (best effort; used before killing it).
-pub fn thaw(p: &Placement) {
-    for dir in &p.dirs {
-        if dir.join("freezer.state").exists() {
-            let _ = std::fs::write(dir.join("freezer.state"), "THAWED");
-        } else if dir.join("cgroup.freeze").exists() {
-            let _ = std::fs::write(dir.join("cgroup.freeze"), "0");
-        }
-    }
 }
 
 #[cfg(test)]

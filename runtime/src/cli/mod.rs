@@ -2,15 +2,19 @@
 
 mod create;
 mod delete;
+mod events;
 mod exec;
 mod features;
 mod kill;
 mod list;
 mod log;
+mod pause;
+mod ps;
 mod run;
 mod spec;
 mod start;
 mod state;
+mod update;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -62,6 +66,16 @@ enum Cmd {
     Run(run::Args),
     /// List containers.
     List(list::Args),
+    /// Freeze every process in the container.
+    Pause(pause::Args),
+    /// Thaw a paused container.
+    Resume(pause::Args),
+    /// List the processes in the container.
+    Ps(ps::Args),
+    /// Change the container's resource limits.
+    Update(update::Args),
+    /// Print resource statistics and OOM events.
+    Events(events::Args),
     /// Write a default config.json.
     Spec(spec::Args),
     /// Print the OCI runtime features document.
@@ -104,6 +118,11 @@ pub fn main() -> i32 {
         Cmd::Exec(a) => exec::run(&ctx, a, &logger),
         Cmd::Run(a) => run::run(&ctx, a, &logger),
         Cmd::List(a) => list::run(&ctx, a),
+        Cmd::Pause(a) => pause::pause(&ctx, a),
+        Cmd::Resume(a) => pause::resume(&ctx, a),
+        Cmd::Ps(a) => ps::run(&ctx, a),
+        Cmd::Update(a) => update::run(&ctx, a),
+        Cmd::Events(a) => events::run(&ctx, a),
         Cmd::Spec(a) => spec::run(a),
         Cmd::Features(a) => features::run(a),
     };

@@ -106,6 +106,9 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         let _ = placement.remove();
     })?;
     guard.placement = Some(placement.clone());
+    if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+        crate::cgroups::manager::apply(&placement, res)?;
+    }
 
     let dir_path = guard
         .dir

@@ -96,12 +96,7 @@ pub fn kill(dir: &ContainerDir, state: &State, signal: i32, all: bool) -> Result
     let sig = Signal::try_from(signal)
         .map_err(|_| Error::BadState(format!("invalid signal {signal}")))?;
     if all {
-        for pid in state.cgroup.pids() {
-            let _ = sys_kill(Pid::from_raw(pid), sig);
-        }
-        if status == Status::Paused && sig == Signal::SIGKILL {
-            crate::cgroups::placement::thaw(&state.cgroup);
-        }
+        crate::cgroups::manager::signal_all(&state.cgroup, sig)?;
         return Ok(());
     }
     sys_kill(Pid::from_raw(state.pid), sig)
@@ -132,22 +127,20 @@ pub fn delete(dir: ContainerDir, state: &State, force: bool) -> Result<Vec<Strin
         _ => {}
     }
     if state.alive() {
-        if status == Status::Paused {
-            crate::cgroups::placement::thaw(&state.cgroup);
-        }
         let _ = sys_kill(Pid::from_raw(state.pid), Signal::SIGKILL);
+        if status == Status::Paused {
+            // A frozen task only dies once thawed.
+            let _ = crate::cgroups::manager::thaw(&state.cgroup);
+        }
         wait_exit(state.pid, 10_000);
     }
     if !state.pid_ns_private {
         // Without its own PID namespace the container's other processes outlive init.
         for _ in 0..100 {
-            let pids = state.cgroup.pids();
-            if pids.is_empty() {
+            if state.cgroup.pids().is_empty() {
                 break;
             }
-            for pid in pids {
-                let _ = sys_kill(Pid::from_raw(pid), Signal::SIGKILL);
-            }
+            let _ = crate::cgroups::manager::signal_all(&state.cgroup, Signal::SIGKILL);
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
     }
@@ -191,4 +184,71 @@ pub fn list(root: &Path) -> Result<Vec<OciState>, Error> {
     }
     out.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(out)
+}
+
+/// Freezes a running container (`pause`).
+pub fn pause(dir: &ContainerDir, state: &State) -> Result<(), Error> {
+    match state.status(&dir.path) {
+        Status::Running => Ok(crate::cgroups::manager::freeze(&state.cgroup)?),
+        Status::Paused => Err(Error::BadState("container already paused".into())),
+        _ => Err(Error::NotRunning),
+    }
+}
+
+/// Thaws a paused container (`resume`).
+pub fn resume(dir: &ContainerDir, state: &State) -> Result<(), Error> {
+    match state.status(&dir.path) {
+        Status::Paused => Ok(crate::cgroups::manager::thaw(&state.cgroup)?),
+        Status::Stopped => Err(Error::NotRunning),
+        _ => Err(Error::BadState("container not paused".into())),
+    }
+}
+
+/// Applies new resource limits to a created, running or paused container and records them.
+pub fn update(
+    dir: &ContainerDir,
+    state: &mut State,
+    res: &oci_spec::runtime::LinuxResources,
+) -> Result<(), Error> {
+    if state.status(&dir.path) == Status::Stopped {
+        return Err(Error::NotRunning);
+    }
+    crate::cgroups::manager::apply(&state.cgroup, res)?;
+    let merged = merge_resources(
+        state
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().clone()),
+        res,
+    );
+    let mut linux = state.spec.linux().clone().unwrap_or_default();
+    linux.set_resources(Some(merged));
+    state.spec.set_linux(Some(linux));
+    dir.save(state)
+}
+
+/// Overlays the fields set in `new` on `old` (JSON merge, one level per resource kind).
+fn merge_resources(
+    old: Option<oci_spec::runtime::LinuxResources>,
+    new: &oci_spec::runtime::LinuxResources,
+) -> oci_spec::runtime::LinuxResources {
+    let Some(old) = old else { return new.clone() };
+    let mut a = serde_json::to_value(&old).unwrap_or_default();
+    let b = serde_json::to_value(new).unwrap_or_default();
+    if let (Some(ao), Some(bo)) = (a.as_object_mut(), b.as_object()) {
+        for (k, v) in bo {
+            match (ao.get_mut(k), v) {
+                (Some(serde_json::Value::Object(x)), serde_json::Value::Object(y)) => {
+                    for (kk, vv) in y {
+                        x.insert(kk.clone(), vv.clone());
+                    }
+                }
+                _ => {
+                    ao.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
+    serde_json::from_value(a).unwrap_or(old)
 }

@@ -11,7 +11,7 @@ mod state;
 pub use create::{create, CreateOptions, Created};
 pub use exec::{exec, ExecOptions};
 pub use id::validate_id;
-pub use lifecycle::{delete, kill, list, load, peek, start, wait_exit};
+pub use lifecycle::{delete, kill, list, load, pause, peek, resume, start, update, wait_exit};
 pub use run::{become_subreaper, run_to_completion, wait_for};
 pub use state::{ContainerDir, OciState, State, Status};
 

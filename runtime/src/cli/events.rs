@@ -1,0 +1,90 @@
+//! `berth events`: stats (once with --stats, else every --interval) and OOM notifications,
+//! one JSON object per line like runc's.
+
+use super::Ctx;
+use berth::container;
+use serde_json::json;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+/// Flags of events.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Print one stats event and exit.
+    #[arg(long)]
+    pub stats: bool,
+    /// Interval between stats events (e.g. 5s, 500ms).
+    #[arg(long, default_value = "5s")]
+    pub interval: String,
+    /// Container id.
+    pub id: String,
+}
+
+fn parse_interval(s: &str) -> anyhow::Result<Duration> {
+    let bad = || anyhow::anyhow!("--interval {s:?}: use a duration such as 5s or 500ms");
+    if let Some(ms) = s.strip_suffix("ms") {
+        return Ok(Duration::from_millis(ms.parse().map_err(|_| bad())?));
+    }
+    if let Some(m) = s.strip_suffix('m') {
+        return Ok(Duration::from_secs(
+            m.parse::<u64>().map_err(|_| bad())? * 60,
+        ));
+    }
+    let secs: f64 = s
+        .strip_suffix('s')
+        .unwrap_or(s)
+        .parse()
+        .map_err(|_| bad())?;
+    if secs <= 0.0 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Runs events until the container stops (or once with --stats).
+pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
+    let interval = parse_interval(&a.interval)?;
+    let (dir, state) = container::peek(&ctx.root, &a.id)?;
+    if state.status(&dir.path) == container::Status::Stopped {
+        return Err(container::Error::NotRunning.into());
+    }
+    let stats = || json!({"type": "stats", "id": a.id, "data": berth::cgroups::stats::collect(&state.cgroup)});
+    let mut out = std::io::stdout();
+    if a.stats {
+        writeln!(out, "{}", stats())?;
+        return Ok(0);
+    }
+    let mut ooms = berth::cgroups::stats::oom_kills(&state.cgroup);
+    let mut next = Instant::now();
+    loop {
+        if Instant::now() >= next {
+            writeln!(out, "{}", stats())?;
+            out.flush()?;
+            next += interval;
+        }
+        let now = berth::cgroups::stats::oom_kills(&state.cgroup);
+        if now > ooms {
+            ooms = now;
+            writeln!(out, "{}", json!({"type": "oom", "id": a.id}))?;
+            out.flush()?;
+        }
+        if !state.alive() {
+            return Ok(0);
+        }
+        std::thread::sleep(Duration::from_millis(100).min(interval));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals() {
+        assert_eq!(parse_interval("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_interval("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_interval("2").unwrap(), Duration::from_secs(2));
+        assert!(parse_interval("0s").is_err());
+        assert!(parse_interval("soon").is_err());
+    }
+}
