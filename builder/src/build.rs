@@ -115,8 +115,8 @@ pub enum StepErrorKind {
 pub struct StepError {
     /// The instruction's location.
     pub location: Location,
-    /// What failed.
-    pub kind: StepErrorKind,
+    /// What failed (boxed to keep `Result`s small).
+    pub kind: Box<StepErrorKind>,
 }
 
 impl fmt::Display for StepError {
@@ -127,7 +127,7 @@ impl fmt::Display for StepError {
 
 impl std::error::Error for StepError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.kind)
+        Some(self.kind.as_ref())
     }
 }
 
@@ -193,7 +193,10 @@ impl Progress {
 pub fn build(store: &Store, req: &BuildRequest) -> Result<BuildOutcome, BuildError> {
     let _lock = store.lock()?;
     let text = std::fs::read_to_string(&req.dockerfile).map_err(|e| {
-        BuildError::Usage(format!("cannot read Dockerfile {}: {e}", req.dockerfile.display()))
+        BuildError::Usage(format!(
+            "cannot read Dockerfile {}: {e}",
+            req.dockerfile.display()
+        ))
     })?;
     let name = req
         .dockerfile
@@ -205,9 +208,8 @@ pub fn build(store: &Store, req: &BuildRequest) -> Result<BuildOutcome, BuildErr
     opts.target = req.target.clone();
     opts.build_args = req.build_args.clone();
     let plan = Plan::new(&df, &opts)?;
-    let context = std::fs::canonicalize(&req.context).map_err(|e| {
-        BuildError::Usage(format!("build context {}: {e}", req.context.display()))
-    })?;
+    let context = std::fs::canonicalize(&req.context)
+        .map_err(|e| BuildError::Usage(format!("build context {}: {e}", req.context.display())))?;
     if !context.is_dir() {
         return Err(BuildError::Usage(format!(
             "build context {} is not a directory",
@@ -244,8 +246,9 @@ pub fn build(store: &Store, req: &BuildRequest) -> Result<BuildOutcome, BuildErr
         },
     };
     for name in &plan.unused_build_args {
-        b.progress
-            .line(&format!("[warning] build arg {name} was given but not used by any stage"));
+        b.progress.line(&format!(
+            "[warning] build arg {name} was given but not used by any stage"
+        ));
     }
     for &i in &plan.order {
         let st = b.run_stage(i)?;
@@ -279,7 +282,7 @@ impl<'a> Builder<'a> {
     fn err(&self, inst: &Instruction, kind: impl Into<StepErrorKind>) -> StepError {
         StepError {
             location: self.df.location_of(inst),
-            kind: kind.into(),
+            kind: Box::new(kind.into()),
         }
     }
 
@@ -326,9 +329,7 @@ impl<'a> Builder<'a> {
                 .get(j)
                 .cloned()
                 .ok_or_else(|| BuildError::Usage(format!("stage {j} was not built")))?,
-            BaseRef::Image(r) => self
-                .load_image(r)
-                .map_err(|k| self.err(&stage.from, k))?,
+            BaseRef::Image(r) => self.load_image(r).map_err(|k| self.err(&stage.from, k))?,
         };
         let base_env: Vec<(String, String)> = st
             .config
@@ -346,8 +347,12 @@ impl<'a> Builder<'a> {
         let triggers = std::mem::take(&mut st.config.config.on_build);
         if matches!(stage.base, BaseRef::Image(_)) && !triggers.is_empty() {
             let text = triggers.join("\n");
-            let parsed = Dockerfile::parse("ONBUILD", &text)
-                .map_err(|e| self.err(&stage.from, StepErrorKind::Invalid(format!("ONBUILD trigger of the base image: {e}"))))?;
+            let parsed = Dockerfile::parse("ONBUILD", &text).map_err(|e| {
+                self.err(
+                    &stage.from,
+                    StepErrorKind::Invalid(format!("ONBUILD trigger of the base image: {e}")),
+                )
+            })?;
             for inst in &parsed.instructions {
                 let mut inst = inst.clone();
                 inst.span = stage.from.span;
@@ -364,7 +369,11 @@ impl<'a> Builder<'a> {
                 self.cached += 1;
                 self.progress.line(&format!("#{} CACHED", self.step));
             } else {
-                self.progress.line(&format!("#{} DONE {:.1}s", self.step, t.elapsed().as_secs_f64()));
+                self.progress.line(&format!(
+                    "#{} DONE {:.1}s",
+                    self.step,
+                    t.elapsed().as_secs_f64()
+                ));
             }
         }
         st.config.config.env = scope
@@ -449,7 +458,13 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn history(&self, st: &mut StageState, created_by: String, empty: bool, created: Option<String>) {
+    fn history(
+        &self,
+        st: &mut StageState,
+        created_by: String,
+        empty: bool,
+        created: Option<String>,
+    ) {
         st.config.history.push(History {
             created: Some(created.unwrap_or_else(|| self.now())),
             created_by: Some(created_by),
@@ -488,7 +503,11 @@ impl<'a> Builder<'a> {
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect::<Vec<_>>()
                     .join(" ");
-                st.config.config.env = scope.env().iter().map(|(k, v)| format!("{k}={v}")).collect();
+                st.config.config.env = scope
+                    .env()
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
                 self.config_step(st, inst, &format!("ENV {text}"));
                 Ok(false)
             }
@@ -528,7 +547,9 @@ impl<'a> Builder<'a> {
                 for p in paths {
                     let v = scope.expand(p).map_err(|x| e(x.into()))?;
                     if v.is_empty() {
-                        return Err(e(StepErrorKind::Invalid("VOLUME specified can not be an empty string".into())));
+                        return Err(e(StepErrorKind::Invalid(
+                            "VOLUME specified can not be an empty string".into(),
+                        )));
                     }
                     st.config.config.volumes.insert(v.clone(), Empty {});
                     vols.push(v);
@@ -550,7 +571,8 @@ impl<'a> Builder<'a> {
                     },
                     Healthcheck::Check(c) => {
                         let ns = |d: Option<std::time::Duration>| {
-                            d.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)).unwrap_or(0)
+                            d.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+                                .unwrap_or(0)
                         };
                         HealthConfig {
                             test: c.test.clone(),
@@ -656,9 +678,7 @@ impl<'a> Builder<'a> {
             }
         }
         let created = self.now();
-        let layer = self
-            .execute_fs(st, action)
-            .map_err(|k| self.err(inst, k))?;
+        let layer = self.execute_fs(st, action).map_err(|k| self.err(inst, k))?;
         let entry = CacheEntry {
             layer: layer.clone(),
             created: created.clone(),
@@ -685,7 +705,11 @@ impl<'a> Builder<'a> {
         Ok(lowers)
     }
 
-    fn execute_fs<F>(&mut self, st: &StageState, action: F) -> Result<Option<LayerRecord>, StepErrorKind>
+    fn execute_fs<F>(
+        &mut self,
+        st: &StageState,
+        action: F,
+    ) -> Result<Option<LayerRecord>, StepErrorKind>
     where
         F: FnOnce(&mut Self, std::os::fd::BorrowedFd<'_>) -> Result<Vec<String>, StepErrorKind>,
     {
@@ -713,7 +737,8 @@ impl<'a> Builder<'a> {
             exec::remove_created_mountpoints(up.as_fd(), &created_mounts);
         }
         let (tmp, f) = self.store.blob_tmp()?;
-        let written = layer::write_layer(&upper, self.req.source_date_epoch, self.req.compression, f);
+        let written =
+            layer::write_layer(&upper, self.req.source_date_epoch, self.req.compression, f);
         let blob = match written {
             Ok(b) => b,
             Err(e) => {
@@ -747,7 +772,9 @@ impl<'a> Builder<'a> {
             return Err(e(StepErrorKind::Unsupported("RUN --mount".into())));
         }
         if matches!(r.security, Some(crate::dockerfile::SecurityMode::Insecure)) {
-            return Err(e(StepErrorKind::Unsupported("RUN --security=insecure".into())));
+            return Err(e(StepErrorKind::Unsupported(
+                "RUN --security=insecure".into(),
+            )));
         }
         let host_network = matches!(r.network, Some(NetworkMode::Host));
         let shell = self.shell(st);
@@ -762,14 +789,24 @@ impl<'a> Builder<'a> {
             RunScript::File { name, content } => {
                 let safe: String = name
                     .chars()
-                    .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
                     .collect();
                 let dest = format!("/dev/pipes/{safe}");
                 script_file = Some((safe, content));
                 vec![dest]
             }
         };
-        let mut env: Vec<String> = scope.run_env().iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut env: Vec<String> = scope
+            .run_env()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         if !env.iter().any(|kv| kv.starts_with("PATH=")) {
             env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
         }
@@ -794,8 +831,12 @@ impl<'a> Builder<'a> {
         self.fs_step(st, inst, material, created_by, move |b, root| {
             let passwd = exec::read_root_file(root, "/etc/passwd");
             let group = exec::read_root_file(root, "/etc/group");
-            let resolved = exec::user::resolve_user(&user, &passwd, &group).map_err(ExecError::User)?;
-            let merged = PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&root)));
+            let resolved =
+                exec::user::resolve_user(&user, &passwd, &group).map_err(ExecError::User)?;
+            let merged = PathBuf::from(format!(
+                "/proc/self/fd/{}",
+                std::os::fd::AsRawFd::as_raw_fd(&root)
+            ));
             let merged = std::fs::read_link(&merged).map_err(|e| ExecError::io("rootfs", e))?;
             let bundle = merged
                 .parent()
@@ -856,7 +897,7 @@ impl<'a> Builder<'a> {
         let location = self.df.location_of(inst);
         let e = |k: StepErrorKind| StepError {
             location: location.clone(),
-            kind: k,
+            kind: Box::new(k),
         };
         let word = if add { "ADD" } else { "COPY" };
         if c.parents {
@@ -884,9 +925,16 @@ impl<'a> Builder<'a> {
         let chmod = match &c.chmod {
             Some(s) => {
                 let v = scope.expand(s).map_err(|x| e(x.into()))?;
-                Some(u32::from_str_radix(&v, 8).ok().filter(|m| *m <= 0o7777).ok_or_else(|| {
-                    e(StepErrorKind::Unsupported(format!("--chmod={v} (only octal modes are)")))
-                })?)
+                Some(
+                    u32::from_str_radix(&v, 8)
+                        .ok()
+                        .filter(|m| *m <= 0o7777)
+                        .ok_or_else(|| {
+                            e(StepErrorKind::Unsupported(format!(
+                                "--chmod={v} (only octal modes are)"
+                            )))
+                        })?,
+                )
             }
             None => None,
         };
@@ -898,8 +946,14 @@ impl<'a> Builder<'a> {
             match s {
                 Source::Path(p) => {
                     let p = scope.expand(p).map_err(|x| e(x.into()))?;
-                    if add && (p.starts_with("http://") || p.starts_with("https://") || p.starts_with("git@")) {
-                        return Err(e(StepErrorKind::Unsupported("ADD from a URL or git repository".into())));
+                    if add
+                        && (p.starts_with("http://")
+                            || p.starts_with("https://")
+                            || p.starts_with("git@"))
+                    {
+                        return Err(e(StepErrorKind::Unsupported(
+                            "ADD from a URL or git repository".into(),
+                        )));
                     }
                     patterns.push(p);
                 }
@@ -979,7 +1033,8 @@ impl<'a> Builder<'a> {
                 Some(spec) => {
                     let passwd = exec::read_root_file(root, "/etc/passwd");
                     let group = exec::read_root_file(root, "/etc/group");
-                    let u = exec::user::resolve_user(spec, &passwd, &group).map_err(ExecError::User)?;
+                    let u =
+                        exec::user::resolve_user(spec, &passwd, &group).map_err(ExecError::User)?;
                     Some((u.uid, u.gid))
                 }
                 None => None,
@@ -1004,8 +1059,10 @@ impl<'a> Builder<'a> {
                     if lowers.len() == 1 {
                         lowers.push("empty".into());
                     }
-                    src_overlay = Overlay::mount(&b.store.layers_dir(), &lowers, None, src_scratch.path())?;
-                    fsutil::open_dir(src_overlay.path()).map_err(|x| ExecError::io("source stage", x))?
+                    src_overlay =
+                        Overlay::mount(&b.store.layers_dir(), &lowers, None, src_scratch.path())?;
+                    fsutil::open_dir(src_overlay.path())
+                        .map_err(|x| ExecError::io("source stage", x))?
                 }
             };
             if src_state.is_some() {
@@ -1019,7 +1076,15 @@ impl<'a> Builder<'a> {
                 copy::copy_sources(src_fd.as_fd(), m, &filter, root, &dest, dest_dir, attrs)?;
             }
             for (name, content) in &inline {
-                copy::write_inline(root, &dest, dest_dir, name, content.as_bytes(), attrs, epoch.unwrap_or(0))?;
+                copy::write_inline(
+                    root,
+                    &dest,
+                    dest_dir,
+                    name,
+                    content.as_bytes(),
+                    attrs,
+                    epoch.unwrap_or(0),
+                )?;
             }
             Ok(Vec::new())
         })
@@ -1035,13 +1100,21 @@ impl<'a> Builder<'a> {
         let manifest = Manifest {
             schema_version: 2,
             media_type: Some(MEDIA_TYPE_MANIFEST.into()),
-            config: Descriptor::new(MEDIA_TYPE_CONFIG, config_digest.clone(), config_json.len() as u64),
+            config: Descriptor::new(
+                MEDIA_TYPE_CONFIG,
+                config_digest.clone(),
+                config_json.len() as u64,
+            ),
             layers: st.layers.iter().map(LayerRecord::descriptor).collect(),
             annotations: None,
         };
         let manifest_json = to_json(&manifest);
         let manifest_digest = layout.write_blob(&manifest_json)?;
-        let mut desc = Descriptor::new(MEDIA_TYPE_MANIFEST, manifest_digest.clone(), manifest_json.len() as u64);
+        let mut desc = Descriptor::new(
+            MEDIA_TYPE_MANIFEST,
+            manifest_digest.clone(),
+            manifest_json.len() as u64,
+        );
         desc.platform = Some(crate::oci::types::PlatformDesc {
             architecture: st.config.architecture.clone(),
             os: st.config.os.clone(),
@@ -1077,7 +1150,13 @@ impl<'a> Builder<'a> {
                     if let Some(t) = self.req.tags.first() {
                         d.annotations = Some(ref_annotations(t));
                     }
-                    oci::write_archive(layout, &d, &blobs, file, self.req.source_date_epoch.unwrap_or(0))?;
+                    oci::write_archive(
+                        layout,
+                        &d,
+                        &blobs,
+                        file,
+                        self.req.source_date_epoch.unwrap_or(0),
+                    )?;
                 }
             }
         }

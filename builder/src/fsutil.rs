@@ -57,7 +57,11 @@ pub(crate) fn open_dir_at(root: BorrowedFd<'_>, rel: &str, how: Resolve) -> io::
 /// directory made of `parts` below `root`. Returns the directory fd.
 /// With [`Resolve::NoSymlinks`], an existing symlink among `parts` is an
 /// error (ELOOP); with [`Resolve::InRoot`] it is followed inside the root.
-pub(crate) fn ensure_dir(root: BorrowedFd<'_>, parts: &[&str], how: Resolve) -> io::Result<OwnedFd> {
+pub(crate) fn ensure_dir(
+    root: BorrowedFd<'_>,
+    parts: &[&str],
+    how: Resolve,
+) -> io::Result<OwnedFd> {
     let mut prefix = String::new();
     let mut cur = open_dir_at(root, "", how)?;
     for part in parts {
@@ -168,9 +172,7 @@ pub(crate) fn list_xattrs(dir: BorrowedFd<'_>, name: &str) -> io::Result<Vec<(St
     let mut buf = vec![0u8; 1024];
     let len = loop {
         // SAFETY: `path` is NUL-terminated and `buf` is writable for its length.
-        let n = unsafe {
-            libc::llistxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
-        };
+        let n = unsafe { libc::llistxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
         if n >= 0 {
             break n as usize;
         }

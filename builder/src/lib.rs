@@ -13,16 +13,16 @@
 //!   snapshot), COPY/ADD and WORKDIR;
 //! - [`build`]: the build driver tying it together.
 
+pub mod build;
 pub mod context;
 pub mod digest;
 pub mod dockerfile;
-pub mod build;
 pub mod exec;
 mod fsutil;
 mod glob;
 pub mod layer;
 pub mod oci;
 pub mod plan;
-pub mod store;
 #[cfg(test)]
 mod robustness_tests;
+pub mod store;

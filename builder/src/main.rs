@@ -12,7 +12,11 @@ use berth_build::store::Store;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "berth-build", version, about = "Build OCI images from Dockerfiles")]
+#[command(
+    name = "berth-build",
+    version,
+    about = "Build OCI images from Dockerfiles"
+)]
 struct Cli {
     /// Content store and cache directory.
     #[arg(long, global = true, default_value = "/var/lib/berth-build")]
@@ -85,7 +89,9 @@ fn parse_output(s: &str) -> Result<Output> {
         match part.split_once('=') {
             Some(("type", v)) => kind = Some(v.to_string()),
             Some(("dest", v)) => dest = Some(PathBuf::from(v)),
-            _ => bail!("invalid --output {s:?}: use type=oci,dest=DIR or type=oci-archive,dest=FILE"),
+            _ => {
+                bail!("invalid --output {s:?}: use type=oci,dest=DIR or type=oci-archive,dest=FILE")
+            }
         }
     }
     let Some(dest) = dest else {
@@ -114,11 +120,17 @@ fn run_build(root: &std::path::Path, a: BuildArgs) -> Result<()> {
         .iter()
         .map(|t| normalize_tag(t).map_err(anyhow::Error::msg))
         .collect::<Result<Vec<_>>>()?;
-    let outputs = a.outputs.iter().map(|o| parse_output(o)).collect::<Result<Vec<_>>>()?;
+    let outputs = a
+        .outputs
+        .iter()
+        .map(|o| parse_output(o))
+        .collect::<Result<Vec<_>>>()?;
     let compression = match a.compression.as_str() {
         "gzip" => Compression::Gzip,
         "none" | "uncompressed" => Compression::None,
-        other => bail!("unsupported --compression {other:?}: use gzip or none (zstd is not supported)"),
+        other => {
+            bail!("unsupported --compression {other:?}: use gzip or none (zstd is not supported)")
+        }
     };
     let progress = match a.progress.as_str() {
         "plain" | "auto" | "tty" => !a.quiet,
@@ -133,7 +145,10 @@ fn run_build(root: &std::path::Path, a: BuildArgs) -> Result<()> {
         ),
         _ => None,
     };
-    let dockerfile = a.file.clone().unwrap_or_else(|| a.context.join("Dockerfile"));
+    let dockerfile = a
+        .file
+        .clone()
+        .unwrap_or_else(|| a.context.join("Dockerfile"));
     let req = BuildRequest {
         context: a.context.clone(),
         dockerfile,

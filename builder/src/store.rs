@@ -144,7 +144,10 @@ fn unescape_mountinfo(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -208,7 +211,10 @@ impl Store {
         let file = File::create(&path).map_err(|e| StoreError::io(path.display(), e))?;
         // SAFETY: flock on a valid open descriptor.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            eprintln!("waiting for another build to release {}", self.root.display());
+            eprintln!(
+                "waiting for another build to release {}",
+                self.root.display()
+            );
             // SAFETY: as above.
             if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
                 return Err(StoreError::io(path.display(), io::Error::last_os_error()));
@@ -382,7 +388,9 @@ impl Store {
     pub fn remove(&self, name: &str) -> Result<Descriptor, StoreError> {
         let img = self.find(name)?;
         let mut index = self.layout.index()?;
-        index.manifests.retain(|m| m.ref_name() != Some(img.name.as_str()));
+        index
+            .manifests
+            .retain(|m| m.ref_name() != Some(img.name.as_str()));
         self.layout.write_index(&index)?;
         let mut used = std::collections::HashSet::new();
         for m in &index.manifests {

@@ -31,8 +31,7 @@ impl SourceFilter {
     }
 
     fn skip_dir(&self, rel: &str) -> bool {
-        !rel.is_empty()
-            && ((self.ignore.can_skip_dir(rel)) || self.exclude.can_skip_dir(rel))
+        !rel.is_empty() && ((self.ignore.can_skip_dir(rel)) || self.exclude.can_skip_dir(rel))
     }
 }
 
@@ -90,10 +89,7 @@ pub fn match_sources(
     let glob = Glob::path_pattern(&cleaned)
         .map_err(|e| ExecError::BadPattern(pattern.to_string(), e.to_string()))?;
     // Walk from the longest literal directory prefix.
-    let literal: Vec<&str> = cleaned
-        .split('/')
-        .take_while(|c| !has_glob(c))
-        .collect();
+    let literal: Vec<&str> = cleaned.split('/').take_while(|c| !has_glob(c)).collect();
     let start = literal.join("/");
     let mut out = Vec::new();
     if let Ok(dir) = fsutil::open_dir_at(root, &start, Resolve::InRoot) {
@@ -158,7 +154,14 @@ pub fn hash_sources(
 fn hash_fd(fd: OwnedFd, rel: &str, filter: &SourceFilter, h: &mut Hasher) -> Result<(), ExecError> {
     let st = fstat(fd.as_fd()).map_err(|e| ExecError::io(rel, errno_io(e)))?;
     let ft = fsutil::file_type(&st);
-    h.update(format!("{:o} {}\0", st.st_mode, if ft == SFlag::S_IFREG { st.st_size } else { 0 }).as_bytes());
+    h.update(
+        format!(
+            "{:o} {}\0",
+            st.st_mode,
+            if ft == SFlag::S_IFREG { st.st_size } else { 0 }
+        )
+        .as_bytes(),
+    );
     match ft {
         SFlag::S_IFREG => {
             let mut f = File::from(fd);
@@ -173,11 +176,17 @@ fn hash_fd(fd: OwnedFd, rel: &str, filter: &SourceFilter, h: &mut Hasher) -> Res
         }
         SFlag::S_IFDIR => {
             for name in fsutil::read_dir_names(fd.as_fd()).map_err(|e| ExecError::io(rel, e))? {
-                let child = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+                let child = if rel.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{rel}/{name}")
+                };
                 if filter.excluded(&child) && filter.skip_dir(&child) {
                     continue;
                 }
-                let Some(cst) = fsutil::lstat_at(fd.as_fd(), &name).map_err(|e| ExecError::io(&child, e))? else {
+                let Some(cst) =
+                    fsutil::lstat_at(fd.as_fd(), &name).map_err(|e| ExecError::io(&child, e))?
+                else {
                     continue;
                 };
                 if filter.excluded(&child) && fsutil::file_type(&cst) != SFlag::S_IFDIR {
@@ -186,7 +195,10 @@ fn hash_fd(fd: OwnedFd, rel: &str, filter: &SourceFilter, h: &mut Hasher) -> Res
                 h.update(format!("{name}\0").as_bytes());
                 if fsutil::file_type(&cst) == SFlag::S_IFLNK {
                     h.update(b"link\0");
-                    h.update(&fsutil::readlink_at(fd.as_fd(), &name).map_err(|e| ExecError::io(&child, e))?);
+                    h.update(
+                        &fsutil::readlink_at(fd.as_fd(), &name)
+                            .map_err(|e| ExecError::io(&child, e))?,
+                    );
                     continue;
                 }
                 let sub = openat(
@@ -246,7 +258,10 @@ pub fn copy_sources(
         let (parent_parts, name) = if into_dir {
             (dest_parts.clone(), base)
         } else {
-            let (last, parents) = dest_parts.split_last().map(|(l, p)| (l.to_string(), p.to_vec())).unwrap_or_default();
+            let (last, parents) = dest_parts
+                .split_last()
+                .map(|(l, p)| (l.to_string(), p.to_vec()))
+                .unwrap_or_default();
             (parents, last)
         };
         let parent = fsutil::ensure_dir(dst_root, &parent_parts, Resolve::InRoot)
@@ -308,7 +323,10 @@ fn copy_file(
     if fsutil::file_type(&st) != SFlag::S_IFREG {
         return Err(ExecError::io(
             rel,
-            io::Error::new(io::ErrorKind::InvalidInput, "not a regular file or directory"),
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file or directory",
+            ),
         ));
     }
     write_file(parent, name, &mut File::from(src), &st, attrs, rel)
@@ -327,7 +345,10 @@ fn write_file(
         if fsutil::file_type(&existing) == SFlag::S_IFDIR {
             return Err(ExecError::io(
                 format!("copying {rel}"),
-                io::Error::new(io::ErrorKind::AlreadyExists, format!("destination {name} is a directory")),
+                io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("destination {name} is a directory"),
+                ),
             ));
         }
         fsutil::remove_all_at(parent, name).map_err(io_err)?;
@@ -370,7 +391,14 @@ pub fn write_inline(
     let mut st = fstat(parent.as_fd()).map_err(|e| ExecError::io(dest, errno_io(e)))?;
     st.st_mode = 0o644;
     st.st_mtime = mtime;
-    write_file(parent.as_fd(), &file_name, &mut &content[..], &st, attrs, name)
+    write_file(
+        parent.as_fd(),
+        &file_name,
+        &mut &content[..],
+        &st,
+        attrs,
+        name,
+    )
 }
 
 fn copy_dir_contents(
@@ -382,7 +410,11 @@ fn copy_dir_contents(
 ) -> Result<u64, ExecError> {
     let mut count = 0;
     for name in fsutil::read_dir_names(src).map_err(|e| ExecError::io(rel, e))? {
-        let child = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+        let child = if rel.is_empty() {
+            name.clone()
+        } else {
+            format!("{rel}/{name}")
+        };
         let Some(st) = fsutil::lstat_at(src, &name).map_err(|e| ExecError::io(&child, e))? else {
             continue;
         };
@@ -398,17 +430,24 @@ fn copy_dir_contents(
                     Some(e) if fsutil::file_type(&e) == SFlag::S_IFDIR => {}
                     Some(_) => {
                         fsutil::remove_all_at(dst, &name).map_err(io_err)?;
-                        nix::sys::stat::mkdirat(dst, name.as_str(), Mode::from_bits_truncate(0o700))
-                            .map_err(|e| io_err(errno_io(e)))?;
+                        nix::sys::stat::mkdirat(
+                            dst,
+                            name.as_str(),
+                            Mode::from_bits_truncate(0o700),
+                        )
+                        .map_err(|e| io_err(errno_io(e)))?;
                     }
-                    None => nix::sys::stat::mkdirat(dst, name.as_str(), Mode::from_bits_truncate(0o700))
-                        .map_err(|e| io_err(errno_io(e)))?,
+                    None => {
+                        nix::sys::stat::mkdirat(dst, name.as_str(), Mode::from_bits_truncate(0o700))
+                            .map_err(|e| io_err(errno_io(e)))?
+                    }
                 }
                 let s = fsutil::open_dir_at(src, &name, Resolve::NoSymlinks).map_err(io_err)?;
                 let d = fsutil::open_dir_at(dst, &name, Resolve::NoSymlinks).map_err(io_err)?;
                 count += copy_dir_contents(s.as_fd(), &child, filter, d.as_fd(), attrs)?;
                 let mode = attrs.chmod.unwrap_or(st.st_mode & 0o7777);
-                fsutil::set_meta_at(dst, &name, uid, gid, Some(mode), st.st_mtime).map_err(io_err)?;
+                fsutil::set_meta_at(dst, &name, uid, gid, Some(mode), st.st_mtime)
+                    .map_err(io_err)?;
             }
             SFlag::S_IFREG => {
                 let fd = openat(
@@ -424,7 +463,8 @@ fn copy_dir_contents(
                 let target = fsutil::readlink_at(src, &name).map_err(io_err)?;
                 fsutil::remove_all_at(dst, &name).map_err(io_err)?;
                 use std::os::unix::ffi::OsStrExt;
-                fsutil::symlink_at(dst, &name, std::ffi::OsStr::from_bytes(&target)).map_err(io_err)?;
+                fsutil::symlink_at(dst, &name, std::ffi::OsStr::from_bytes(&target))
+                    .map_err(io_err)?;
                 fsutil::set_meta_at(dst, &name, uid, gid, None, st.st_mtime).map_err(io_err)?;
             }
             _ => {
@@ -460,15 +500,27 @@ mod tests {
         let root = fsutil::open_dir(d.path()).expect("open");
         let none = SourceFilter::default();
         let m = match_sources(root.as_fd(), "src/*.txt", &none).expect("glob");
-        assert_eq!(m, vec![Matched { rel: "src/a.txt".into(), is_dir: false }]);
+        assert_eq!(
+            m,
+            vec![Matched {
+                rel: "src/a.txt".into(),
+                is_dir: false
+            }]
+        );
         let m = match_sources(root.as_fd(), "*.txt", &none).expect("glob");
         assert_eq!(m.len(), 1);
         let m = match_sources(root.as_fd(), "../../src", &none).expect("clamped");
-        assert_eq!(m, vec![Matched { rel: "src".into(), is_dir: true }]);
+        assert_eq!(
+            m,
+            vec![Matched {
+                rel: "src".into(),
+                is_dir: true
+            }]
+        );
         let err = match_sources(root.as_fd(), "missing/*.c", &none).expect_err("missing");
         assert!(err.to_string().contains("missing/*.c"), "{err}");
         let ignore = SourceFilter {
-            ignore: Dockerignore::parse("*.txt\n").expect("ignore"),
+            ignore: Dockerignore::parse("*.txt\nsrc/sub\n").expect("ignore"),
             ..SourceFilter::default()
         };
         assert!(match_sources(root.as_fd(), "top.txt", &ignore).is_err());
@@ -476,14 +528,21 @@ mod tests {
         let all = match_sources(root.as_fd(), "src", &none).expect("src");
         let h1 = hash_sources(root.as_fd(), &all, &none).expect("hash");
         // mtime changes do not matter, content does.
-        let f = fs::File::options().write(true).open(d.path().join("src/a.txt")).expect("open");
-        f.set_modified(std::time::SystemTime::UNIX_EPOCH).expect("touch");
+        let f = fs::File::options()
+            .write(true)
+            .open(d.path().join("src/a.txt"))
+            .expect("open");
+        f.set_modified(std::time::SystemTime::UNIX_EPOCH)
+            .expect("touch");
         assert_eq!(hash_sources(root.as_fd(), &all, &none).expect("hash"), h1);
         fs::write(d.path().join("src/sub/c.txt"), b"C").expect("w");
         assert_ne!(hash_sources(root.as_fd(), &all, &none).expect("hash"), h1);
         let h_ign = hash_sources(root.as_fd(), &all, &ignore).expect("hash");
         fs::write(d.path().join("src/sub/c.txt"), b"CC").expect("w");
-        assert_eq!(hash_sources(root.as_fd(), &all, &ignore).expect("hash"), h_ign);
+        assert_eq!(
+            hash_sources(root.as_fd(), &all, &ignore).expect("hash"),
+            h_ign
+        );
     }
 
     #[test]
@@ -496,26 +555,70 @@ mod tests {
         let root = fsutil::open_dir(dst.path()).expect("open");
         let none = SourceFilter::default();
         let m = match_sources(src.as_fd(), "src", &none).expect("src");
-        copy_sources(src.as_fd(), &m, &none, root.as_fd(), "/app/", true, CopyAttrs::default())
-            .expect("copy dir");
-        assert_eq!(fs::read(dst.path().join("app/sub/c.txt")).expect("read"), b"c");
+        copy_sources(
+            src.as_fd(),
+            &m,
+            &none,
+            root.as_fd(),
+            "/app/",
+            true,
+            CopyAttrs::default(),
+        )
+        .expect("copy dir");
+        assert_eq!(
+            fs::read(dst.path().join("app/sub/c.txt")).expect("read"),
+            b"c"
+        );
         assert_eq!(
             fs::read_link(dst.path().join("app/etc-link")).expect("link"),
             std::path::Path::new("/etc")
         );
         let m = match_sources(src.as_fd(), "top.txt", &none).expect("file");
-        copy_sources(src.as_fd(), &m, &none, root.as_fd(), "/app/renamed", false, CopyAttrs::default())
-            .expect("copy file");
-        assert_eq!(fs::read(dst.path().join("app/renamed")).expect("read"), b"t");
+        copy_sources(
+            src.as_fd(),
+            &m,
+            &none,
+            root.as_fd(),
+            "/app/renamed",
+            false,
+            CopyAttrs::default(),
+        )
+        .expect("copy file");
+        assert_eq!(
+            fs::read(dst.path().join("app/renamed")).expect("read"),
+            b"t"
+        );
         // Through an absolute symlink: stays inside the root.
-        let r = copy_sources(src.as_fd(), &m, &none, root.as_fd(), "/evil/x", false, CopyAttrs::default());
+        let r = copy_sources(
+            src.as_fd(),
+            &m,
+            &none,
+            root.as_fd(),
+            "/evil/x",
+            false,
+            CopyAttrs::default(),
+        );
         assert!(fs::read_dir(outside.path()).expect("ls").next().is_none());
         if r.is_ok() {
-            let inside = dst.path().join(outside.path().strip_prefix("/").expect("abs")).join("x");
+            let inside = dst
+                .path()
+                .join(outside.path().strip_prefix("/").expect("abs"))
+                .join("x");
             assert!(inside.exists());
         }
-        write_inline(root.as_fd(), "/etc/conf", false, "EOF", b"k=v\n", CopyAttrs::default(), 0)
-            .expect("inline");
-        assert_eq!(fs::read(dst.path().join("etc/conf")).expect("read"), b"k=v\n");
+        write_inline(
+            root.as_fd(),
+            "/etc/conf",
+            false,
+            "EOF",
+            b"k=v\n",
+            CopyAttrs::default(),
+            0,
+        )
+        .expect("inline");
+        assert_eq!(
+            fs::read(dst.path().join("etc/conf")).expect("read"),
+            b"k=v\n"
+        );
     }
 }

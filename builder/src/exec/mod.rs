@@ -68,7 +68,9 @@ pub fn read_root_file(root: BorrowedFd<'_>, path: &str) -> String {
     let rel = path.trim_start_matches('/');
     let how = nix::fcntl::OpenHow::new()
         .flags(
-            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK,
+            nix::fcntl::OFlag::O_RDONLY
+                | nix::fcntl::OFlag::O_CLOEXEC
+                | nix::fcntl::OFlag::O_NONBLOCK,
         )
         .resolve(nix::fcntl::ResolveFlag::RESOLVE_IN_ROOT);
     let Ok(fd) = nix::fcntl::openat2(root, rel, how) else {
@@ -105,7 +107,9 @@ pub fn missing_paths(root: BorrowedFd<'_>, paths: &[String]) -> Vec<String> {
 }
 
 fn fsutil_parts(p: &str) -> Vec<&str> {
-    p.split('/').filter(|c| !c.is_empty() && *c != ".").collect()
+    p.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect()
 }
 
 /// Removes from an upper dir the entries the runtime created as mount

@@ -12,10 +12,17 @@ const MAX_OPTIONS: usize = 4000;
 
 /// The mount option string for `lowers` (names relative to the layers
 /// directory, topmost first) and an optional `(upper, work)` pair.
-pub fn overlay_options(lowers: &[String], upper: Option<(&Path, &Path)>) -> Result<String, ExecError> {
+pub fn overlay_options(
+    lowers: &[String],
+    upper: Option<(&Path, &Path)>,
+) -> Result<String, ExecError> {
     let mut opts = format!("lowerdir={}", lowers.join(":"));
     if let Some((u, w)) = upper {
-        opts.push_str(&format!(",upperdir={},workdir={}", u.display(), w.display()));
+        opts.push_str(&format!(
+            ",upperdir={},workdir={}",
+            u.display(),
+            w.display()
+        ));
     }
     // Plain copy-up semantics: the upper dir must hold whole files and
     // directories so that it can be archived as a layer on its own.
@@ -79,10 +86,8 @@ impl Overlay {
 
 impl Drop for Overlay {
     fn drop(&mut self) {
-        if self.mounted {
-            if umount2(&self.target, MntFlags::empty()).is_err() {
-                let _ = umount2(&self.target, MntFlags::MNT_DETACH);
-            }
+        if self.mounted && umount2(&self.target, MntFlags::empty()).is_err() {
+            let _ = umount2(&self.target, MntFlags::MNT_DETACH);
         }
     }
 }

@@ -119,9 +119,20 @@ mod tests {
             }
         );
         assert_eq!(r("1000:10").expect("num").gid, 10);
-        assert_eq!(r("4242").expect("unknown uid"), ResolvedUser { uid: 4242, gid: 0, additional_gids: vec![] });
+        assert_eq!(
+            r("4242").expect("unknown uid"),
+            ResolvedUser {
+                uid: 4242,
+                gid: 0,
+                additional_gids: vec![]
+            }
+        );
         assert_eq!(r("app:wheel").expect("group").gid, 10);
-        assert!(r("nobody").expect_err("missing").contains("no matching entries in passwd"));
-        assert!(r("app:nogroup").expect_err("missing").contains("group file"));
+        assert!(r("nobody")
+            .expect_err("missing")
+            .contains("no matching entries in passwd"));
+        assert!(r("app:nogroup")
+            .expect_err("missing")
+            .contains("group file"));
     }
 }

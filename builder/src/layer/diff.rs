@@ -107,11 +107,13 @@ fn join(parent: &str, name: &str) -> String {
 /// Translates scanned files into the layer's tar entries, in their final
 /// order. `epoch` (SOURCE_DATE_EPOCH) clamps every mtime to at most it.
 pub fn plan_entries(scanned: Vec<Scanned>, epoch: Option<i64>) -> Vec<Planned> {
-    let clamp = |t: i64| match epoch {
-        Some(e) => t.min(e),
-        None => t,
-    }
-    .max(0);
+    let clamp = |t: i64| {
+        match epoch {
+            Some(e) => t.min(e),
+            None => t,
+        }
+        .max(0)
+    };
     let mut out: Vec<Planned> = Vec::new();
     for s in scanned {
         let is_whiteout = match &s.kind {
@@ -189,7 +191,12 @@ pub fn plan_entries(scanned: Vec<Scanned>, epoch: Option<i64>) -> Vec<Planned> {
     out.sort_by(|a, b| sort_key(&a.header.path).cmp(&sort_key(&b.header.path)));
     let mut first: BTreeMap<String, String> = BTreeMap::new();
     for p in &mut out {
-        let Some(pos) = p.header.xattrs.iter().position(|(k, _)| k.starts_with('\0')) else {
+        let Some(pos) = p
+            .header
+            .xattrs
+            .iter()
+            .position(|(k, _)| k.starts_with('\0'))
+        else {
             continue;
         };
         let (marker, _) = p.header.xattrs.remove(pos);
@@ -227,10 +234,7 @@ fn scan_into(
         let path = join(prefix, &name);
         let ft = fsutil::file_type(&st);
         let rdev = st.st_rdev;
-        let (maj, min) = (
-            u32::try_from(libc::major(rdev)).unwrap_or(u32::MAX),
-            u32::try_from(libc::minor(rdev)).unwrap_or(u32::MAX),
-        );
+        let (maj, min) = (libc::major(rdev), libc::minor(rdev));
         let kind = match ft {
             SFlag::S_IFREG => ScannedKind::File(u64::try_from(st.st_size).unwrap_or(0)),
             SFlag::S_IFDIR => ScannedKind::Dir,
@@ -317,7 +321,14 @@ mod tests {
         let paths: Vec<&str> = planned.iter().map(|p| p.header.path.as_str()).collect();
         assert_eq!(
             paths,
-            vec!["a", "a/.wh.gone", "a.b", "etc", "etc/.wh..wh..opq", "etc/+x"]
+            vec![
+                "a",
+                "a/.wh.gone",
+                "a.b",
+                "etc",
+                "etc/.wh..wh..opq",
+                "etc/+x"
+            ]
         );
         assert!(planned.iter().all(|p| p.header.mtime == 1_000));
         let etc = &planned[3].header;

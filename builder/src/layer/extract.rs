@@ -149,7 +149,11 @@ impl Extractor {
             return self.opaque(parent.as_fd(), &parent_rel);
         }
         if let Some(target) = name.strip_prefix(WHITEOUT_PREFIX) {
-            if target.is_empty() || target == "." || target == ".." || target.starts_with(WHITEOUT_PREFIX) {
+            if target.is_empty()
+                || target == "."
+                || target == ".."
+                || target.starts_with(WHITEOUT_PREFIX)
+            {
                 return Err(unsafe_entry("invalid whiteout name".into()));
             }
             self.stats.whiteouts += 1;
@@ -241,13 +245,14 @@ impl Extractor {
                 let Some((tname, tparents)) = tparts.split_last() else {
                     return Err(unsafe_entry("hard link to the root directory".into()));
                 };
-                let tdir = fsutil::open_dir_at(self.root.as_fd(), &tparents.join("/"), self.resolve)
-                    .map_err(|e| {
-                        unsafe_entry(format!(
-                            "hard link target {} is not in this layer: {e}",
-                            tparts.join("/")
-                        ))
-                    })?;
+                let tdir =
+                    fsutil::open_dir_at(self.root.as_fd(), &tparents.join("/"), self.resolve)
+                        .map_err(|e| {
+                            unsafe_entry(format!(
+                                "hard link target {} is not in this layer: {e}",
+                                tparts.join("/")
+                            ))
+                        })?;
                 nix::unistd::linkat(
                     tdir.as_fd(),
                     tname.as_str(),
@@ -317,7 +322,10 @@ mod tests {
 
     #[test]
     fn entry_paths() {
-        assert_eq!(clean_entry_path(b"./a//b/./c"), Ok(vec!["a".into(), "b".into(), "c".into()]));
+        assert_eq!(
+            clean_entry_path(b"./a//b/./c"),
+            Ok(vec!["a".into(), "b".into(), "c".into()])
+        );
         assert_eq!(clean_entry_path(b"./"), Ok(vec![]));
         assert!(clean_entry_path(b"/etc/passwd").is_err());
         assert!(clean_entry_path(b"a/../../x").is_err());

@@ -106,7 +106,9 @@ impl<W: Write> TarWriter<W> {
         octal(&mut b[124..136], size.min(0o77777777777));
         octal(
             &mut b[136..148],
-            u64::try_from(h.mtime.max(0)).unwrap_or(0).min(0o77777777777),
+            u64::try_from(h.mtime.max(0))
+                .unwrap_or(0)
+                .min(0o77777777777),
         );
         b[156] = typeflag;
         let l = link.len().min(100);
@@ -245,10 +247,16 @@ mod tests {
         let mut f = hdr("d/f", EntryKind::File { size: 5 });
         f.xattrs = vec![("security.capability".into(), vec![1, 2, 0, 3])];
         w.append(&f, &mut &b"hello"[..]).expect("file");
-        w.append(&hdr(&long, EntryKind::Symlink(long.clone().into_bytes())), &mut io::empty())
-            .expect("long symlink");
-        w.append(&hdr("d/h", EntryKind::Hardlink("d/f".into())), &mut io::empty())
-            .expect("hardlink");
+        w.append(
+            &hdr(&long, EntryKind::Symlink(long.clone().into_bytes())),
+            &mut io::empty(),
+        )
+        .expect("long symlink");
+        w.append(
+            &hdr("d/h", EntryKind::Hardlink("d/f".into())),
+            &mut io::empty(),
+        )
+        .expect("hardlink");
         let bytes = w.finish().expect("finish");
         assert_eq!(bytes.len() % 512, 0);
 
@@ -262,7 +270,10 @@ mod tests {
             if let Some(exts) = e.pax_extensions().expect("pax") {
                 for ext in exts {
                     let ext = ext.expect("ext");
-                    xattrs.push((ext.key().expect("key").to_string(), ext.value_bytes().to_vec()));
+                    xattrs.push((
+                        ext.key().expect("key").to_string(),
+                        ext.value_bytes().to_vec(),
+                    ));
                 }
             }
             let h = e.header();
@@ -286,7 +297,10 @@ mod tests {
         assert_eq!((seen[1].2, seen[1].3), (1000, 1_700_000_000));
         assert_eq!(
             seen[1].5,
-            vec![("SCHILY.xattr.security.capability".to_string(), vec![1, 2, 0, 3])]
+            vec![(
+                "SCHILY.xattr.security.capability".to_string(),
+                vec![1, 2, 0, 3]
+            )]
         );
         assert_eq!(seen[2].0, long);
         assert_eq!(seen[2].4.as_deref(), Some(long.as_bytes()));

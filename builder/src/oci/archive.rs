@@ -44,8 +44,11 @@ pub fn write_archive(
             ..Index::default()
         };
         let index_json = to_json(&index);
-        tw.append(&header("blobs", EntryKind::Dir, 0o755, mtime), &mut io::empty())
-            .map_err(io_err)?;
+        tw.append(
+            &header("blobs", EntryKind::Dir, 0o755, mtime),
+            &mut io::empty(),
+        )
+        .map_err(io_err)?;
         tw.append(
             &header("blobs/sha256", EntryKind::Dir, 0o755, mtime),
             &mut io::empty(),

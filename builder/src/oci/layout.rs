@@ -69,9 +69,8 @@ impl Layout {
     /// Opens an existing layout (it must have an `oci-layout` file).
     pub fn open(dir: &Path) -> Result<Layout, OciError> {
         let marker = dir.join("oci-layout");
-        let text = fs::read_to_string(&marker).map_err(|e| {
-            OciError::NotALayout(dir.to_path_buf(), e.to_string())
-        })?;
+        let text = fs::read_to_string(&marker)
+            .map_err(|e| OciError::NotALayout(dir.to_path_buf(), e.to_string()))?;
         let v: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| OciError::NotALayout(dir.to_path_buf(), e.to_string()))?;
         if v.get("imageLayoutVersion").and_then(|v| v.as_str()) != Some("1.0.0") {
@@ -185,7 +184,8 @@ impl Layout {
 
     fn read_json<T: serde::de::DeserializeOwned>(&self, digest: &Digest) -> Result<T, OciError> {
         let data = self.read_blob(digest)?;
-        serde_json::from_slice(&data).map_err(|e| OciError::BadJson(format!("blob {digest}"), e.to_string()))
+        serde_json::from_slice(&data)
+            .map_err(|e| OciError::BadJson(format!("blob {digest}"), e.to_string()))
     }
 
     /// The layout's `index.json` (an empty index when it has none yet).
@@ -265,10 +265,17 @@ impl Layout {
 
     /// Reads the manifest (or, for an index, the host platform's manifest)
     /// named by `desc`, and its config.
-    pub fn resolve_descriptor(&self, desc: Descriptor, depth: u32) -> Result<ResolvedImage, OciError> {
+    pub fn resolve_descriptor(
+        &self,
+        desc: Descriptor,
+        depth: u32,
+    ) -> Result<ResolvedImage, OciError> {
         if desc.media_type == MEDIA_TYPE_INDEX || desc.media_type == MEDIA_TYPE_DOCKER_LIST {
             if depth > 2 {
-                return Err(OciError::BadJson(desc.digest.to_string(), "nested indexes too deep".into()));
+                return Err(OciError::BadJson(
+                    desc.digest.to_string(),
+                    "nested indexes too deep".into(),
+                ));
             }
             let nested: Index = self.read_json(&desc.digest)?;
             let arch = crate::plan::Platform::host().architecture;
@@ -337,14 +344,24 @@ mod tests {
         let d = l.write_blob(b"hello").expect("blob");
         assert_eq!(l.read_blob(&d).expect("read"), b"hello");
         let wrong = Digest::of(b"other");
-        let err = l.import_blob(&mut &b"hello"[..], &wrong, None).expect_err("mismatch");
+        let err = l
+            .import_blob(&mut &b"hello"[..], &wrong, None)
+            .expect_err("mismatch");
         assert!(matches!(err, OciError::DigestMismatch { .. }));
         assert!(!l.has_blob(&wrong));
         // No temporary files left behind.
-        assert_eq!(fs::read_dir(dir.path().join("blobs/sha256")).expect("ls").count(), 1);
+        assert_eq!(
+            fs::read_dir(dir.path().join("blobs/sha256"))
+                .expect("ls")
+                .count(),
+            1
+        );
         // Tampered blob is detected.
         fs::write(l.blob_path(&d), b"jello").expect("tamper");
-        assert!(matches!(l.read_blob(&d), Err(OciError::DigestMismatch { .. })));
+        assert!(matches!(
+            l.read_blob(&d),
+            Err(OciError::DigestMismatch { .. })
+        ));
 
         let mut desc = Descriptor::new(MEDIA_TYPE_MANIFEST, d.clone(), 5);
         desc.annotations = Some(ref_annotations("app:1"));

@@ -154,45 +154,6 @@ pub fn normalize_tag(name: &str) -> Result<String, String> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn image_sources() {
-        let base = Path::new("/ctx");
-        assert_eq!(
-            ImageSource::parse("oci:/img/busybox:1.36", base),
-            ImageSource::Layout("/img/busybox".into(), Some("1.36".into()))
-        );
-        assert_eq!(
-            ImageSource::parse("oci:layout", base),
-            ImageSource::Layout("/ctx/layout".into(), None)
-        );
-        assert_eq!(
-            ImageSource::parse("oci-archive:img.tar", base),
-            ImageSource::Archive("/ctx/img.tar".into(), None)
-        );
-        assert_eq!(
-            ImageSource::parse("busybox", base),
-            ImageSource::Stored("busybox".into())
-        );
-        assert_eq!(
-            ImageSource::parse("/nonexistent/x:tag", base),
-            ImageSource::Layout("/nonexistent/x".into(), Some("tag".into()))
-        );
-    }
-
-    #[test]
-    fn tags() {
-        assert_eq!(normalize_tag("app").as_deref(), Ok("app:latest"));
-        assert_eq!(normalize_tag("localhost:5000/app").as_deref(), Ok("localhost:5000/app:latest"));
-        assert_eq!(normalize_tag("app:v1").as_deref(), Ok("app:v1"));
-        assert!(normalize_tag("").is_err());
-        assert!(normalize_tag("Bad Name").is_err());
-    }
-}
-
 /// Unpacks `image` (blobs in `layout`) into the root filesystem directory
 /// `rootfs` (created if missing), verifying every layer's digest and diff
 /// id, applying whiteouts, with the same containment rules as the builder.
@@ -207,14 +168,23 @@ pub fn unpack(layout: &Layout, image: &ResolvedImage, rootfs: &Path) -> Result<(
     {
         let blob = layout.open_blob(&desc.digest)?;
         let mut outer = HashReader::new(std::io::BufReader::new(blob));
-        let bad = |e: crate::layer::LayerError| OciError::BadArchive(layout.root().join(desc.digest.hex()), e.to_string());
+        let bad = |e: crate::layer::LayerError| {
+            OciError::BadArchive(layout.root().join(desc.digest.hex()), e.to_string())
+        };
         let got_diff = {
             let inner = crate::layer::decompress(&desc.media_type, &mut outer).map_err(bad)?;
             let mut hashed = HashReader::new(inner);
-            crate::layer::extract(&mut hashed, rootfs, crate::layer::ExtractMode::Flat).map_err(bad)?;
-            hashed.drain().map_err(|e| OciError::io(desc.digest.to_string(), e))?.0
+            crate::layer::extract(&mut hashed, rootfs, crate::layer::ExtractMode::Flat)
+                .map_err(bad)?;
+            hashed
+                .drain()
+                .map_err(|e| OciError::io(desc.digest.to_string(), e))?
+                .0
         };
-        let got = outer.drain().map_err(|e| OciError::io(desc.digest.to_string(), e))?.0;
+        let got = outer
+            .drain()
+            .map_err(|e| OciError::io(desc.digest.to_string(), e))?
+            .0;
         if got != desc.digest || &got_diff != diff_id {
             return Err(OciError::DigestMismatch {
                 what: format!("layer {}", desc.digest),
@@ -251,4 +221,46 @@ pub fn bundle_config(config: &types::ImageConfig) -> serde_json::Value {
         spec["process"]["user"]["gid"] = serde_json::json!(g.parse::<u32>().unwrap_or(0));
     }
     spec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_sources() {
+        let base = Path::new("/ctx");
+        assert_eq!(
+            ImageSource::parse("oci:/img/busybox:1.36", base),
+            ImageSource::Layout("/img/busybox".into(), Some("1.36".into()))
+        );
+        assert_eq!(
+            ImageSource::parse("oci:layout", base),
+            ImageSource::Layout("/ctx/layout".into(), None)
+        );
+        assert_eq!(
+            ImageSource::parse("oci-archive:img.tar", base),
+            ImageSource::Archive("/ctx/img.tar".into(), None)
+        );
+        assert_eq!(
+            ImageSource::parse("busybox", base),
+            ImageSource::Stored("busybox".into())
+        );
+        assert_eq!(
+            ImageSource::parse("/nonexistent/x:tag", base),
+            ImageSource::Layout("/nonexistent/x".into(), Some("tag".into()))
+        );
+    }
+
+    #[test]
+    fn tags() {
+        assert_eq!(normalize_tag("app").as_deref(), Ok("app:latest"));
+        assert_eq!(
+            normalize_tag("localhost:5000/app").as_deref(),
+            Ok("localhost:5000/app:latest")
+        );
+        assert_eq!(normalize_tag("app:v1").as_deref(), Ok("app:v1"));
+        assert!(normalize_tag("").is_err());
+        assert!(normalize_tag("Bad Name").is_err());
+    }
 }

@@ -1,0 +1,466 @@
+//! End-to-end builds with the `berth-build` binary (root only: RUN needs
+//! overlay mounts and containers). Each test has its own store, context
+//! and outputs. Seed image: hack/make-busybox-image.sh (busybox-static, jq).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {cmd}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// The busybox seed layout, made once per test binary; None when the
+/// tools to make it are missing.
+fn seed() -> Option<&'static Path> {
+    static SEED: OnceLock<Option<PathBuf>> = OnceLock::new();
+    SEED.get_or_init(|| {
+        if !is_root() || !Path::new("/bin/busybox").exists() || !have("jq") {
+            eprintln!("skipping: needs root, busybox-static and jq");
+            return None;
+        }
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("busybox-seed");
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = Command::new(workspace().join("hack/make-busybox-image.sh"))
+            .arg(&dir)
+            .output()
+            .expect("seed script");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(dir)
+    })
+    .as_deref()
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new(dockerfile: &str, files: &[(&str, &str)]) -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ctx = dir.path().join("ctx");
+        std::fs::create_dir_all(&ctx).expect("ctx");
+        let seed = seed().expect("seed").display().to_string();
+        std::fs::write(ctx.join("Dockerfile"), dockerfile.replace("@SEED@", &seed)).expect("df");
+        for (p, c) in files {
+            let path = ctx.join(p);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, c).expect("write");
+        }
+        Env { dir }
+    }
+
+    fn ctx(&self) -> PathBuf {
+        self.dir.path().join("ctx")
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    fn build(&self, extra: &[&str], epoch: Option<&str>) -> Output {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_berth-build"));
+        c.arg("--root")
+            .arg(self.root())
+            .arg("build")
+            .args(extra)
+            .arg(self.ctx());
+        match epoch {
+            Some(e) => c.env("SOURCE_DATE_EPOCH", e),
+            None => c.env_remove("SOURCE_DATE_EPOCH"),
+        };
+        c.output().expect("run berth-build")
+    }
+
+    fn ok(&self, extra: &[&str], epoch: Option<&str>) -> (String, String) {
+        let out = self.build(extra, epoch);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "build failed:\n{stderr}");
+        (
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            stderr,
+        )
+    }
+
+    /// Nothing half-written: no scratch dirs, no mounts, no temp blobs.
+    fn assert_clean(&self) {
+        let tmp = self.root().join("tmp");
+        let left: Vec<_> = std::fs::read_dir(&tmp)
+            .map(|r| r.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "left in tmp: {left:?}");
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+        assert!(
+            !mounts.contains(&self.root().display().to_string()),
+            "mount left behind"
+        );
+        let blobs = std::fs::read_dir(self.root().join("blobs/sha256")).expect("blobs");
+        for b in blobs.flatten() {
+            let name = b.file_name().to_string_lossy().into_owned();
+            assert!(!name.starts_with(".tmp"), "temporary blob left: {name}");
+        }
+    }
+}
+
+const MULTI: &str = r#"FROM oci:@SEED@ AS build
+ARG MSG=hello
+ENV BUILD_DIR=/build
+WORKDIR $BUILD_DIR
+COPY src/ ./src/
+RUN cat src/a.txt > out.txt && echo "$MSG" >> out.txt && rm /etc/group
+RUN --network=none echo "$(id -u)" > uid.txt
+
+FROM oci:@SEED@
+ENV APP=/app
+WORKDIR $APP
+COPY --from=build /build/out.txt /build/uid.txt ./
+COPY top.txt .
+RUN echo 'app:x:1000:1000::/app:/bin/sh' >> /etc/passwd && chown 1000 /app
+USER app
+RUN id -u > /app/me.txt
+LABEL org.example.name="demo app" version=1
+EXPOSE 8080 53/udp
+HEALTHCHECK --interval=10s --retries=2 CMD ["true"]
+ONBUILD RUN echo child
+STOPSIGNAL SIGINT
+VOLUME /data
+CMD ["cat", "/app/out.txt"]
+"#;
+
+fn multi_env() -> Option<Env> {
+    seed()?;
+    Some(Env::new(
+        MULTI,
+        &[
+            ("src/a.txt", "from context\n"),
+            ("top.txt", "top\n"),
+            (".dockerignore", "secret\n"),
+            ("secret", "x"),
+        ],
+    ))
+}
+
+fn manifest_of(layout: &Path) -> serde_json::Value {
+    let idx: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).expect("index"))
+            .expect("json");
+    let d = idx["manifests"][0]["digest"]
+        .as_str()
+        .expect("digest")
+        .trim_start_matches("sha256:")
+        .to_string();
+    serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(d)).expect("manifest"))
+        .expect("json")
+}
+
+#[test]
+fn multi_stage_build_produces_a_valid_runnable_image() {
+    let Some(env) = multi_env() else { return };
+    let out = env.dir.path().join("out");
+    let archive = env.dir.path().join("img.tar");
+    let (digest, stderr) = env.ok(
+        &[
+            "-t",
+            "demo:1",
+            "--output",
+            &format!("type=oci,dest={}", out.display()),
+            "--output",
+            &format!("type=oci-archive,dest={}", archive.display()),
+        ],
+        None,
+    );
+    assert!(digest.starts_with("sha256:"), "{digest}\n{stderr}");
+    env.assert_clean();
+
+    // The config has every field.
+    let m = manifest_of(&out);
+    let cd = m["config"]["digest"]
+        .as_str()
+        .expect("cfg")
+        .trim_start_matches("sha256:")
+        .to_string();
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("blobs/sha256").join(cd)).expect("config"))
+            .expect("json");
+    let c = &cfg["config"];
+    assert_eq!(c["User"], "app");
+    assert_eq!(c["WorkingDir"], "/app");
+    assert_eq!(c["Cmd"], serde_json::json!(["cat", "/app/out.txt"]));
+    assert_eq!(c["Labels"]["org.example.name"], "demo app");
+    assert_eq!(
+        c["ExposedPorts"],
+        serde_json::json!({"8080/tcp": {}, "53/udp": {}})
+    );
+    assert_eq!(c["Healthcheck"]["Test"], serde_json::json!(["CMD", "true"]));
+    assert_eq!(c["Healthcheck"]["Interval"], 10_000_000_000u64);
+    assert_eq!(c["OnBuild"], serde_json::json!(["RUN echo child"]));
+    assert_eq!(c["StopSignal"], "SIGINT");
+    assert_eq!(c["Volumes"], serde_json::json!({"/data": {}}));
+    assert!(c["Env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .any(|e| e == "APP=/app"));
+    let layers = m["layers"].as_array().expect("layers").len();
+    assert_eq!(
+        cfg["rootfs"]["diff_ids"]
+            .as_array()
+            .expect("diff_ids")
+            .len(),
+        layers
+    );
+    let history = cfg["history"].as_array().expect("history");
+    assert_eq!(
+        history.iter().filter(|h| h["empty_layer"] != true).count(),
+        layers
+    );
+
+    // Other tools read it.
+    if have("skopeo") {
+        for reference in [
+            format!("oci:{}:demo:1", out.display()),
+            format!("oci-archive:{}", archive.display()),
+        ] {
+            let o = Command::new("skopeo")
+                .args(["inspect", &reference])
+                .output()
+                .expect("skopeo");
+            assert!(
+                o.status.success(),
+                "skopeo {reference}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+            assert_eq!(v["Digest"], digest.as_str());
+        }
+    } else {
+        eprintln!("skopeo not installed: skipping skopeo checks");
+    }
+    if have("umoci") {
+        let bundle = env.dir.path().join("umoci");
+        let o = Command::new("umoci")
+            .args(["unpack", "--image", &format!("{}:demo:1", out.display())])
+            .arg(&bundle)
+            .output()
+            .expect("umoci");
+        assert!(
+            o.status.success(),
+            "umoci: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let rootfs = bundle.join("rootfs");
+        assert_eq!(
+            std::fs::read_to_string(rootfs.join("app/out.txt")).expect("out"),
+            "from context\nhello\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(rootfs.join("app/uid.txt")).expect("uid"),
+            "0\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(rootfs.join("app/me.txt")).expect("me"),
+            "1000\n"
+        );
+        assert!(
+            rootfs.join("etc/group").exists(),
+            "the build stage's whiteout leaked"
+        );
+    } else {
+        eprintln!("umoci not installed: skipping umoci checks");
+    }
+
+    // Our own unpack, then run it with the berth binary.
+    let bundle = env.dir.path().join("bundle");
+    let o = Command::new(env!("CARGO_BIN_EXE_berth-build"))
+        .arg("--root")
+        .arg(env.root())
+        .args(["unpack", "demo:1"])
+        .arg(&bundle)
+        .output()
+        .expect("unpack");
+    assert!(
+        o.status.success(),
+        "unpack: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!bundle.join("rootfs/secret").exists());
+    let berth = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent()?.parent().map(|d| d.join("berth")))
+        .filter(|p| p.exists());
+    match berth {
+        Some(berth) => {
+            let state = env.dir.path().join("berth-state");
+            let o = Command::new(berth)
+                .arg("--root")
+                .arg(&state)
+                .args(["run", "--bundle"])
+                .arg(&bundle)
+                .arg(format!("bb-test-{}", std::process::id()))
+                .output()
+                .expect("berth run");
+            assert!(
+                o.status.success(),
+                "berth run: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            assert_eq!(String::from_utf8_lossy(&o.stdout), "from context\nhello\n");
+        }
+        None => eprintln!("berth binary not built (cargo build -p berth): skipping the run"),
+    }
+}
+
+#[test]
+fn no_cache_builds_with_source_date_epoch_are_reproducible() {
+    let Some(env) = multi_env() else { return };
+    let (a, _) = env.ok(&["--no-cache"], Some("1700000000"));
+    let (b, stderr) = env.ok(&["--no-cache"], Some("1700000000"));
+    assert_eq!(a, b, "{stderr}");
+    assert!(!stderr.contains("CACHED"));
+    env.assert_clean();
+}
+
+#[test]
+fn second_build_is_cached_and_changes_rerun_only_dependent_steps() {
+    let Some(env) = multi_env() else { return };
+    let (first, _) = env.ok(&[], Some("1700000000"));
+    let (second, stderr) = env.ok(&[], Some("1700000000"));
+    assert_eq!(first, second);
+    let fs_steps = MULTI
+        .lines()
+        .filter(|l| ["RUN", "COPY", "WORKDIR"].iter().any(|w| l.starts_with(w)))
+        .count();
+    assert_eq!(stderr.matches("CACHED").count(), fs_steps, "{stderr}");
+    // Touching a file (mtime only) keeps the cache; the ignored file too.
+    std::fs::write(env.ctx().join("top.txt"), "top\n").expect("touch");
+    std::fs::write(env.ctx().join("secret"), "changed").expect("ignored");
+    let (_, stderr) = env.ok(&[], Some("1700000000"));
+    assert_eq!(stderr.matches("CACHED").count(), fs_steps, "{stderr}");
+    // Changing top.txt re-runs its COPY and the steps after it only.
+    std::fs::write(env.ctx().join("top.txt"), "changed\n").expect("change");
+    let (third, stderr) = env.ok(&[], Some("1700000000"));
+    assert_ne!(third, first);
+    // Build stage (WORKDIR, COPY, RUN, RUN) + final WORKDIR and COPY --from are cached.
+    assert_eq!(stderr.matches("CACHED").count(), 6, "{stderr}");
+    assert!(stderr.contains("COPY top.txt .\n#") && !stderr.contains("COPY top.txt .\n#14 CACHED"));
+    env.assert_clean();
+}
+
+#[test]
+fn failing_run_reports_status_and_leaves_nothing() {
+    if seed().is_none() {
+        return;
+    }
+    let env = Env::new(
+        "FROM oci:@SEED@\nRUN echo ok > /ok\nRUN echo partial > /p && exit 3\n",
+        &[],
+    );
+    let out_dir = env.dir.path().join("out");
+    let o = env.build(
+        &["--output", &format!("type=oci,dest={}", out_dir.display())],
+        None,
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("exit status 3"), "{err}");
+    assert!(err.contains("Dockerfile:3"), "{err}");
+    assert!(err.contains("RUN echo partial > /p && exit 3"), "{err}");
+    assert!(!out_dir.exists(), "output written for a failed build");
+    env.assert_clean();
+}
+
+#[test]
+fn missing_copy_source_is_named() {
+    if seed().is_none() {
+        return;
+    }
+    let env = Env::new(
+        "FROM oci:@SEED@\nCOPY nothere/*.txt /x/\n",
+        &[("a.txt", "a")],
+    );
+    let o = env.build(&[], None);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("\"nothere/*.txt\" not found"), "{err}");
+    assert!(err.contains("Dockerfile:2"), "{err}");
+    env.assert_clean();
+}
+
+#[test]
+fn dockerfile_errors_point_at_the_line() {
+    if seed().is_none() {
+        return;
+    }
+    let env = Env::new("FROM oci:@SEED@\nRUNN echo\n", &[]);
+    let o = env.build(&[], None);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("Dockerfile:2") && err.contains("RUNN echo"),
+        "{err}"
+    );
+}
+
+#[test]
+fn scratch_stage_from_stage_and_images_rm() {
+    if seed().is_none() {
+        return;
+    }
+    let env = Env::new(
+        "FROM oci:@SEED@ AS tools\nRUN mkdir -p /dist && echo built > /dist/file\n\
+         FROM scratch\nCOPY --from=tools /dist/file /file\nCOPY <<EOF /note\nhi ${X:-there}\nEOF\n",
+        &[],
+    );
+    let (digest, _) = env.ok(&["-t", "mini"], Some("0"));
+    let list = Command::new(env!("CARGO_BIN_EXE_berth-build"))
+        .arg("--root")
+        .arg(env.root())
+        .arg("images")
+        .output()
+        .expect("images");
+    assert!(String::from_utf8_lossy(&list.stdout).contains("mini:latest"));
+    let bundle = env.dir.path().join("b");
+    let o = Command::new(env!("CARGO_BIN_EXE_berth-build"))
+        .arg("--root")
+        .arg(env.root())
+        .args(["unpack", "mini"])
+        .arg(&bundle)
+        .output()
+        .expect("unpack");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read_to_string(bundle.join("rootfs/file")).expect("file"),
+        "built\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(bundle.join("rootfs/note")).expect("note"),
+        "hi there\n"
+    );
+    let rm = Command::new(env!("CARGO_BIN_EXE_berth-build"))
+        .arg("--root")
+        .arg(env.root())
+        .args(["rm", "mini"])
+        .output()
+        .expect("rm");
+    assert!(rm.status.success());
+    let d = digest.trim_start_matches("sha256:");
+    assert!(!env.root().join("blobs/sha256").join(d).exists());
+}
