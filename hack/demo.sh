@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The README's main job: build berth, make a busybox bundle and run it with berth.
-# (Once berth-build lands, this builds a Dockerfile into an image and runs that image.)
+# The README's main job: build the example Dockerfile (examples/hello) into an OCI image with
+# berth-build, unpack it into a runtime bundle and run it with berth.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=(busybox-static jq)
@@ -9,13 +9,20 @@ for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-cargo build --release -p berth
-berth=$PWD/target/release/berth
+cargo build --release -p berth -p berth-build
+bin=$PWD/target/release
 work=$(mktemp -d /tmp/berth-demo-XXXXXX)
-trap 'rm -rf "$work"' EXIT
-BERTH=$berth hack/make-rootfs.sh "$work/bundle" sh -c \
-  'echo "hello from $(hostname), pid $$ in its own namespaces"; id; cat /proc/self/cgroup | grep memory'
-jq '.hostname="berth-demo"' "$work/bundle/config.json" > "$work/c" && mv "$work/c" "$work/bundle/config.json"
+base=/tmp/berth-demo-base
+trap 'rm -rf "$work" "$base"' EXIT
+# No registry is reachable: the base image is made locally from busybox-static.
+rm -rf "$base"
+hack/make-busybox-image.sh "$base" localhost/busybox:latest >/dev/null
+echo "+ berth-build build -t demo:latest examples/hello"
+"$bin/berth-build" --root "$work/store" build --build-arg BASE="oci:$base:latest" -t demo:latest \
+  -o "type=oci,dest=$work/image" examples/hello
+echo "+ berth-build unpack demo:latest $work/bundle"
+"$bin/berth-build" --root "$work/store" unpack demo:latest "$work/bundle"
+jq '.hostname="berth-demo" | .process.terminal=false' "$work/bundle/config.json" > "$work/c" && mv "$work/c" "$work/bundle/config.json"
 echo "+ berth run -b $work/bundle demo"
-"$berth" --root "$work/state" run -b "$work/bundle" "demo-$$"
+"$bin/berth" --root "$work/state" run -b "$work/bundle" "demo-$$"
 echo "exit status: $?"
