@@ -115,6 +115,11 @@ pub fn compile(rules: &[Rule]) -> Vec<Insn> {
         }
         p.push(insn(MOV_K, 0, 0, 0, i32::from(r.allow)));
         p.push(insn(EXIT, 0, 0, 0, 0));
+        if block.is_empty() && !access_check {
+            // A rule that matches everything ends the program: the verifier rejects
+            // unreachable instructions.
+            return p;
+        }
     }
     p.push(insn(MOV_K, 0, 0, 0, 0));
     p.push(insn(EXIT, 0, 0, 0, 0));
@@ -295,6 +300,18 @@ mod tests {
         assert_eq!(run(&p, 2, 4, 1, 3), 0);
         assert_eq!(run(&p, 2, 2, 1, 3), 1);
         assert_eq!(run(&p, 2, 4, 1, 5), 1);
+    }
+
+    #[test]
+    fn catch_all_rule_ends_the_program() {
+        let rules: Vec<Rule> = [(true, "c 1:3 rwm"), (false, "a *:* rwm")]
+            .iter()
+            .map(|(a, r)| parse_rule(*a, r).unwrap())
+            .collect();
+        let p = compile(&rules);
+        assert_eq!(p.last().unwrap().code, EXIT);
+        assert_eq!(p.iter().filter(|i| i.code == EXIT).count(), 1);
+        assert_eq!(run(&p, 2, 2, 1, 3), 0);
     }
 
     #[test]

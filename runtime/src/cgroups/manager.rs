@@ -137,7 +137,7 @@ fn enable_controllers(p: &Placement, dir: &Path, controllers: &[&str]) -> Result
             if enabled.contains(c) {
                 continue;
             }
-            let ours = p.created.iter().any(|d| *d == parent);
+            let ours = p.created.contains(&parent);
             if !ours {
                 return Err(CgroupError::Invalid(format!(
                     "the {c} controller is not enabled in {} and berth does not change cgroups it did not create: \
@@ -217,4 +217,152 @@ pub fn signal_all(p: &Placement, sig: nix::sys::signal::Signal) -> Result<(), Cg
         thaw(p)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A fake cgroup2 tree: root/parent/ctr with the files the kernel would provide.
+    fn fake_v2(created_parent: bool) -> (tempfile::TempDir, Placement) {
+        let tmp = tempfile::tempdir().unwrap();
+        let parent = tmp.path().join("parent");
+        let ctr = parent.join("ctr");
+        std::fs::create_dir_all(&ctr).unwrap();
+        std::fs::write(tmp.path().join("cgroup.subtree_control"), "cpu memory pids").unwrap();
+        std::fs::write(parent.join("cgroup.subtree_control"), "").unwrap();
+        for f in [
+            "memory.max",
+            "memory.swap.max",
+            "memory.low",
+            "cpu.weight",
+            "cpu.max",
+            "pids.max",
+            "cgroup.freeze",
+            "io.max",
+        ] {
+            std::fs::write(ctr.join(f), "").unwrap();
+        }
+        std::fs::write(ctr.join("cgroup.events"), "populated 1\nfrozen 1\n").unwrap();
+        let mut created = vec![ctr.clone()];
+        if created_parent {
+            created.insert(0, parent.clone());
+        }
+        let p = Placement {
+            path: "/parent/ctr".into(),
+            dirs: vec![ctr.clone()],
+            created,
+            unified: Some(ctr),
+            v1: Default::default(),
+        };
+        (tmp, p)
+    }
+
+    fn res(v: serde_json::Value) -> LinuxResources {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn v2_apply_writes_files_and_enables_controllers_in_own_parents() {
+        let (tmp, p) = fake_v2(true);
+        apply(&p, &res(json!({"memory": {"limit": 1000, "swap": 3000}, "cpu": {"shares": 1024, "quota": 5000}, "pids": {"limit": 9}}))).unwrap();
+        let ctr = tmp.path().join("parent/ctr");
+        let read = |f: &str| std::fs::read_to_string(ctr.join(f)).unwrap();
+        assert_eq!(read("memory.max"), "1000");
+        assert_eq!(read("memory.swap.max"), "2000");
+        assert_eq!(read("cpu.weight"), "39");
+        assert_eq!(read("cpu.max"), "5000 100000");
+        assert_eq!(read("pids.max"), "9");
+        // The parent berth created got the controllers; the root (not ours) was only read.
+        assert!(
+            std::fs::read_to_string(tmp.path().join("parent/cgroup.subtree_control"))
+                .unwrap()
+                .starts_with('+')
+        );
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("cgroup.subtree_control")).unwrap(),
+            "cpu memory pids"
+        );
+    }
+
+    #[test]
+    fn v2_apply_refuses_to_change_a_parent_it_did_not_create() {
+        let (_tmp, p) = fake_v2(false);
+        let e = apply(&p, &res(json!({"pids": {"limit": 9}})))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("pids controller is not enabled") && e.contains("did not create"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn v2_missing_file_is_a_clear_error() {
+        let (_tmp, p) = fake_v2(true);
+        let e = apply(
+            &p,
+            &res(json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 0}]})),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("hugetlb"), "{e}");
+    }
+
+    #[test]
+    fn v2_freeze_and_thaw_use_cgroup_freeze() {
+        let (tmp, p) = fake_v2(true);
+        freeze(&p).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("parent/ctr/cgroup.freeze")).unwrap(),
+            "1"
+        );
+        thaw(&p).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("parent/ctr/cgroup.freeze")).unwrap(),
+            "0"
+        );
+    }
+
+    #[test]
+    fn v1_apply_uses_controller_dirs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut v1 = std::collections::BTreeMap::new();
+        for c in ["memory", "pids", "devices"] {
+            let d = tmp.path().join(c);
+            std::fs::create_dir(&d).unwrap();
+            v1.insert(c.to_string(), d);
+        }
+        for f in [
+            "memory/memory.limit_in_bytes",
+            "pids/pids.max",
+            "devices/devices.allow",
+            "devices/devices.deny",
+        ] {
+            std::fs::write(tmp.path().join(f), "").unwrap();
+        }
+        let p = Placement {
+            v1,
+            ..Default::default()
+        };
+        apply(&p, &res(json!({"memory": {"limit": 4096}, "pids": {"limit": 0}, "devices": [{"allow": false, "access": "rwm"}]}))).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("memory/memory.limit_in_bytes")).unwrap(),
+            "4096"
+        );
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("pids/pids.max")).unwrap(),
+            "max"
+        );
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("devices/devices.deny")).unwrap(),
+            "a *:* rwm"
+        );
+        // cpu is not mounted in this fake tree.
+        let e = apply(&p, &res(json!({"cpu": {"shares": 2}})))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cpu controller"), "{e}");
+    }
 }
