@@ -60,3 +60,43 @@ fn terminal_without_console_socket_is_refused_when_detached() {
     assert!(err.contains("console socket"), "{err}");
     w.assert_clean();
 }
+
+#[test]
+fn foreground_run_with_terminal_proxies_the_pty() {
+    if !can_run() {
+        return;
+    }
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: script(1) from bsdutils is missing");
+        return;
+    }
+    let args = ["sh", "-c", "tty; echo typed: $(head -n1)"];
+    let w = World::new(&args);
+    let mut c = w.base_config(&args);
+    c["process"]["terminal"] = json!(true);
+    w.write_config(&c);
+    let id = w.id("fgtty");
+    let cmd = format!(
+        "{} --root {} run --bundle {} {}",
+        berth_bin().display(),
+        w.root.display(),
+        w.bundle.display(),
+        id
+    );
+    let out = std::process::Command::new("sh")
+        .args([
+            "-c",
+            &format!("printf 'hello\\n' | script -qec '{cmd}' /dev/null"),
+        ])
+        .output()
+        .unwrap();
+    let (code, out, err) = decode(out);
+    assert_eq!(code, 0, "{out} {err}");
+    assert!(out.contains("/dev/pts/0"), "{out}");
+    assert!(out.contains("typed: hello"), "{out}");
+    w.assert_clean();
+}

@@ -14,6 +14,7 @@ mod run;
 mod spec;
 mod start;
 mod state;
+mod tty;
 mod update;
 
 use clap::{Parser, Subcommand};

@@ -57,10 +57,23 @@ pub fn run(ctx: &Ctx, a: Args, log: &Logger) -> anyhow::Result<i32> {
         // The init may be a grandchild (PID namespace): become its reaper so we can wait for it.
         container::become_subreaper();
     }
+    // A terminal in the foreground without a console socket: berth holds the pty itself.
+    let terminal = berth::spec::load(&a.bundle)
+        .ok()
+        .and_then(|s| s.process().as_ref().and_then(|p| p.terminal()))
+        .unwrap_or(false);
+    let own_console = if terminal && a.console_socket.is_none() && !a.detach {
+        Some(super::tty::OwnConsole::bind()?)
+    } else {
+        None
+    };
     let create = super::create::Args {
         bundle: a.bundle.clone(),
         pid_file: None,
-        console_socket: a.console_socket.clone(),
+        console_socket: own_console
+            .as_ref()
+            .map(|c| c.path.clone())
+            .or_else(|| a.console_socket.clone()),
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
@@ -100,6 +113,12 @@ pub fn run(ctx: &Ctx, a: Args, log: &Logger) -> anyhow::Result<i32> {
     }
     // Release the lock while waiting so `state`, `kill` and friends work on the running container.
     drop(created.dir);
+    if let Some(console) = &own_console {
+        match console.receive() {
+            Ok(master) => super::tty::proxy(&master),
+            Err(e) => log.warn(&format!("terminal: {e}")),
+        }
+    }
     tracing::debug!(pid, "started; waiting");
     let code = container::wait_for(pid);
     tracing::debug!(code, "container exited");
