@@ -16,7 +16,14 @@ fn main() {
         .args(["--edition", "2021", "--crate-type", "bin", "--crate-name"])
         .arg("berth_conformance_checker")
         .args(["-C", "opt-level=2", "-C", "target-feature=+crt-static"])
-        .args(["-C", "strip=symbols", "-C", "panic=abort", "--target", &target])
+        .args([
+            "-C",
+            "strip=symbols",
+            "-C",
+            "panic=abort",
+            "--target",
+            &target,
+        ])
         .arg("-o")
         .arg(&dest)
         .arg("src/bin/checker.rs")

@@ -62,7 +62,16 @@ impl Template {
     /// mode 1777 and empty mount points.
     pub fn make_rootfs(&self, root: &Path) -> Result<()> {
         for d in [
-            "bin", "etc", "proc", "sys", "dev", "tmp", "root", "home/user", "shared", "var",
+            "bin",
+            "etc",
+            "proc",
+            "sys",
+            "dev",
+            "tmp",
+            "root",
+            "home/user",
+            "shared",
+            "var",
         ] {
             let p = root.join(d);
             std::fs::create_dir_all(&p).map_err(io("creating", &p))?;
@@ -279,8 +288,14 @@ mod tests {
         assert!(!ns.iter().any(|n| n["type"] == "uts"));
         b.sh("echo hi")
             .add_mount(json!({"destination": "/x", "type": "tmpfs", "source": "tmpfs"}));
-        assert_eq!(b.config["process"]["args"], json!(["/bin/sh", "-c", "echo hi"]));
-        assert_eq!(b.config["mounts"].as_array().unwrap().last().unwrap()["destination"], "/x");
+        assert_eq!(
+            b.config["process"]["args"],
+            json!(["/bin/sh", "-c", "echo hi"])
+        );
+        assert_eq!(
+            b.config["mounts"].as_array().unwrap().last().unwrap()["destination"],
+            "/x"
+        );
     }
 
     #[test]

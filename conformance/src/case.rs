@@ -35,7 +35,9 @@ impl Need {
                 if rt.kind == RuntimeKind::Crun {
                     Some(format!("needs cgroup v1 {ctrl}: {crun_reason}"))
                 } else if !host.v1.contains_key(*ctrl) {
-                    Some(format!("cgroup v1 controller {ctrl} is not mounted on this host"))
+                    Some(format!(
+                        "cgroup v1 controller {ctrl} is not mounted on this host"
+                    ))
                 } else {
                     None
                 }
@@ -64,7 +66,9 @@ impl Need {
                     Some(format!("needs a cgroup manager: {crun_reason}"))
                 }
             }
-            Need::AppArmor => (!host.apparmor).then(|| "AppArmor is not enabled in this kernel".to_string()),
+            Need::AppArmor => {
+                (!host.apparmor).then(|| "AppArmor is not enabled in this kernel".to_string())
+            }
             Need::Seccomp => (!host.seccomp).then(|| "the kernel has no seccomp".to_string()),
         }
     }
@@ -196,7 +200,12 @@ impl<'a> Ctx<'a> {
     }
 
     /// Records that `got == want`.
-    pub fn check_eq<T: PartialEq + Debug>(&mut self, what: impl Into<String>, got: T, want: T) -> bool {
+    pub fn check_eq<T: PartialEq + Debug>(
+        &mut self,
+        what: impl Into<String>,
+        got: T,
+        want: T,
+    ) -> bool {
         let ok = got == want;
         let detail = format!("expected {want:?}, got {got:?}");
         self.check(what, ok, detail)
@@ -204,14 +213,24 @@ impl<'a> Ctx<'a> {
 
     /// Records that a runtime call succeeded.
     pub fn check_ok(&mut self, what: impl Into<String>, out: &Outcome) -> bool {
-        let detail = format!("`{}`: {}: {}", out.command, out.status(), tail(&out.stderr, 300));
+        let detail = format!(
+            "`{}`: {}: {}",
+            out.command,
+            out.status(),
+            tail(&out.stderr, 300)
+        );
         self.check(what, out.ok(), detail)
     }
 
     /// Records that a runtime call failed (non-zero exit, no time-out).
     pub fn check_fails(&mut self, what: impl Into<String>, out: &Outcome) -> bool {
         let failed = !out.ok() && !out.timed_out && out.code.is_some();
-        let detail = format!("`{}` should fail but: {}; stdout {}", out.command, out.status(), tail(&out.stdout, 200));
+        let detail = format!(
+            "`{}` should fail but: {}; stdout {}",
+            out.command,
+            out.status(),
+            tail(&out.stdout, 200)
+        );
         self.check(what, failed, detail)
     }
 
@@ -266,7 +285,12 @@ impl<'a> Ctx<'a> {
     }
 
     /// `create` with extra invocation options.
-    pub fn create_with(&mut self, b: &Bundle, extra: &[&str], opts: &Invoke) -> Result<(String, Outcome)> {
+    pub fn create_with(
+        &mut self,
+        b: &Bundle,
+        extra: &[&str],
+        opts: &Invoke,
+    ) -> Result<(String, Outcome)> {
         b.write()?;
         let id = self.new_id();
         let dir = b.dir.to_string_lossy().into_owned();
@@ -392,7 +416,11 @@ impl<'a> Ctx<'a> {
             if exists {
                 // A paused container cannot be killed by every runtime: resume it first.
                 let _ = rt.invoke(&self.work, &["resume".into(), id.clone()], &quiet);
-                let _ = rt.invoke(&self.work, &["delete".into(), "--force".into(), id.clone()], &quiet);
+                let _ = rt.invoke(
+                    &self.work,
+                    &["delete".into(), "--force".into(), id.clone()],
+                    &quiet,
+                );
             }
         }
         for cg in &self.cgroups {

@@ -82,11 +82,7 @@ pub fn parse_cgroup_mounts(mountinfo: &str) -> Host {
         }
         let mp = Path::new(f[4]);
         match r[0] {
-            "cgroup2" => {
-                if h.v2.is_none() {
-                    h.v2 = Some(mp.to_path_buf());
-                }
-            }
+            "cgroup2" if h.v2.is_none() => h.v2 = Some(mp.to_path_buf()),
             "cgroup" => {
                 for opt in r[2].split(',') {
                     if !matches!(opt, "rw" | "ro") && !opt.contains('=') {
@@ -116,7 +112,10 @@ mod tests {
                     41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
         let h = parse_cgroup_mounts(text);
         assert_eq!(h.v1["memory"], PathBuf::from("/sys/fs/cgroup/memory"));
-        assert_eq!(h.v1["name=systemd"], PathBuf::from("/sys/fs/cgroup/systemd"));
+        assert_eq!(
+            h.v1["name=systemd"],
+            PathBuf::from("/sys/fs/cgroup/systemd")
+        );
         assert_eq!(h.v2, Some(PathBuf::from("/sys/fs/cgroup/unified")));
         assert_eq!(
             h.v1_dir("memory", "/a/b"),

@@ -7,6 +7,8 @@
 //! runs the registry ([`cases::all`]) and [`report`] prints TAP, summaries and the
 //! side-by-side comparison.
 
+#![deny(missing_docs)]
+
 pub mod bundle;
 pub mod case;
 pub mod cases;

@@ -308,3 +308,69 @@ impl Runtime {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_from_names_and_paths() {
+        assert_eq!(RuntimeKind::guess("crun"), RuntimeKind::Crun);
+        assert_eq!(RuntimeKind::guess("/usr/sbin/runc"), RuntimeKind::Runc);
+        assert_eq!(
+            RuntimeKind::guess("/x/target/release/berth"),
+            RuntimeKind::Berth
+        );
+        assert_eq!(RuntimeKind::guess("/opt/youki"), RuntimeKind::Other);
+    }
+
+    #[test]
+    fn crun_is_wrapped_in_the_cgroup2_view() {
+        let rt = Runtime::new("crun", Path::new("/usr/bin/crun"), Path::new("/r"));
+        let c = rt.command(&["state".into(), "x".into()], &[]);
+        assert_eq!(c.get_program(), "unshare");
+        let args: Vec<String> = c
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert!(args
+            .iter()
+            .any(|a| a.contains("mount -t cgroup2 none /sys/fs/cgroup")));
+        let tail: Vec<&str> = args[args.len() - 6..].iter().map(String::as_str).collect();
+        assert_eq!(
+            tail,
+            [
+                "/usr/bin/crun",
+                "--cgroup-manager=disabled",
+                "--root",
+                "/r",
+                "state",
+                "x"
+            ]
+        );
+        let runc = Runtime::new("runc", Path::new("/usr/sbin/runc"), Path::new("/r"));
+        let c = runc.command(&["list".into()], &["--log-format".into(), "json".into()]);
+        assert_eq!(c.get_program(), "/usr/sbin/runc");
+        let args: Vec<_> = c.get_args().collect();
+        assert_eq!(args, ["--root", "/r", "--log-format", "json", "list"]);
+        assert!(!runc.cgroup2_view && runc.manages_cgroups() && !rt.manages_cgroups());
+    }
+
+    #[test]
+    fn tail_and_outcome() {
+        assert_eq!(tail("  short \n", 10), "short");
+        assert_eq!(tail("abcdefghij", 3), "...hij");
+        let o = Outcome {
+            command: "state x".into(),
+            code: Some(1),
+            stdout: "{\"a\":1}".into(),
+            stderr: "boom".into(),
+            timed_out: false,
+        };
+        assert!(!o.ok());
+        assert_eq!(o.status(), "exit 1");
+        assert_eq!(o.json().unwrap()["a"], 1);
+        let e = o.require().unwrap_err().to_string();
+        assert!(e.contains("state x") && e.contains("boom"), "{e}");
+    }
+}

@@ -52,7 +52,11 @@ impl Suite {
         cases: &[Case],
         mut each: impl FnMut(&CaseResult),
     ) -> RuntimeReport {
-        let parent = format!("/berth-conformance-{}-{}", std::process::id(), sanitize(&rt.name));
+        let parent = format!(
+            "/berth-conformance-{}-{}",
+            std::process::id(),
+            sanitize(&rt.name)
+        );
         let mut results = Vec::new();
         for case in cases {
             let r = self.run_case(rt, case, &parent);
@@ -124,6 +128,17 @@ impl Suite {
         } else if assertions.is_empty() && result.verdict == Verdict::Pass {
             result.verdict = Verdict::Fail("the case made no assertion".into());
         }
+        // Reports should not depend on this run's scratch path or process id.
+        let base = self.base.path().to_string_lossy().into_owned();
+        let pid = format!("bc{}-", std::process::id());
+        let tidy = |t: &str| t.replace(&base, "$WORK").replace(&pid, "bc-");
+        for a in &mut assertions {
+            a.detail = tidy(&a.detail);
+        }
+        result.verdict = match result.verdict {
+            Verdict::Fail(w) => Verdict::Fail(tidy(&w)),
+            v => v,
+        };
         result.assertions = assertions;
         result.duration = start.elapsed();
         result
@@ -132,7 +147,13 @@ impl Suite {
 
 fn sanitize(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 

@@ -100,3 +100,18 @@ fn foreground_run_with_terminal_proxies_the_pty() {
     assert!(out.contains("typed: hello"), "{out}");
     w.assert_clean();
 }
+
+#[test]
+fn console_socket_without_terminal_is_refused() {
+    if !can_run() {
+        return;
+    }
+    let w = World::new(&["true"]);
+    let sock = w.tmp.path().join("unused.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let id = w.id("sockterm");
+    let (code, _, err) = w.create(&id, &["--console-socket", sock.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(err.contains("cannot use console socket"), "{err}");
+    w.assert_clean();
+}

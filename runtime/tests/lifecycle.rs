@@ -205,7 +205,7 @@ fn delete_force_of_missing_container_succeeds_and_plain_delete_fails() {
         .success());
     let out = w.berth().args(["delete", "nope"]).output().unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("container nope does not exist"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("container does not exist"));
 }
 
 #[test]
@@ -303,5 +303,10 @@ fn version_flag() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("berth"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("berth version "), "{text}");
+    assert!(
+        text.lines().nth(1).unwrap_or("").starts_with("spec: 1."),
+        "{text}"
+    );
 }

@@ -111,9 +111,15 @@ fn main() -> Result<()> {
     }
     for rep in &reports {
         let c = rep.counts();
-        eprintln!("{}: {} passed, {} failed, {} skipped", rep.name, c.pass, c.fail, c.skip);
+        eprintln!(
+            "{}: {} passed, {} failed, {} skipped",
+            rep.name, c.pass, c.fail, c.skip
+        );
     }
-    if reports.len() == 1 && reports[0].counts().fail > 0 {
+    let failed = reports.len() == 1 && reports[0].counts().fail > 0;
+    // Remove the scratch directory before exiting (process::exit skips destructors).
+    drop(suite);
+    if failed {
         std::process::exit(1);
     }
     Ok(())

@@ -268,7 +268,11 @@ fn facts() -> J {
         ("cgroup", read("/proc/self/cgroup")),
         (
             "stdio",
-            obj(vec![("0", link_of(0)), ("1", link_of(1)), ("2", link_of(2))]),
+            obj(vec![
+                ("0", link_of(0)),
+                ("1", link_of(1)),
+                ("2", link_of(2)),
+            ]),
         ),
         ("pid", J::Num(std::process::id() as i128)),
     ])
@@ -394,7 +398,9 @@ fn per_arg(args: &[String], f: impl Fn(&str) -> J) -> J {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = args.first() else {
-        eprintln!("usage: checker facts|ids|caps|rlimits|mount|access|stat|sysctl|ns|fds|read|write ...");
+        eprintln!(
+            "usage: checker facts|ids|caps|rlimits|mount|access|stat|sysctl|ns|fds|read|write ..."
+        );
         std::process::exit(2);
     };
     let rest = &args[1..];

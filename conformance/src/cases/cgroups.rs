@@ -16,30 +16,146 @@ pub fn cases() -> Vec<Case> {
     const C: &str = "cgroups";
     use Need::{CgroupManager, CgroupV1, CgroupV2};
     vec![
-        case!(C, "v1-placement", "the process is in cgroupsPath under every v1 controller", [CgroupV1("memory"), CgroupV1("pids")], v1_placement),
-        case!(C, "v1-memory", "memory limit and reservation are written (v1)", [CgroupV1("memory")], v1_memory),
-        case!(C, "v1-cpu", "cpu shares, quota and period are written (v1)", [CgroupV1("cpu")], v1_cpu),
-        case!(C, "v1-cpuset", "cpuset cpus and mems are written (v1)", [CgroupV1("cpuset")], v1_cpuset),
-        case!(C, "v1-pids", "pids limit is written and enforced (v1)", [CgroupV1("pids")], v1_pids),
-        case!(C, "v1-blkio", "blkio weight is written (v1)", [CgroupV1("blkio")], v1_blkio),
-        case!(C, "v1-removed", "delete removes the container's cgroups (v1)", [CgroupV1("memory")], v1_removed),
-        case!(C, "v1-pause-resume", "pause freezes (paused, FROZEN) and resume thaws (v1 freezer)", [CgroupV1("freezer")], v1_pause_resume),
-        case!(C, "pause-errors", "pause of a stopped and resume of a running container fail", [CgroupManager], pause_errors),
-        case!(C, "update", "update --pids-limit/--memory and --resources change the cgroup (v1)", [CgroupV1("pids"), CgroupV1("memory")], update),
-        case!(C, "ps", "ps lists the container's processes (table and --format json)", [CgroupManager], ps),
-        case!(C, "events-stats", "events --stats prints one stats JSON object", [CgroupManager], events_stats),
-        case!(C, "kill-all", "kill --all signals every process of the container", [CgroupManager], kill_all),
-        case!(C, "v2-placement", "the process is in cgroupsPath in cgroup2, removed on delete", [CgroupV2(None)], v2_placement),
-        case!(C, "v2-hugetlb", "hugepageLimits are written to hugetlb.<size>.max (v2)", [CgroupV2(Some("hugetlb"))], v2_hugetlb),
-        case!(C, "v2-unified", "linux.resources.unified keys are written verbatim (v2)", [CgroupV2(Some("hugetlb"))], v2_unified),
-        case!(C, "v2-pause-resume", "pause and resume through cgroup.freeze (v2)", [CgroupV2(None)], v2_pause_resume),
-        case!(C, "v2-memory", "memory.max from resources.memory.limit (v2)", [CgroupV2(Some("memory"))], v2_memory),
-        case!(C, "v2-pids", "pids.max from resources.pids.limit (v2)", [CgroupV2(Some("pids"))], v2_pids),
+        case!(
+            C,
+            "v1-placement",
+            "the process is in cgroupsPath under every v1 controller",
+            [CgroupV1("memory"), CgroupV1("pids")],
+            v1_placement
+        ),
+        case!(
+            C,
+            "v1-memory",
+            "memory limit and reservation are written (v1)",
+            [CgroupV1("memory")],
+            v1_memory
+        ),
+        case!(
+            C,
+            "v1-cpu",
+            "cpu shares, quota and period are written (v1)",
+            [CgroupV1("cpu")],
+            v1_cpu
+        ),
+        case!(
+            C,
+            "v1-cpuset",
+            "cpuset cpus and mems are written (v1)",
+            [CgroupV1("cpuset")],
+            v1_cpuset
+        ),
+        case!(
+            C,
+            "v1-pids",
+            "pids limit is written and enforced (v1)",
+            [CgroupV1("pids")],
+            v1_pids
+        ),
+        case!(
+            C,
+            "v1-blkio",
+            "blkio weight is written (v1)",
+            [CgroupV1("blkio")],
+            v1_blkio
+        ),
+        case!(
+            C,
+            "v1-removed",
+            "delete removes the container's cgroups (v1)",
+            [CgroupV1("memory")],
+            v1_removed
+        ),
+        case!(
+            C,
+            "v1-pause-resume",
+            "pause freezes (paused, FROZEN) and resume thaws (v1 freezer)",
+            [CgroupV1("freezer")],
+            v1_pause_resume
+        ),
+        case!(
+            C,
+            "pause-errors",
+            "pause of a stopped and resume of a running container fail",
+            [CgroupManager],
+            pause_errors
+        ),
+        case!(
+            C,
+            "update",
+            "update --pids-limit/--memory and --resources change the cgroup (v1)",
+            [CgroupV1("pids"), CgroupV1("memory")],
+            update
+        ),
+        case!(
+            C,
+            "ps",
+            "ps lists the container's processes (table and --format json)",
+            [CgroupManager],
+            ps
+        ),
+        case!(
+            C,
+            "events-stats",
+            "events --stats prints one stats JSON object",
+            [CgroupManager],
+            events_stats
+        ),
+        case!(
+            C,
+            "kill-all",
+            "kill --all signals every process of the container",
+            [CgroupManager],
+            kill_all
+        ),
+        case!(
+            C,
+            "v2-placement",
+            "the process is in cgroupsPath in cgroup2, removed on delete",
+            [CgroupV2(None)],
+            v2_placement
+        ),
+        case!(
+            C,
+            "v2-hugetlb",
+            "hugepageLimits are written to hugetlb.<size>.max (v2)",
+            [CgroupV2(Some("hugetlb"))],
+            v2_hugetlb
+        ),
+        case!(
+            C,
+            "v2-unified",
+            "linux.resources.unified keys are written verbatim (v2)",
+            [CgroupV2(Some("hugetlb"))],
+            v2_unified
+        ),
+        case!(
+            C,
+            "v2-pause-resume",
+            "pause and resume through cgroup.freeze (v2)",
+            [CgroupV2(None)],
+            v2_pause_resume
+        ),
+        case!(
+            C,
+            "v2-memory",
+            "memory.max from resources.memory.limit (v2)",
+            [CgroupV2(Some("memory"))],
+            v2_memory
+        ),
+        case!(
+            C,
+            "v2-pids",
+            "pids.max from resources.pids.limit (v2)",
+            [CgroupV2(Some("pids"))],
+            v2_pids
+        ),
     ]
 }
 
 fn read(p: &Path) -> String {
-    std::fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_default()
+    std::fs::read_to_string(p)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 fn pid_of(ctx: &mut Ctx, id: &str) -> Result<i64> {
@@ -47,22 +163,31 @@ fn pid_of(ctx: &mut Ctx, id: &str) -> Result<i64> {
 }
 
 fn procs_has(dir: &Path, pid: i64) -> bool {
-    read(&dir.join("cgroup.procs")).lines().any(|l| l.trim() == pid.to_string())
+    read(&dir.join("cgroup.procs"))
+        .lines()
+        .any(|l| l.trim() == pid.to_string())
 }
 
 fn v1_placement(ctx: &mut Ctx) -> Result<()> {
     let b = ctx.bundle(SLEEP)?;
     let id = ctx.start_ok(&b)?;
     let pid = pid_of(ctx, &id)?;
-    for ctrl in ["memory", "pids", "cpu", "cpuset", "devices", "freezer", "blkio"] {
+    for ctrl in [
+        "memory", "pids", "cpu", "cpuset", "devices", "freezer", "blkio",
+    ] {
         if let Some(dir) = ctx.host.v1_dir(ctrl, &b.cgroups_path) {
-            ctx.check(format!("pid is in {ctrl}{}", b.cgroups_path), procs_has(&dir, pid), format!("{}", dir.display()));
+            ctx.check(
+                format!("pid is in {ctrl}{}", b.cgroups_path),
+                procs_has(&dir, pid),
+                format!("{}", dir.display()),
+            );
         }
     }
     let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
     ctx.check(
         "/proc/PID/cgroup names the path for memory",
-        own.lines().any(|l| l.contains(":memory:") && l.ends_with(&b.cgroups_path)),
+        own.lines()
+            .any(|l| l.contains(":memory:") && l.ends_with(&b.cgroups_path)),
         own,
     );
     Ok(())
@@ -77,22 +202,40 @@ fn started_with(ctx: &mut Ctx, setup: impl FnOnce(&mut Bundle)) -> Result<(Bundl
 
 fn v1_memory(ctx: &mut Ctx) -> Result<()> {
     let (b, _) = started_with(ctx, |b| {
-        b.config["linux"]["resources"]["memory"] = json!({"limit": 67108864, "reservation": 33554432});
+        b.config["linux"]["resources"]["memory"] =
+            json!({"limit": 67108864, "reservation": 33554432});
     })?;
     let d = ctx.v1_dir("memory", &b)?;
-    ctx.check_eq("memory.limit_in_bytes", read(&d.join("memory.limit_in_bytes")), "67108864".into());
-    ctx.check_eq("memory.soft_limit_in_bytes", read(&d.join("memory.soft_limit_in_bytes")), "33554432".into());
+    ctx.check_eq(
+        "memory.limit_in_bytes",
+        read(&d.join("memory.limit_in_bytes")),
+        "67108864".into(),
+    );
+    ctx.check_eq(
+        "memory.soft_limit_in_bytes",
+        read(&d.join("memory.soft_limit_in_bytes")),
+        "33554432".into(),
+    );
     Ok(())
 }
 
 fn v1_cpu(ctx: &mut Ctx) -> Result<()> {
     let (b, _) = started_with(ctx, |b| {
-        b.config["linux"]["resources"]["cpu"] = json!({"shares": 512, "quota": 50000, "period": 100000});
+        b.config["linux"]["resources"]["cpu"] =
+            json!({"shares": 512, "quota": 50000, "period": 100000});
     })?;
     let d = ctx.v1_dir("cpu", &b)?;
     ctx.check_eq("cpu.shares", read(&d.join("cpu.shares")), "512".into());
-    ctx.check_eq("cpu.cfs_quota_us", read(&d.join("cpu.cfs_quota_us")), "50000".into());
-    ctx.check_eq("cpu.cfs_period_us", read(&d.join("cpu.cfs_period_us")), "100000".into());
+    ctx.check_eq(
+        "cpu.cfs_quota_us",
+        read(&d.join("cpu.cfs_quota_us")),
+        "50000".into(),
+    );
+    ctx.check_eq(
+        "cpu.cfs_period_us",
+        read(&d.join("cpu.cfs_period_us")),
+        "100000".into(),
+    );
     Ok(())
 }
 
@@ -137,36 +280,62 @@ fn v1_blkio(ctx: &mut Ctx) -> Result<()> {
     })?;
     let d = ctx.v1_dir("blkio", &b)?;
     let got = read(&d.join(file));
-    ctx.check(format!("{file} is 500"), got == "500" || got.starts_with("default 500"), got);
+    ctx.check(
+        format!("{file} is 500"),
+        got == "500" || got.starts_with("default 500"),
+        got,
+    );
     Ok(())
 }
 
 fn v1_removed(ctx: &mut Ctx) -> Result<()> {
     let (b, id) = started_with(ctx, |_| {})?;
     let d = ctx.v1_dir("memory", &b)?;
-    ctx.check("the memory cgroup exists while running", d.is_dir(), format!("{}", d.display()));
+    ctx.check(
+        "the memory cgroup exists while running",
+        d.is_dir(),
+        format!("{}", d.display()),
+    );
     ctx.call(&["delete", "--force", &id])?.require()?;
     let gone = (0..100).any(|_| {
         std::thread::sleep(std::time::Duration::from_millis(20));
         !d.exists()
     });
-    ctx.check("it is removed by delete", gone, format!("{} still exists", d.display()));
+    ctx.check(
+        "it is removed by delete",
+        gone,
+        format!("{} still exists", d.display()),
+    );
     Ok(())
 }
 
-fn pause_resume(ctx: &mut Ctx, id: &str, state_file: &Path, frozen: &str, thawed: &str) -> Result<()> {
+fn pause_resume(
+    ctx: &mut Ctx,
+    id: &str,
+    state_file: &Path,
+    frozen: &str,
+    thawed: &str,
+) -> Result<()> {
     let out = ctx.call(&["pause", id])?;
     ctx.check_ok("pause succeeds", &out);
     let st = ctx.status_of(id)?;
     ctx.check_eq("status is paused", st.as_str(), "paused");
     let f = read(state_file);
-    ctx.check_eq(format!("{} is {frozen}", state_file.display()), f.as_str(), frozen);
+    ctx.check_eq(
+        format!("{} is {frozen}", state_file.display()),
+        f.as_str(),
+        frozen,
+    );
     let out = ctx.call(&["resume", id])?;
     ctx.check_ok("resume succeeds", &out);
     let st = ctx.status_of(id)?;
     ctx.check_eq("status is running again", st.as_str(), "running");
     let f = read(state_file);
-    ctx.check_eq(format!("{} is {thawed}", state_file.display()), f.as_str(), thawed);
+    ctx.check_eq(
+        format!("{} is {thawed}", state_file.display()),
+        f.as_str(),
+        thawed,
+    );
     Ok(())
 }
 
@@ -196,7 +365,11 @@ fn update(ctx: &mut Ctx) -> Result<()> {
     let out = ctx.call(&["update", "--pids-limit", "20", "--memory", "134217728", &id])?;
     ctx.check_ok("update with flags succeeds", &out);
     ctx.check_eq("pids.max is 20", read(&pids), "20".into());
-    ctx.check_eq("memory.limit_in_bytes is 128 MiB", read(&mem), "134217728".into());
+    ctx.check_eq(
+        "memory.limit_in_bytes is 128 MiB",
+        read(&mem),
+        "134217728".into(),
+    );
     let opts = Invoke {
         stdin: Some(br#"{"pids": {"limit": 30}}"#.to_vec()),
         ..Invoke::default()
@@ -213,8 +386,15 @@ fn ps(ctx: &mut Ctx) -> Result<()> {
     let out = ctx.call(&["ps", "--format", "json", &id])?;
     ctx.check_ok("ps --format json succeeds", &out);
     let v = out.json()?;
-    let listed = v.as_array().map(|a| a.iter().any(|p| p.as_i64() == Some(pid))).unwrap_or(false);
-    ctx.check("it lists the container's pid", listed, format!("{v} (pid {pid})"));
+    let listed = v
+        .as_array()
+        .map(|a| a.iter().any(|p| p.as_i64() == Some(pid)))
+        .unwrap_or(false);
+    ctx.check(
+        "it lists the container's pid",
+        listed,
+        format!("{v} (pid {pid})"),
+    );
     let out = ctx.call(&["ps", &id])?;
     ctx.check_ok("ps (table) succeeds", &out);
     ctx.check(
@@ -249,11 +429,18 @@ fn kill_all(ctx: &mut Ctx) -> Result<()> {
     ctx.check_ok("kill --all succeeds", &out);
     let st = ctx.wait_status(&id, "stopped", WAIT)?;
     ctx.check_eq("the container stops", st.as_str(), "stopped");
-    ctx.check("the init process is gone", wait_gone(pid, WAIT), format!("pid {pid}"));
+    ctx.check(
+        "the init process is gone",
+        wait_gone(pid, WAIT),
+        format!("pid {pid}"),
+    );
     Ok(())
 }
 
-fn v2_started(ctx: &mut Ctx, setup: impl FnOnce(&mut Bundle)) -> Result<(Bundle, String, std::path::PathBuf)> {
+fn v2_started(
+    ctx: &mut Ctx,
+    setup: impl FnOnce(&mut Bundle),
+) -> Result<(Bundle, String, std::path::PathBuf)> {
     ctx.use_cgroup2_view();
     let (b, id) = started_with(ctx, setup)?;
     let d = ctx.v2_dir(&b)?;
@@ -263,21 +450,34 @@ fn v2_started(ctx: &mut Ctx, setup: impl FnOnce(&mut Bundle)) -> Result<(Bundle,
 fn v2_placement(ctx: &mut Ctx) -> Result<()> {
     let (_, id, d) = v2_started(ctx, |_| {})?;
     let pid = pid_of(ctx, &id)?;
-    ctx.check("pid is in the cgroup2 directory", procs_has(&d, pid), format!("{}", d.display()));
+    ctx.check(
+        "pid is in the cgroup2 directory",
+        procs_has(&d, pid),
+        format!("{}", d.display()),
+    );
     ctx.call(&["delete", "--force", &id])?.require()?;
     let gone = (0..100).any(|_| {
         std::thread::sleep(std::time::Duration::from_millis(20));
         !d.exists()
     });
-    ctx.check("delete removes it", gone, format!("{} still exists", d.display()));
+    ctx.check(
+        "delete removes it",
+        gone,
+        format!("{} still exists", d.display()),
+    );
     Ok(())
 }
 
 fn v2_hugetlb(ctx: &mut Ctx) -> Result<()> {
     let (_, _, d) = v2_started(ctx, |b| {
-        b.config["linux"]["resources"]["hugepageLimits"] = json!([{"pageSize": "2MB", "limit": 4194304}]);
+        b.config["linux"]["resources"]["hugepageLimits"] =
+            json!([{"pageSize": "2MB", "limit": 4194304}]);
     })?;
-    ctx.check_eq("hugetlb.2MB.max", read(&d.join("hugetlb.2MB.max")), "4194304".into());
+    ctx.check_eq(
+        "hugetlb.2MB.max",
+        read(&d.join("hugetlb.2MB.max")),
+        "4194304".into(),
+    );
     Ok(())
 }
 
@@ -285,7 +485,11 @@ fn v2_unified(ctx: &mut Ctx) -> Result<()> {
     let (_, _, d) = v2_started(ctx, |b| {
         b.config["linux"]["resources"]["unified"] = json!({"hugetlb.2MB.max": "6291456"});
     })?;
-    ctx.check_eq("hugetlb.2MB.max", read(&d.join("hugetlb.2MB.max")), "6291456".into());
+    ctx.check_eq(
+        "hugetlb.2MB.max",
+        read(&d.join("hugetlb.2MB.max")),
+        "6291456".into(),
+    );
     Ok(())
 }
 

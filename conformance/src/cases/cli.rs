@@ -12,18 +12,90 @@ use serde_json::Value;
 pub fn cases() -> Vec<Case> {
     const C: &str = "cli";
     vec![
-        case!(C, "version", "--version exits 0 and prints a version line", [], version),
-        case!(C, "help", "--help exits 0 and lists the lifecycle commands", [], help),
-        case!(C, "unknown-command", "an unknown command exits non-zero", [], unknown_command),
-        case!(C, "error-exit-status", "an operation error exits with status 1", [], error_exit_status),
-        case!(C, "log-json", "--log F --log-format json writes error lines with level, msg and time", [], log_json),
-        case!(C, "spec", "spec writes a default config.json to --bundle", [], spec),
-        case!(C, "spec-exists", "spec refuses to overwrite an existing config.json", [], spec_exists),
-        case!(C, "spec-rootless", "spec --rootless adds a user namespace with mappings", [], spec_rootless),
-        case!(C, "list", "list shows the container in the table, -q and --format json", [], list),
-        case!(C, "features", "features prints JSON with ociVersionMin/Max and hooks", [], features),
-        case!(C, "root-isolation", "containers are only visible under their own --root", [], root_isolation),
-        case!(C, "error-messages", "runc's error texts for wrong-state operations", [], error_messages),
+        case!(
+            C,
+            "version",
+            "--version exits 0 and prints a version line",
+            [],
+            version
+        ),
+        case!(
+            C,
+            "help",
+            "--help exits 0 and lists the lifecycle commands",
+            [],
+            help
+        ),
+        case!(
+            C,
+            "unknown-command",
+            "an unknown command exits non-zero",
+            [],
+            unknown_command
+        ),
+        case!(
+            C,
+            "error-exit-status",
+            "an operation error exits with status 1",
+            [],
+            error_exit_status
+        ),
+        case!(
+            C,
+            "log-json",
+            "--log F --log-format json writes error lines with level, msg and time",
+            [],
+            log_json
+        ),
+        case!(
+            C,
+            "spec",
+            "spec writes a default config.json to --bundle",
+            [],
+            spec
+        ),
+        case!(
+            C,
+            "spec-exists",
+            "spec refuses to overwrite an existing config.json",
+            [],
+            spec_exists
+        ),
+        case!(
+            C,
+            "spec-rootless",
+            "spec --rootless adds a user namespace with mappings",
+            [],
+            spec_rootless
+        ),
+        case!(
+            C,
+            "list",
+            "list shows the container in the table, -q and --format json",
+            [],
+            list
+        ),
+        case!(
+            C,
+            "features",
+            "features prints JSON with ociVersionMin/Max and hooks",
+            [],
+            features
+        ),
+        case!(
+            C,
+            "root-isolation",
+            "containers are only visible under their own --root",
+            [],
+            root_isolation
+        ),
+        case!(
+            C,
+            "error-messages",
+            "runc's error texts for wrong-state operations",
+            [],
+            error_messages
+        ),
     ]
 }
 
@@ -31,7 +103,11 @@ fn version(ctx: &mut Ctx) -> Result<()> {
     let out = ctx.call(&["--version"])?;
     ctx.check_ok("--version exits 0", &out);
     let first = out.stdout.lines().next().unwrap_or("").to_string();
-    ctx.check("first line names a version", first.contains("version"), format!("{first:?}"));
+    ctx.check(
+        "first line names a version",
+        first.contains("version"),
+        format!("{first:?}"),
+    );
     ctx.check(
         "a spec line is printed",
         out.stdout.lines().any(|l| l.starts_with("spec")),
@@ -45,7 +121,11 @@ fn help(ctx: &mut Ctx) -> Result<()> {
     ctx.check_ok("--help exits 0", &out);
     let text = format!("{}{}", out.stdout, out.stderr);
     for cmd in ["create", "start", "state", "kill", "delete"] {
-        ctx.check(format!("help lists {cmd}"), text.contains(cmd), "missing".to_string());
+        ctx.check(
+            format!("help lists {cmd}"),
+            text.contains(cmd),
+            "missing".to_string(),
+        );
     }
     Ok(())
 }
@@ -86,14 +166,26 @@ fn log_json(ctx: &mut Ctx) -> Result<()> {
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
     let all_json = text.lines().filter(|l| !l.trim().is_empty()).count() == lines.len();
-    ctx.check("every log line is JSON", all_json && !lines.is_empty(), format!("log {text:?}"));
+    ctx.check(
+        "every log line is JSON",
+        all_json && !lines.is_empty(),
+        format!("log {text:?}"),
+    );
     let err = lines.iter().find(|l| l["level"] == "error");
-    ctx.check("an error line is logged", err.is_some(), format!("log {text:?}"));
+    ctx.check(
+        "an error line is logged",
+        err.is_some(),
+        format!("log {text:?}"),
+    );
     if let Some(e) = err {
         let msg = e["msg"].as_str().unwrap_or("");
         ctx.check("it has a non-empty msg", !msg.is_empty(), format!("{e}"));
         let time = e["time"].as_str().unwrap_or("");
-        ctx.check("it has an RFC 3339 time", time.len() >= 20 && time.contains('T'), format!("{e}"));
+        ctx.check(
+            "it has an RFC 3339 time",
+            time.len() >= 20 && time.contains('T'),
+            format!("{e}"),
+        );
     }
     Ok(())
 }
@@ -106,22 +198,43 @@ fn spec(ctx: &mut Ctx) -> Result<()> {
     ctx.check_ok("spec succeeds", &out);
     let text = std::fs::read_to_string(dir.join("config.json")).unwrap_or_default();
     let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    ctx.check("config.json is written as JSON", v.is_object(), format!("{text:.200}"));
+    ctx.check(
+        "config.json is written as JSON",
+        v.is_object(),
+        format!("{text:.200}"),
+    );
     ctx.check(
         "it has an ociVersion",
-        v["ociVersion"].as_str().map(|s| s.starts_with("1.")).unwrap_or(false),
+        v["ociVersion"]
+            .as_str()
+            .map(|s| s.starts_with("1."))
+            .unwrap_or(false),
         format!("{}", v["ociVersion"]),
     );
-    ctx.check_eq("root.path is rootfs", v["root"]["path"].as_str(), Some("rootfs"));
-    ctx.check_eq("process.args is [sh]", v["process"]["args"].clone(), serde_json::json!(["sh"]));
+    ctx.check_eq(
+        "root.path is rootfs",
+        v["root"]["path"].as_str(),
+        Some("rootfs"),
+    );
+    ctx.check_eq(
+        "process.args is [sh]",
+        v["process"]["args"].clone(),
+        serde_json::json!(["sh"]),
+    );
     let has_ns = |t: &str| {
         v["linux"]["namespaces"]
             .as_array()
             .map(|a| a.iter().any(|n| n["type"] == t))
             .unwrap_or(false)
     };
-    let all = ["pid", "network", "ipc", "uts", "mount"].iter().all(|t| has_ns(t));
-    ctx.check("it unshares pid, network, ipc, uts, mount", all, format!("{}", v["linux"]["namespaces"]));
+    let all = ["pid", "network", "ipc", "uts", "mount"]
+        .iter()
+        .all(|t| has_ns(t));
+    ctx.check(
+        "it unshares pid, network, ipc, uts, mount",
+        all,
+        format!("{}", v["linux"]["namespaces"]),
+    );
     Ok(())
 }
 
@@ -150,9 +263,20 @@ fn spec_rootless(ctx: &mut Ctx) -> Result<()> {
         .as_array()
         .map(|a| a.iter().any(|n| n["type"] == "user"))
         .unwrap_or(false);
-    ctx.check("it has a user namespace", user, format!("{}", v["linux"]["namespaces"]));
-    let maps = v["linux"]["uidMappings"].as_array().map(|a| !a.is_empty()).unwrap_or(false);
-    ctx.check("it has uid mappings", maps, format!("{}", v["linux"]["uidMappings"]));
+    ctx.check(
+        "it has a user namespace",
+        user,
+        format!("{}", v["linux"]["namespaces"]),
+    );
+    let maps = v["linux"]["uidMappings"]
+        .as_array()
+        .map(|a| !a.is_empty())
+        .unwrap_or(false);
+    ctx.check(
+        "it has uid mappings",
+        maps,
+        format!("{}", v["linux"]["uidMappings"]),
+    );
     Ok(())
 }
 
@@ -161,37 +285,85 @@ fn list(ctx: &mut Ctx) -> Result<()> {
     let id = ctx.start_ok(&b)?;
     let out = ctx.call(&["list"])?;
     ctx.check_ok("list succeeds", &out);
-    let row = out.stdout.lines().find(|l| l.starts_with(&id)).unwrap_or("").to_string();
-    ctx.check("the table has a row with the id and running", row.contains("running"), format!("{:?}", out.stdout));
+    let row = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .unwrap_or("")
+        .to_string();
+    ctx.check(
+        "the table has a row with the id and running",
+        row.contains("running"),
+        format!("{:?}", out.stdout),
+    );
     ctx.check(
         "the table has an ID header",
-        out.stdout.lines().next().map(|l| l.starts_with("ID")).unwrap_or(false),
+        out.stdout
+            .lines()
+            .next()
+            .map(|l| l.starts_with("ID"))
+            .unwrap_or(false),
         format!("{:?}", out.stdout),
     );
     let out = ctx.call(&["list", "-q"])?;
     ctx.check_eq("list -q prints only ids", out.stdout.trim(), id.as_str());
     let out = ctx.call(&["list", "--format", "json"])?;
     let v = out.json()?;
-    let item = v.as_array().and_then(|a| a.iter().find(|x| x["id"] == id.as_str())).cloned();
-    ctx.check("list --format json has the container", item.is_some(), format!("{v}"));
+    let item = v
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["id"] == id.as_str()))
+        .cloned();
+    ctx.check(
+        "list --format json has the container",
+        item.is_some(),
+        format!("{v}"),
+    );
     if let Some(it) = item {
-        ctx.check_eq("its status is running", it["status"].as_str(), Some("running"));
-        ctx.check("it has pid and bundle", it["pid"].as_i64().unwrap_or(0) > 0 && it["bundle"].is_string(), format!("{it}"));
+        ctx.check_eq(
+            "its status is running",
+            it["status"].as_str(),
+            Some("running"),
+        );
+        ctx.check(
+            "it has pid and bundle",
+            it["pid"].as_i64().unwrap_or(0) > 0 && it["bundle"].is_string(),
+            format!("{it}"),
+        );
     }
     Ok(())
 }
 
 fn features(ctx: &mut Ctx) -> Result<()> {
     let out = ctx.call(&["features"])?;
-    if !out.ok() && mentions(&out.stderr, &["no help topic", "unknown command", "no such command"]) {
+    if !out.ok()
+        && mentions(
+            &out.stderr,
+            &["no help topic", "unknown command", "no such command"],
+        )
+    {
         return Err(ctx.skip("this runtime version has no `features` command"));
     }
     ctx.check_ok("features succeeds", &out);
     let v = out.json()?;
-    ctx.check("ociVersionMin is set", v["ociVersionMin"].is_string(), format!("{v:.300}"));
-    ctx.check("ociVersionMax is set", v["ociVersionMax"].is_string(), format!("{v:.300}"));
-    let hooks = v["hooks"].as_array().map(|a| a.iter().any(|h| h == "createRuntime")).unwrap_or(false);
-    ctx.check("hooks lists createRuntime", hooks, format!("{}", v["hooks"]));
+    ctx.check(
+        "ociVersionMin is set",
+        v["ociVersionMin"].is_string(),
+        format!("{v:.300}"),
+    );
+    ctx.check(
+        "ociVersionMax is set",
+        v["ociVersionMax"].is_string(),
+        format!("{v:.300}"),
+    );
+    let hooks = v["hooks"]
+        .as_array()
+        .map(|a| a.iter().any(|h| h == "createRuntime"))
+        .unwrap_or(false);
+    ctx.check(
+        "hooks lists createRuntime",
+        hooks,
+        format!("{}", v["hooks"]),
+    );
     Ok(())
 }
 
@@ -217,7 +389,8 @@ fn error_messages(ctx: &mut Ctx) -> Result<()> {
     let out = ctx.call(&["start", &id])?;
     ctx.check(
         "start of a running container: \"cannot start an already running container\"",
-        out.stderr.contains("cannot start an already running container"),
+        out.stderr
+            .contains("cannot start an already running container"),
         format!("stderr {:?}", out.stderr),
     );
     let out = ctx.call(&["delete", &id])?;
@@ -237,7 +410,8 @@ fn error_messages(ctx: &mut Ctx) -> Result<()> {
     let out = ctx.call(&["start", &id])?;
     ctx.check(
         "start of a stopped one: \"cannot start a container that has stopped\"",
-        out.stderr.contains("cannot start a container that has stopped"),
+        out.stderr
+            .contains("cannot start a container that has stopped"),
         format!("stderr {:?}", out.stderr),
     );
     let missing = ctx.new_id();

@@ -10,10 +10,34 @@ use serde_json::json;
 pub fn cases() -> Vec<Case> {
     const C: &str = "devices";
     vec![
-        case!(C, "nodes", "linux.devices creates char, block and fifo nodes with mode, uid, gid", [], nodes),
-        case!(C, "default-allowed", "null, zero and urandom are usable with a deny-all device cgroup", [], default_allowed),
-        case!(C, "cgroup-deny", "a device not allowed by the device cgroup cannot be opened", [Need::CgroupV1("devices")], cgroup_deny),
-        case!(C, "cgroup-allow", "an allow rule lets the device through and appears in devices.list", [Need::CgroupV1("devices")], cgroup_allow),
+        case!(
+            C,
+            "nodes",
+            "linux.devices creates char, block and fifo nodes with mode, uid, gid",
+            [],
+            nodes
+        ),
+        case!(
+            C,
+            "default-allowed",
+            "null, zero and urandom are usable with a deny-all device cgroup",
+            [],
+            default_allowed
+        ),
+        case!(
+            C,
+            "cgroup-deny",
+            "a device not allowed by the device cgroup cannot be opened",
+            [Need::CgroupV1("devices")],
+            cgroup_deny
+        ),
+        case!(
+            C,
+            "cgroup-allow",
+            "an allow rule lets the device through and appears in devices.list",
+            [Need::CgroupV1("devices")],
+            cgroup_allow
+        ),
     ]
 }
 
@@ -26,20 +50,51 @@ fn nodes(ctx: &mut Ctx) -> Result<()> {
         ]);
     })?;
     let n = &f["/dev/mynull"];
-    ctx.check("/dev/mynull is char 1:3", n["type"] == "c" && n["major"] == 1 && n["minor"] == 3, format!("{n}"));
+    ctx.check(
+        "/dev/mynull is char 1:3",
+        n["type"] == "c" && n["major"] == 1 && n["minor"] == 3,
+        format!("{n}"),
+    );
     ctx.check_eq("its mode is 0640", n["mode"].as_i64(), Some(0o640));
-    ctx.check_eq("its owner is 1000:2000", (n["uid"].as_i64(), n["gid"].as_i64()), (Some(1000), Some(2000)));
+    ctx.check_eq(
+        "its owner is 1000:2000",
+        (n["uid"].as_i64(), n["gid"].as_i64()),
+        (Some(1000), Some(2000)),
+    );
     let l = &f["/dev/myloop"];
-    ctx.check("/dev/myloop is block 7:0", l["type"] == "b" && l["major"] == 7 && l["minor"] == 0, format!("{l}"));
-    ctx.check_eq("/dev/myfifo is a fifo", f["/dev/myfifo"]["type"].as_str(), Some("p"));
+    ctx.check(
+        "/dev/myloop is block 7:0",
+        l["type"] == "b" && l["major"] == 7 && l["minor"] == 0,
+        format!("{l}"),
+    );
+    ctx.check_eq(
+        "/dev/myfifo is a fifo",
+        f["/dev/myfifo"]["type"].as_str(),
+        Some("p"),
+    );
     Ok(())
 }
 
 fn default_allowed(ctx: &mut Ctx) -> Result<()> {
-    let f = ctx.checker(&["access", "/dev/null", "/dev/zero", "/dev/urandom"], |_| {})?;
-    ctx.check("/dev/null is readable and writable", f["/dev/null"]["readable"] == true && f["/dev/null"]["writable"] == true, format!("{}", f["/dev/null"]));
-    ctx.check_eq("/dev/zero is readable", f["/dev/zero"]["readable"].as_bool(), Some(true));
-    ctx.check_eq("/dev/urandom is readable", f["/dev/urandom"]["readable"].as_bool(), Some(true));
+    let f = ctx.checker(
+        &["access", "/dev/null", "/dev/zero", "/dev/urandom"],
+        |_| {},
+    )?;
+    ctx.check(
+        "/dev/null is readable and writable",
+        f["/dev/null"]["readable"] == true && f["/dev/null"]["writable"] == true,
+        format!("{}", f["/dev/null"]),
+    );
+    ctx.check_eq(
+        "/dev/zero is readable",
+        f["/dev/zero"]["readable"].as_bool(),
+        Some(true),
+    );
+    ctx.check_eq(
+        "/dev/urandom is readable",
+        f["/dev/urandom"]["readable"].as_bool(),
+        Some(true),
+    );
     Ok(())
 }
 
@@ -57,7 +112,10 @@ fn cgroup_deny(ctx: &mut Ctx) -> Result<()> {
     ctx.check_eq("the node exists", e["exists"].as_bool(), Some(true));
     ctx.check(
         "opening it is refused with EPERM by the device cgroup",
-        e["read_error"].as_str().map(|s| s.contains("Operation not permitted")).unwrap_or(false),
+        e["read_error"]
+            .as_str()
+            .map(|s| s.contains("Operation not permitted"))
+            .unwrap_or(false),
         format!("{e}"),
     );
     Ok(())
@@ -74,14 +132,26 @@ fn cgroup_allow(ctx: &mut Ctx) -> Result<()> {
     let e = &f["/dev/gone"];
     ctx.check(
         "opening it is no longer refused by the cgroup (ENXIO from the kernel)",
-        e["read_error"].as_str().map(|s| !s.contains("Operation not permitted")).unwrap_or(false),
+        e["read_error"]
+            .as_str()
+            .map(|s| !s.contains("Operation not permitted"))
+            .unwrap_or(false),
         format!("{e}"),
     );
     let mut b2 = ctx.bundle(super::SLEEP)?;
     b2.config["linux"]["resources"]["devices"] = b.config["linux"]["resources"]["devices"].clone();
     let _id = ctx.start_ok(&b2)?;
-    let list = std::fs::read_to_string(ctx.v1_dir("devices", &b2)?.join("devices.list")).unwrap_or_default();
-    ctx.check("devices.list has c 1:2 rw", list.lines().any(|l| l.trim() == "c 1:2 rw"), list.clone());
-    ctx.check("devices.list does not allow everything", !list.contains("a *:* rwm"), list);
+    let list = std::fs::read_to_string(ctx.v1_dir("devices", &b2)?.join("devices.list"))
+        .unwrap_or_default();
+    ctx.check(
+        "devices.list has c 1:2 rw",
+        list.lines().any(|l| l.trim() == "c 1:2 rw"),
+        list.clone(),
+    );
+    ctx.check(
+        "devices.list does not allow everything",
+        !list.contains("a *:* rwm"),
+        list,
+    );
     Ok(())
 }

@@ -17,12 +17,48 @@ use std::time::{Duration, Instant};
 pub fn cases() -> Vec<Case> {
     const C: &str = "io";
     vec![
-        case!(C, "console-socket", "create --console-socket sends a pty master; the process's stdio is the pty", [], console_socket),
-        case!(C, "terminal-needs-socket", "terminal true without --console-socket fails for create", [], terminal_needs_socket),
-        case!(C, "socket-needs-terminal", "--console-socket with terminal false fails", [], socket_needs_terminal),
-        case!(C, "preserve-fds", "--preserve-fds 1 passes fd 3 into the container", [], preserve_fds),
-        case!(C, "no-leaked-fds", "without --preserve-fds the process has only fds 0, 1 and 2", [], no_leaked_fds),
-        case!(C, "stdin", "run passes stdin through to the process", [], stdin),
+        case!(
+            C,
+            "console-socket",
+            "create --console-socket sends a pty master; the process's stdio is the pty",
+            [],
+            console_socket
+        ),
+        case!(
+            C,
+            "terminal-needs-socket",
+            "terminal true without --console-socket fails for create",
+            [],
+            terminal_needs_socket
+        ),
+        case!(
+            C,
+            "socket-needs-terminal",
+            "--console-socket with terminal false fails",
+            [],
+            socket_needs_terminal
+        ),
+        case!(
+            C,
+            "preserve-fds",
+            "--preserve-fds 1 passes fd 3 into the container",
+            [],
+            preserve_fds
+        ),
+        case!(
+            C,
+            "no-leaked-fds",
+            "without --preserve-fds the process has only fds 0, 1 and 2",
+            [],
+            no_leaked_fds
+        ),
+        case!(
+            C,
+            "stdin",
+            "run passes stdin through to the process",
+            [],
+            stdin
+        ),
     ]
 }
 
@@ -38,7 +74,11 @@ fn receive_fd(listener: &UnixListener, timeout: Duration) -> Result<OwnedFd> {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && start.elapsed() < timeout => {
                 std::thread::sleep(Duration::from_millis(10));
             }
-            Err(e) => return Err(Error::Other(format!("no connection on the console socket: {e}"))),
+            Err(e) => {
+                return Err(Error::Other(format!(
+                    "no connection on the console socket: {e}"
+                )))
+            }
         }
     };
     stream
@@ -47,9 +87,17 @@ fn receive_fd(listener: &UnixListener, timeout: Duration) -> Result<OwnedFd> {
     let mut buf = [0u8; 4096];
     let mut iov = [IoSliceMut::new(&mut buf)];
     let mut space = nix::cmsg_space!([std::os::fd::RawFd; 4]);
-    let msg = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty())
-        .map_err(|e| Error::Other(format!("recvmsg on the console socket: {e}")))?;
-    for c in msg.cmsgs().map_err(|e| Error::Other(format!("control message: {e}")))? {
+    let msg = recvmsg::<()>(
+        stream.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::empty(),
+    )
+    .map_err(|e| Error::Other(format!("recvmsg on the console socket: {e}")))?;
+    for c in msg
+        .cmsgs()
+        .map_err(|e| Error::Other(format!("control message: {e}")))?
+    {
         if let ControlMessageOwned::ScmRights(fds) = c {
             if let Some(fd) = fds.first() {
                 // SAFETY: the kernel just installed this descriptor in our table for us (SCM_RIGHTS);
@@ -58,7 +106,9 @@ fn receive_fd(listener: &UnixListener, timeout: Duration) -> Result<OwnedFd> {
             }
         }
     }
-    Err(Error::Other("the console socket message carried no fd".into()))
+    Err(Error::Other(
+        "the console socket message carried no fd".into(),
+    ))
 }
 
 /// Reads from the pty master until `done` holds, EIO (slave closed) or the timeout.
@@ -112,15 +162,27 @@ fn console_socket(ctx: &mut Ctx) -> Result<()> {
     let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default();
-    ctx.check("a pty master fd is received", link.contains("ptmx"), format!("fd -> {link:?}"));
+    ctx.check(
+        "a pty master fd is received",
+        link.contains("ptmx"),
+        format!("fd -> {link:?}"),
+    );
     ctx.call(&["start", &id])?.require()?;
     let text = read_pty(fd, Duration::from_secs(10), |t| t.trim_end().ends_with('}'));
     let json_text = text.find('{').map(|i| &text[i..]).unwrap_or("").trim();
     let v: serde_json::Value = serde_json::from_str(json_text).unwrap_or(serde_json::Value::Null);
-    ctx.check("the process's output arrives on the master", v.is_object(), format!("{text:?}"));
+    ctx.check(
+        "the process's output arrives on the master",
+        v.is_object(),
+        format!("{text:?}"),
+    );
     for fd in ["0", "1", "2"] {
         let l = v["stdio"][fd].as_str().unwrap_or("").to_string();
-        ctx.check(format!("fd {fd} is a /dev/pts slave"), l.starts_with("/dev/pts/"), l);
+        ctx.check(
+            format!("fd {fd} is a /dev/pts slave"),
+            l.starts_with("/dev/pts/"),
+            l,
+        );
     }
     Ok(())
 }
@@ -176,9 +238,16 @@ fn no_leaked_fds(ctx: &mut Ctx) -> Result<()> {
     };
     let out = ctx.run_with(&b, &[], &opts)?.require()?;
     let v = out.json()?;
-    let mut fds: Vec<String> = v.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+    let mut fds: Vec<String> = v
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
     fds.sort();
-    ctx.check_eq("only 0, 1 and 2 are open", fds, vec!["0".into(), "1".into(), "2".into()]);
+    ctx.check_eq(
+        "only 0, 1 and 2 are open",
+        fds,
+        vec!["0".into(), "1".into(), "2".into()],
+    );
     Ok(())
 }
 
@@ -190,6 +259,10 @@ fn stdin(ctx: &mut Ctx) -> Result<()> {
     };
     let out = ctx.run_with(&b, &[], &opts)?;
     ctx.check_ok("run succeeds", &out);
-    ctx.check_eq("stdin reaches the process", out.stdout.as_str(), "line one\nline two\n");
+    ctx.check_eq(
+        "stdin reaches the process",
+        out.stdout.as_str(),
+        "line one\nline two\n",
+    );
     Ok(())
 }

@@ -2,8 +2,8 @@
 //! delete, their transitions, and the errors for operations in the wrong state.
 
 use super::{alive, mentions, wait_gone, SLEEP, WAIT};
-use crate::case::{Case, Ctx};
 use crate::case;
+use crate::case::{Case, Ctx};
 use crate::error::Result;
 use serde_json::json;
 use std::path::Path;
@@ -12,28 +12,160 @@ use std::path::Path;
 pub fn cases() -> Vec<Case> {
     const C: &str = "lifecycle";
     vec![
-        case!(C, "create-state", "after create: state is `created` with id, pid, bundle, ociVersion", [], create_state),
-        case!(C, "start-running", "start moves created to running and execs the process", [], start_running),
-        case!(C, "exit-stopped", "a container whose process exits is `stopped`; delete removes it", [], exit_stopped),
-        case!(C, "kill-stops", "kill KILL stops a running container", [], kill_stops),
-        case!(C, "kill-created", "kill of a created (not started) container stops it", [], kill_created),
-        case!(C, "duplicate-id", "create with an id in use fails and leaves the first container", [], duplicate_id),
-        case!(C, "start-twice", "start of a running container fails", [], start_twice),
-        case!(C, "start-stopped", "start of a stopped container fails", [], start_stopped),
-        case!(C, "delete-running", "delete without --force refuses a running container", [], delete_running),
-        case!(C, "delete-force", "delete --force kills and removes a running container", [], delete_force),
-        case!(C, "delete-created", "delete of a created container removes it and its process", [], delete_created),
-        case!(C, "state-missing", "state, start, kill and delete of an unknown id fail", [], state_missing),
-        case!(C, "run-exit-code", "run returns the container process's exit status", [], run_exit_code),
-        case!(C, "run-output", "run passes the process's stdout and stderr through", [], run_output),
-        case!(C, "run-detach", "run --detach returns with the container running", [], run_detach),
-        case!(C, "annotations", "annotations from config.json appear in state", [], annotations),
-        case!(C, "pid-file", "create --pid-file writes the container's pid", [], pid_file),
-        case!(C, "bad-id", "ids with a slash or `..` are rejected", [], bad_id),
-        case!(C, "missing-config", "create fails on a bundle without config.json", [], missing_config),
-        case!(C, "missing-rootfs", "create fails when root.path does not exist", [], missing_rootfs),
-        case!(C, "bad-executable", "a process that cannot be executed makes create/start or run fail", [], bad_executable),
-        case!(C, "invalid-json", "create fails on a config.json that is not JSON", [], invalid_json),
+        case!(
+            C,
+            "create-state",
+            "after create: state is `created` with id, pid, bundle, ociVersion",
+            [],
+            create_state
+        ),
+        case!(
+            C,
+            "start-running",
+            "start moves created to running and execs the process",
+            [],
+            start_running
+        ),
+        case!(
+            C,
+            "exit-stopped",
+            "a container whose process exits is `stopped`; delete removes it",
+            [],
+            exit_stopped
+        ),
+        case!(
+            C,
+            "kill-stops",
+            "kill KILL stops a running container",
+            [],
+            kill_stops
+        ),
+        case!(
+            C,
+            "kill-created",
+            "kill of a created (not started) container stops it",
+            [],
+            kill_created
+        ),
+        case!(
+            C,
+            "duplicate-id",
+            "create with an id in use fails and leaves the first container",
+            [],
+            duplicate_id
+        ),
+        case!(
+            C,
+            "start-twice",
+            "start of a running container fails",
+            [],
+            start_twice
+        ),
+        case!(
+            C,
+            "start-stopped",
+            "start of a stopped container fails",
+            [],
+            start_stopped
+        ),
+        case!(
+            C,
+            "delete-running",
+            "delete without --force refuses a running container",
+            [],
+            delete_running
+        ),
+        case!(
+            C,
+            "delete-force",
+            "delete --force kills and removes a running container",
+            [],
+            delete_force
+        ),
+        case!(
+            C,
+            "delete-created",
+            "delete of a created container removes it and its process",
+            [],
+            delete_created
+        ),
+        case!(
+            C,
+            "state-missing",
+            "state, start, kill and delete of an unknown id fail",
+            [],
+            state_missing
+        ),
+        case!(
+            C,
+            "run-exit-code",
+            "run returns the container process's exit status",
+            [],
+            run_exit_code
+        ),
+        case!(
+            C,
+            "run-output",
+            "run passes the process's stdout and stderr through",
+            [],
+            run_output
+        ),
+        case!(
+            C,
+            "run-detach",
+            "run --detach returns with the container running",
+            [],
+            run_detach
+        ),
+        case!(
+            C,
+            "annotations",
+            "annotations from config.json appear in state",
+            [],
+            annotations
+        ),
+        case!(
+            C,
+            "pid-file",
+            "create --pid-file writes the container's pid",
+            [],
+            pid_file
+        ),
+        case!(
+            C,
+            "bad-id",
+            "ids with a slash or `..` are rejected",
+            [],
+            bad_id
+        ),
+        case!(
+            C,
+            "missing-config",
+            "create fails on a bundle without config.json",
+            [],
+            missing_config
+        ),
+        case!(
+            C,
+            "missing-rootfs",
+            "create fails when root.path does not exist",
+            [],
+            missing_rootfs
+        ),
+        case!(
+            C,
+            "bad-executable",
+            "a process that cannot be executed makes create/start or run fail",
+            [],
+            bad_executable
+        ),
+        case!(
+            C,
+            "invalid-json",
+            "create fails on a config.json that is not JSON",
+            [],
+            invalid_json
+        ),
     ]
 }
 
@@ -45,13 +177,24 @@ fn create_state(ctx: &mut Ctx) -> Result<()> {
     ctx.check_eq("status is created", st["status"].as_str(), Some("created"));
     ctx.check_eq("id matches", st["id"].as_str(), Some(id.as_str()));
     let pid = st["pid"].as_i64().unwrap_or(0);
-    ctx.check("pid is positive and alive", pid > 0 && alive(pid), format!("pid {pid}"));
+    ctx.check(
+        "pid is positive and alive",
+        pid > 0 && alive(pid),
+        format!("pid {pid}"),
+    );
     let bundle = st["bundle"].as_str().unwrap_or("");
     let same = Path::new(bundle).canonicalize().ok() == b.dir.canonicalize().ok();
-    ctx.check("bundle is the bundle's absolute path", same && bundle.starts_with('/'), format!("bundle {bundle:?}"));
+    ctx.check(
+        "bundle is the bundle's absolute path",
+        same && bundle.starts_with('/'),
+        format!("bundle {bundle:?}"),
+    );
     ctx.check(
         "ociVersion is set",
-        st["ociVersion"].as_str().map(|s| !s.is_empty()).unwrap_or(false),
+        st["ociVersion"]
+            .as_str()
+            .map(|s| !s.is_empty())
+            .unwrap_or(false),
         format!("state {st}"),
     );
     Ok(())
@@ -67,7 +210,11 @@ fn start_running(ctx: &mut Ctx) -> Result<()> {
     let pid = st["pid"].as_i64().unwrap_or(0);
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let cmd = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-    ctx.check("the pid runs the configured process", cmd.contains("sleep 600"), format!("cmdline {cmd:?}"));
+    ctx.check(
+        "the pid runs the configured process",
+        cmd.contains("sleep 600"),
+        format!("cmdline {cmd:?}"),
+    );
     Ok(())
 }
 
@@ -91,7 +238,11 @@ fn kill_stops(ctx: &mut Ctx) -> Result<()> {
     ctx.check_ok("kill KILL succeeds", &out);
     let st = ctx.wait_status(&id, "stopped", WAIT)?;
     ctx.check_eq("status becomes stopped", st.as_str(), "stopped");
-    ctx.check("the process is gone", wait_gone(pid, WAIT), format!("pid {pid} still alive"));
+    ctx.check(
+        "the process is gone",
+        wait_gone(pid, WAIT),
+        format!("pid {pid} still alive"),
+    );
     Ok(())
 }
 
@@ -119,7 +270,11 @@ fn duplicate_id(ctx: &mut Ctx) -> Result<()> {
         format!("stderr {:?}", out.stderr),
     );
     let st = ctx.state(&id)?;
-    ctx.check_eq("the first container is still created", st["status"].as_str(), Some("created"));
+    ctx.check_eq(
+        "the first container is still created",
+        st["status"].as_str(),
+        Some("created"),
+    );
     Ok(())
 }
 
@@ -160,7 +315,11 @@ fn delete_force(ctx: &mut Ctx) -> Result<()> {
     ctx.check_ok("delete --force succeeds", &out);
     let out = ctx.call(&["state", &id])?;
     ctx.check_fails("state after delete --force fails", &out);
-    ctx.check("the process is gone", wait_gone(pid, WAIT), format!("pid {pid} alive"));
+    ctx.check(
+        "the process is gone",
+        wait_gone(pid, WAIT),
+        format!("pid {pid} alive"),
+    );
     let out = ctx.call(&["delete", "--force", &id])?;
     ctx.check_ok("delete --force of a missing container succeeds", &out);
     Ok(())
@@ -172,7 +331,11 @@ fn delete_created(ctx: &mut Ctx) -> Result<()> {
     let pid = ctx.state(&id)?["pid"].as_i64().unwrap_or(0);
     let out = ctx.call(&["delete", &id])?;
     ctx.check_ok("delete of a created container succeeds", &out);
-    ctx.check("its process is gone", wait_gone(pid, WAIT), format!("pid {pid} alive"));
+    ctx.check(
+        "its process is gone",
+        wait_gone(pid, WAIT),
+        format!("pid {pid} alive"),
+    );
     let out = ctx.call(&["state", &id])?;
     ctx.check_fails("state after delete fails", &out);
     Ok(())
@@ -187,7 +350,11 @@ fn state_missing(ctx: &mut Ctx) -> Result<()> {
         mentions(&out.stderr, &["does not exist", "not found", "no such"]),
         format!("stderr {:?}", out.stderr),
     );
-    for op in [vec!["start", &id], vec!["kill", &id, "KILL"], vec!["delete", &id]] {
+    for op in [
+        vec!["start", &id],
+        vec!["kill", &id, "KILL"],
+        vec!["delete", &id],
+    ] {
         let out = ctx.call(&op)?;
         ctx.check_fails(format!("{} of an unknown id fails", op[0]), &out);
     }
@@ -240,7 +407,11 @@ fn annotations(ctx: &mut Ctx) -> Result<()> {
         st["annotations"]["org.example.key"].as_str(),
         Some("value-1"),
     );
-    ctx.check_eq("annotation other is in state", st["annotations"]["other"].as_str(), Some("x"));
+    ctx.check_eq(
+        "annotation other is in state",
+        st["annotations"]["other"].as_str(),
+        Some("x"),
+    );
     Ok(())
 }
 
@@ -252,8 +423,16 @@ fn pid_file(ctx: &mut Ctx) -> Result<()> {
     out.require()?;
     let text = std::fs::read_to_string(&pf).unwrap_or_default();
     let pid = ctx.state(&id)?["pid"].as_i64().unwrap_or(-1);
-    ctx.check_eq("pid file holds the state's pid", text.trim().parse::<i64>().ok(), Some(pid));
-    ctx.check("pid file has no trailing newline (runc)", !text.ends_with('\n'), format!("{text:?}"));
+    ctx.check_eq(
+        "pid file holds the state's pid",
+        text.trim().parse::<i64>().ok(),
+        Some(pid),
+    );
+    ctx.check(
+        "pid file has no trailing newline (runc)",
+        !text.ends_with('\n'),
+        format!("{text:?}"),
+    );
     Ok(())
 }
 
@@ -303,7 +482,11 @@ fn bad_executable(ctx: &mut Ctx) -> Result<()> {
     } else {
         true
     };
-    ctx.check("create or start fails", failed, "both create and start succeeded");
+    ctx.check(
+        "create or start fails",
+        failed,
+        "both create and start succeeded",
+    );
     let b = ctx.bundle(&["/no/such/binary"])?;
     let out = ctx.run(&b)?;
     ctx.check_fails("run fails", &out);

@@ -11,25 +11,113 @@ use serde_json::{json, Value};
 pub fn cases() -> Vec<Case> {
     const C: &str = "mounts";
     vec![
-        case!(C, "tmpfs-options", "a tmpfs mount gets its flags and data options; its target is created", [], tmpfs_options),
-        case!(C, "bind", "a bind mount shows the host directory, read-write both ways", [], bind),
-        case!(C, "bind-ro", "a bind mount with ro is read-only", [], bind_ro),
-        case!(C, "bind-file", "a single file can be bind-mounted", [], bind_file),
-        case!(C, "bind-missing-source", "a bind mount of a missing source fails", [], bind_missing_source),
-        case!(C, "root-readonly", "root.readonly makes / read-only but not /dev", [], root_readonly),
-        case!(C, "masked-paths", "maskedPaths hide files (as /dev/null) and directories (empty, read-only)", [], masked_paths),
-        case!(C, "readonly-paths", "readonlyPaths are read-only, their parents stay writable", [], readonly_paths),
-        case!(C, "default-devices", "the default /dev nodes and symlinks exist", [], default_devices),
-        case!(C, "special-filesystems", "proc, tmpfs /dev, devpts, shm, mqueue and read-only sysfs are mounted", [], special_filesystems),
-        case!(C, "mount-propagation", "rshared/rprivate mount options set the mount's propagation", [], mount_propagation),
-        case!(C, "rootfs-propagation", "rootfsPropagation accepts private/slave/shared and rejects others", [], rootfs_propagation),
-        case!(C, "symlink-target", "a mount target that is a symlink resolves inside the rootfs", [], symlink_target),
-        case!(C, "cgroup-mount", "a cgroup mount shows the container's controllers", [Need::CgroupV1("memory")], cgroup_mount),
+        case!(
+            C,
+            "tmpfs-options",
+            "a tmpfs mount gets its flags and data options; its target is created",
+            [],
+            tmpfs_options
+        ),
+        case!(
+            C,
+            "bind",
+            "a bind mount shows the host directory, read-write both ways",
+            [],
+            bind
+        ),
+        case!(
+            C,
+            "bind-ro",
+            "a bind mount with ro is read-only",
+            [],
+            bind_ro
+        ),
+        case!(
+            C,
+            "bind-file",
+            "a single file can be bind-mounted",
+            [],
+            bind_file
+        ),
+        case!(
+            C,
+            "bind-missing-source",
+            "a bind mount of a missing source fails",
+            [],
+            bind_missing_source
+        ),
+        case!(
+            C,
+            "root-readonly",
+            "root.readonly makes / read-only but not /dev",
+            [],
+            root_readonly
+        ),
+        case!(
+            C,
+            "masked-paths",
+            "maskedPaths hide files (as /dev/null) and directories (empty, read-only)",
+            [],
+            masked_paths
+        ),
+        case!(
+            C,
+            "readonly-paths",
+            "readonlyPaths are read-only, their parents stay writable",
+            [],
+            readonly_paths
+        ),
+        case!(
+            C,
+            "default-devices",
+            "the default /dev nodes and symlinks exist",
+            [],
+            default_devices
+        ),
+        case!(
+            C,
+            "special-filesystems",
+            "proc, tmpfs /dev, devpts, shm, mqueue and read-only sysfs are mounted",
+            [],
+            special_filesystems
+        ),
+        case!(
+            C,
+            "mount-propagation",
+            "rshared/rprivate mount options set the mount's propagation",
+            [],
+            mount_propagation
+        ),
+        case!(
+            C,
+            "rootfs-propagation",
+            "rootfsPropagation accepts private/slave/shared and rejects others",
+            [],
+            rootfs_propagation
+        ),
+        case!(
+            C,
+            "symlink-target",
+            "a mount target that is a symlink resolves inside the rootfs",
+            [],
+            symlink_target
+        ),
+        case!(
+            C,
+            "cgroup-mount",
+            "a cgroup mount shows the container's controllers",
+            [Need::CgroupV1("memory")],
+            cgroup_mount
+        ),
     ]
 }
 
 fn mount_entry(f: &Value, path: &str) -> Value {
-    f[path].as_array().and_then(|a| a.last()).cloned().unwrap_or(Value::Null)
+    f[path]
+        .as_array()
+        .and_then(|a| a.last())
+        .cloned()
+        .unwrap_or(Value::Null)
 }
 
 fn has_opt(v: &Value, field: &str, opt: &str) -> bool {
@@ -41,16 +129,34 @@ fn has_opt(v: &Value, field: &str, opt: &str) -> bool {
 
 fn tmpfs_options(ctx: &mut Ctx) -> Result<()> {
     let f = ctx.checker(&["mount", "/mnt/t/deep"], |b| {
-        b.add_mount(json!({"destination": "/mnt/t/deep", "type": "tmpfs", "source": "tmpfs",
-            "options": ["nosuid", "nodev", "noexec", "size=1m", "mode=700"]}));
+        b.add_mount(
+            json!({"destination": "/mnt/t/deep", "type": "tmpfs", "source": "tmpfs",
+            "options": ["nosuid", "nodev", "noexec", "size=1m", "mode=700"]}),
+        );
     })?;
     let m = mount_entry(&f, "/mnt/t/deep");
-    ctx.check_eq("it is a tmpfs at the created target", m["fstype"].as_str(), Some("tmpfs"));
+    ctx.check_eq(
+        "it is a tmpfs at the created target",
+        m["fstype"].as_str(),
+        Some("tmpfs"),
+    );
     for o in ["nosuid", "nodev", "noexec"] {
-        ctx.check(format!("{o} is set"), has_opt(&m, "options", o), format!("{m}"));
+        ctx.check(
+            format!("{o} is set"),
+            has_opt(&m, "options", o),
+            format!("{m}"),
+        );
     }
-    ctx.check("size=1m is applied", has_opt(&m, "super_options", "size=1024k"), format!("{m}"));
-    ctx.check("mode=700 is applied", has_opt(&m, "super_options", "mode=700"), format!("{m}"));
+    ctx.check(
+        "size=1m is applied",
+        has_opt(&m, "super_options", "size=1024k"),
+        format!("{m}"),
+    );
+    ctx.check(
+        "mode=700 is applied",
+        has_opt(&m, "super_options", "mode=700"),
+        format!("{m}"),
+    );
     Ok(())
 }
 
@@ -66,11 +172,17 @@ fn bind(ctx: &mut Ctx) -> Result<()> {
     let d = host_dir(ctx, "hostdata", "file", "from-host")?;
     let mut b = ctx.bundle(&[])?;
     b.sh("cat /data/file; echo from-container > /data/new");
-    b.add_mount(json!({"destination": "/data", "type": "bind", "source": d, "options": ["rbind", "rw"]}));
+    b.add_mount(
+        json!({"destination": "/data", "type": "bind", "source": d, "options": ["rbind", "rw"]}),
+    );
     let out = ctx.run(&b)?;
     ctx.check_eq("the host file is visible", out.stdout.trim(), "from-host");
     let new = std::fs::read_to_string(d.join("new")).unwrap_or_default();
-    ctx.check_eq("a file written inside appears on the host", new.trim(), "from-container");
+    ctx.check_eq(
+        "a file written inside appears on the host",
+        new.trim(),
+        "from-container",
+    );
     Ok(())
 }
 
@@ -79,14 +191,32 @@ fn bind_ro(ctx: &mut Ctx) -> Result<()> {
     let f = ctx.checker(&["access", "/data", "/data/file"], |b| {
         b.add_mount(json!({"destination": "/data", "type": "bind", "source": d, "options": ["rbind", "ro"]}));
     })?;
-    ctx.check_eq("the directory is readable", f["/data"]["readable"].as_bool(), Some(true));
-    ctx.check_eq("it is not writable", f["/data"]["writable"].as_bool(), Some(false));
-    ctx.check_eq("the file in it is not writable", f["/data/file"]["writable"].as_bool(), Some(false));
+    ctx.check_eq(
+        "the directory is readable",
+        f["/data"]["readable"].as_bool(),
+        Some(true),
+    );
+    ctx.check_eq(
+        "it is not writable",
+        f["/data"]["writable"].as_bool(),
+        Some(false),
+    );
+    ctx.check_eq(
+        "the file in it is not writable",
+        f["/data/file"]["writable"].as_bool(),
+        Some(false),
+    );
     let m = ctx.checker(&["mount", "/data"], |b| {
-        b.add_mount(json!({"destination": "/data", "type": "bind", "source": d, "options": ["bind", "ro"]}));
+        b.add_mount(
+            json!({"destination": "/data", "type": "bind", "source": d, "options": ["bind", "ro"]}),
+        );
     })?;
     let e = mount_entry(&m, "/data");
-    ctx.check("mountinfo says ro", has_opt(&e, "options", "ro"), format!("{e}"));
+    ctx.check(
+        "mountinfo says ro",
+        has_opt(&e, "options", "ro"),
+        format!("{e}"),
+    );
     Ok(())
 }
 
@@ -96,14 +226,20 @@ fn bind_file(ctx: &mut Ctx) -> Result<()> {
     b.add_mount(json!({"destination": "/etc/bound.conf", "type": "bind",
         "source": d.join("conf"), "options": ["bind", "ro"]}));
     let out = ctx.run(&b)?;
-    ctx.check_eq("the bound file's content is visible", out.stdout.trim(), "file-content");
+    ctx.check_eq(
+        "the bound file's content is visible",
+        out.stdout.trim(),
+        "file-content",
+    );
     Ok(())
 }
 
 fn bind_missing_source(ctx: &mut Ctx) -> Result<()> {
     let mut b = ctx.checker_bundle(&["ns"])?;
     let missing = ctx.work.join("does-not-exist");
-    b.add_mount(json!({"destination": "/data", "type": "bind", "source": missing, "options": ["bind"]}));
+    b.add_mount(
+        json!({"destination": "/data", "type": "bind", "source": missing, "options": ["bind"]}),
+    );
     let out = ctx.run(&b)?;
     ctx.check_fails("run fails", &out);
     Ok(())
@@ -113,13 +249,35 @@ fn root_readonly(ctx: &mut Ctx) -> Result<()> {
     let f = ctx.checker(&["access", "/", "/tmp", "/dev", "/dev/shm"], |b| {
         b.config["root"]["readonly"] = json!(true);
     })?;
-    ctx.check_eq("/ is not writable", f["/"]["writable"].as_bool(), Some(false));
-    ctx.check_eq("/tmp (on the root) is not writable", f["/tmp"]["writable"].as_bool(), Some(false));
-    ctx.check_eq("/dev (tmpfs) stays writable", f["/dev"]["writable"].as_bool(), Some(true));
-    ctx.check_eq("/dev/shm stays writable", f["/dev/shm"]["writable"].as_bool(), Some(true));
-    let m = ctx.checker(&["mount", "/"], |b| b.config["root"]["readonly"] = json!(true))?;
+    ctx.check_eq(
+        "/ is not writable",
+        f["/"]["writable"].as_bool(),
+        Some(false),
+    );
+    ctx.check_eq(
+        "/tmp (on the root) is not writable",
+        f["/tmp"]["writable"].as_bool(),
+        Some(false),
+    );
+    ctx.check_eq(
+        "/dev (tmpfs) stays writable",
+        f["/dev"]["writable"].as_bool(),
+        Some(true),
+    );
+    ctx.check_eq(
+        "/dev/shm stays writable",
+        f["/dev/shm"]["writable"].as_bool(),
+        Some(true),
+    );
+    let m = ctx.checker(&["mount", "/"], |b| {
+        b.config["root"]["readonly"] = json!(true)
+    })?;
     let e = mount_entry(&m, "/");
-    ctx.check("mountinfo of / says ro", has_opt(&e, "options", "ro"), format!("{e}"));
+    ctx.check(
+        "mountinfo of / says ro",
+        has_opt(&e, "options", "ro"),
+        format!("{e}"),
+    );
     Ok(())
 }
 
@@ -128,14 +286,35 @@ fn masked_paths(ctx: &mut Ctx) -> Result<()> {
     let secret = b.rootfs().join("var/secret");
     std::fs::create_dir_all(&secret).map_err(io("creating", &secret))?;
     std::fs::write(secret.join("key"), "s3cret").map_err(io("writing", secret.join("key")))?;
-    b.config["linux"]["maskedPaths"] = json!(["/proc/keys", "/proc/timer_list", "/var/secret", "/no/such/path"]);
+    b.config["linux"]["maskedPaths"] = json!([
+        "/proc/keys",
+        "/proc/timer_list",
+        "/var/secret",
+        "/no/such/path"
+    ]);
     b.sh("echo keys=$(busybox cat /proc/keys | wc -c); echo timer=$(busybox cat /proc/timer_list | wc -c); echo ls=$(ls -A /var/secret | wc -l); touch /var/secret/x 2>/dev/null && echo wrote; true");
     let out = ctx.run(&b)?;
     ctx.check_ok("run succeeds (a missing masked path is ignored)", &out);
-    ctx.check("/proc/keys reads empty", out.stdout.contains("keys=0"), format!("{out:?}"));
-    ctx.check("/proc/timer_list reads empty", out.stdout.contains("timer=0"), format!("{out:?}"));
-    ctx.check("the masked directory is empty", out.stdout.contains("ls=0"), format!("{out:?}"));
-    ctx.check("the masked directory is read-only", !out.stdout.contains("wrote"), format!("{out:?}"));
+    ctx.check(
+        "/proc/keys reads empty",
+        out.stdout.contains("keys=0"),
+        format!("{out:?}"),
+    );
+    ctx.check(
+        "/proc/timer_list reads empty",
+        out.stdout.contains("timer=0"),
+        format!("{out:?}"),
+    );
+    ctx.check(
+        "the masked directory is empty",
+        out.stdout.contains("ls=0"),
+        format!("{out:?}"),
+    );
+    ctx.check(
+        "the masked directory is read-only",
+        !out.stdout.contains("wrote"),
+        format!("{out:?}"),
+    );
     let f = ctx.checker(&["stat", "/proc/keys"], |b: &mut Bundle| {
         b.config["linux"]["maskedPaths"] = json!(["/proc/keys"]);
     })?;
@@ -149,15 +328,37 @@ fn masked_paths(ctx: &mut Ctx) -> Result<()> {
 }
 
 fn readonly_paths(ctx: &mut Ctx) -> Result<()> {
-    let mut b = ctx.checker_bundle(&["access", "/proc/sys", "/proc/sys/kernel/hostname", "/var/ro", "/var"])?;
+    let mut b = ctx.checker_bundle(&[
+        "access",
+        "/proc/sys",
+        "/proc/sys/kernel/hostname",
+        "/var/ro",
+        "/var",
+    ])?;
     let ro = b.rootfs().join("var/ro");
     std::fs::create_dir_all(&ro).map_err(io("creating", &ro))?;
     b.config["linux"]["readonlyPaths"] = json!(["/proc/sys", "/var/ro"]);
     let f = ctx.run_json(&b)?;
-    ctx.check_eq("/proc/sys is not writable", f["/proc/sys/kernel/hostname"]["writable"].as_bool(), Some(false));
-    ctx.check_eq("/proc/sys is still readable", f["/proc/sys/kernel/hostname"]["readable"].as_bool(), Some(true));
-    ctx.check_eq("/var/ro is not writable", f["/var/ro"]["writable"].as_bool(), Some(false));
-    ctx.check_eq("/var stays writable", f["/var"]["writable"].as_bool(), Some(true));
+    ctx.check_eq(
+        "/proc/sys is not writable",
+        f["/proc/sys/kernel/hostname"]["writable"].as_bool(),
+        Some(false),
+    );
+    ctx.check_eq(
+        "/proc/sys is still readable",
+        f["/proc/sys/kernel/hostname"]["readable"].as_bool(),
+        Some(true),
+    );
+    ctx.check_eq(
+        "/var/ro is not writable",
+        f["/var/ro"]["writable"].as_bool(),
+        Some(false),
+    );
+    ctx.check_eq(
+        "/var stays writable",
+        f["/var"]["writable"].as_bool(),
+        Some(true),
+    );
     Ok(())
 }
 
@@ -217,14 +418,22 @@ fn special_filesystems(ctx: &mut Ctx) -> Result<()> {
         ctx.check_eq(format!("{p} is {fs}"), e["fstype"].as_str(), Some(fs));
     }
     let sys = mount_entry(&f, "/sys");
-    ctx.check("/sys is read-only", has_opt(&sys, "options", "ro"), format!("{sys}"));
+    ctx.check(
+        "/sys is read-only",
+        has_opt(&sys, "options", "ro"),
+        format!("{sys}"),
+    );
     Ok(())
 }
 
 fn optional_fields(e: &Value) -> Vec<String> {
     e["optional"]
         .as_array()
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -234,9 +443,17 @@ fn mount_propagation(ctx: &mut Ctx) -> Result<()> {
         b.add_mount(json!({"destination": "/mnt/p", "type": "tmpfs", "source": "tmpfs", "options": ["rprivate"]}));
     })?;
     let s = mount_entry(&f, "/mnt/s");
-    ctx.check("rshared: the mount is shared", optional_fields(&s).iter().any(|o| o.starts_with("shared:")), format!("{s}"));
+    ctx.check(
+        "rshared: the mount is shared",
+        optional_fields(&s).iter().any(|o| o.starts_with("shared:")),
+        format!("{s}"),
+    );
     let p = mount_entry(&f, "/mnt/p");
-    ctx.check("rprivate: the mount has no peers", !p.is_null() && optional_fields(&p).is_empty(), format!("{p}"));
+    ctx.check(
+        "rprivate: the mount has no peers",
+        !p.is_null() && optional_fields(&p).is_empty(),
+        format!("{p}"),
+    );
     Ok(())
 }
 
@@ -259,23 +476,38 @@ fn symlink_target(ctx: &mut Ctx) -> Result<()> {
     let mnt = b.rootfs().join("mnt");
     std::fs::create_dir_all(&mnt).map_err(io("creating", &mnt))?;
     let link = mnt.join("link");
-    std::os::unix::fs::symlink("../../../../../../../../tmp", &link).map_err(io("symlinking", &link))?;
+    std::os::unix::fs::symlink("../../../../../../../../tmp", &link)
+        .map_err(io("symlinking", &link))?;
     b.add_mount(json!({"destination": "/mnt/link", "type": "tmpfs", "source": "tmpfs", "options": ["size=2m"]}));
     let f = ctx.run_json(&b)?;
     let e = mount_entry(&f, "/tmp");
-    ctx.check_eq("the tmpfs landed on the rootfs's /tmp", e["fstype"].as_str(), Some("tmpfs"));
+    ctx.check_eq(
+        "the tmpfs landed on the rootfs's /tmp",
+        e["fstype"].as_str(),
+        Some("tmpfs"),
+    );
     Ok(())
 }
 
 fn cgroup_mount(ctx: &mut Ctx) -> Result<()> {
     let f = ctx.checker(&["mount", "/sys/fs/cgroup", "/sys/fs/cgroup/memory"], |b| {
-        b.add_mount(json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-            "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}));
+        b.add_mount(
+            json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+            "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}),
+        );
     })?;
     let top = mount_entry(&f, "/sys/fs/cgroup");
     ctx.check("/sys/fs/cgroup is mounted", !top.is_null(), format!("{f}"));
     let mem = mount_entry(&f, "/sys/fs/cgroup/memory");
-    ctx.check_eq("/sys/fs/cgroup/memory is a cgroup v1 mount", mem["fstype"].as_str(), Some("cgroup"));
-    ctx.check("it is read-only", has_opt(&mem, "options", "ro"), format!("{mem}"));
+    ctx.check_eq(
+        "/sys/fs/cgroup/memory is a cgroup v1 mount",
+        mem["fstype"].as_str(),
+        Some("cgroup"),
+    );
+    ctx.check(
+        "it is read-only",
+        has_opt(&mem, "options", "ro"),
+        format!("{mem}"),
+    );
     Ok(())
 }

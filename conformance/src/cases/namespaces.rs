@@ -11,15 +11,69 @@ use serde_json::{json, Value};
 pub fn cases() -> Vec<Case> {
     const C: &str = "namespaces";
     vec![
-        case!(C, "new", "each listed namespace type is new (differs from the host's)", [], new_namespaces),
-        case!(C, "pid-one", "in a new pid namespace the process is pid 1 and sees only its own", [], pid_one),
-        case!(C, "shared", "an omitted namespace type is shared with the host", [], shared),
-        case!(C, "join-path", "a namespace with a path joins that namespace", [], join_path),
-        case!(C, "user-mappings", "a user namespace gets the uid/gid mappings and host ids map", [], user_mappings),
-        case!(C, "sysctl", "linux.sysctl values are set in the container's namespaces", [], sysctl),
-        case!(C, "sysctl-host-net", "a net.* sysctl without a network namespace is refused", [], sysctl_host_net),
-        case!(C, "sysctl-not-namespaced", "a sysctl that is not namespaced is refused", [], sysctl_not_namespaced),
-        case!(C, "bad-namespace", "an unknown namespace type is refused", [], bad_namespace),
+        case!(
+            C,
+            "new",
+            "each listed namespace type is new (differs from the host's)",
+            [],
+            new_namespaces
+        ),
+        case!(
+            C,
+            "pid-one",
+            "in a new pid namespace the process is pid 1 and sees only its own",
+            [],
+            pid_one
+        ),
+        case!(
+            C,
+            "shared",
+            "an omitted namespace type is shared with the host",
+            [],
+            shared
+        ),
+        case!(
+            C,
+            "join-path",
+            "a namespace with a path joins that namespace",
+            [],
+            join_path
+        ),
+        case!(
+            C,
+            "user-mappings",
+            "a user namespace gets the uid/gid mappings and host ids map",
+            [],
+            user_mappings
+        ),
+        case!(
+            C,
+            "sysctl",
+            "linux.sysctl values are set in the container's namespaces",
+            [],
+            sysctl
+        ),
+        case!(
+            C,
+            "sysctl-host-net",
+            "a net.* sysctl without a network namespace is refused",
+            [],
+            sysctl_host_net
+        ),
+        case!(
+            C,
+            "sysctl-not-namespaced",
+            "a sysctl that is not namespaced is refused",
+            [],
+            sysctl_not_namespaced
+        ),
+        case!(
+            C,
+            "bad-namespace",
+            "an unknown namespace type is refused",
+            [],
+            bad_namespace
+        ),
     ]
 }
 
@@ -59,7 +113,11 @@ fn pid_one(ctx: &mut Ctx) -> Result<()> {
     b.sh("ls /proc | grep -c '^[0-9]'");
     let out = ctx.run(&b)?.require()?;
     let n: i64 = out.stdout.trim().parse().unwrap_or(-1);
-    ctx.check("only the container's processes are visible", (1..=3).contains(&n), format!("{n} pids in /proc"));
+    ctx.check(
+        "only the container's processes are visible",
+        (1..=3).contains(&n),
+        format!("{n} pids in /proc"),
+    );
     Ok(())
 }
 
@@ -91,7 +149,11 @@ fn join_path(ctx: &mut Ctx) -> Result<()> {
     })?;
     for k in ["net", "ipc", "uts"] {
         let inside = f[k].as_str().unwrap_or("").to_string();
-        ctx.check_eq(format!("joined the first container's {k} namespace"), inside, target(k));
+        ctx.check_eq(
+            format!("joined the first container's {k} namespace"),
+            inside,
+            target(k),
+        );
     }
     Ok(())
 }
@@ -106,10 +168,22 @@ fn user_mappings(ctx: &mut Ctx) -> Result<()> {
     let uid_map = std::fs::read_to_string(format!("/proc/{pid}/uid_map")).unwrap_or_default();
     let gid_map = std::fs::read_to_string(format!("/proc/{pid}/gid_map")).unwrap_or_default();
     let fields = |s: &str| s.split_whitespace().map(str::to_string).collect::<Vec<_>>();
-    ctx.check_eq("uid_map is 0 200000 65536", fields(&uid_map), fields("0 200000 65536"));
-    ctx.check_eq("gid_map is 0 200000 65536", fields(&gid_map), fields("0 200000 65536"));
+    ctx.check_eq(
+        "uid_map is 0 200000 65536",
+        fields(&uid_map),
+        fields("0 200000 65536"),
+    );
+    ctx.check_eq(
+        "gid_map is 0 200000 65536",
+        fields(&gid_map),
+        fields("0 200000 65536"),
+    );
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap_or("").to_string();
+    let uid_line = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap_or("")
+        .to_string();
     ctx.check(
         "the process runs as host uid 200000",
         uid_line.split_whitespace().nth(1) == Some("200000"),
@@ -118,13 +192,22 @@ fn user_mappings(ctx: &mut Ctx) -> Result<()> {
     let user_ns = std::fs::read_link(format!("/proc/{pid}/ns/user"))
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default();
-    ctx.check("the user namespace is new", user_ns != host_ns("user"), user_ns);
+    ctx.check(
+        "the user namespace is new",
+        user_ns != host_ns("user"),
+        user_ns,
+    );
     Ok(())
 }
 
 fn sysctl(ctx: &mut Ctx) -> Result<()> {
     let f: Value = ctx.checker(
-        &["sysctl", "net.ipv4.ip_forward", "net.ipv4.ip_unprivileged_port_start", "kernel.msgmax"],
+        &[
+            "sysctl",
+            "net.ipv4.ip_forward",
+            "net.ipv4.ip_unprivileged_port_start",
+            "kernel.msgmax",
+        ],
         |b| {
             b.config["linux"]["sysctl"] = json!({
                 "net.ipv4.ip_forward": "1",
@@ -133,15 +216,27 @@ fn sysctl(ctx: &mut Ctx) -> Result<()> {
             });
         },
     )?;
-    ctx.check_eq("net.ipv4.ip_forward is 1", f["net.ipv4.ip_forward"].as_str(), Some("1"));
+    ctx.check_eq(
+        "net.ipv4.ip_forward is 1",
+        f["net.ipv4.ip_forward"].as_str(),
+        Some("1"),
+    );
     ctx.check_eq(
         "net.ipv4.ip_unprivileged_port_start is 80",
         f["net.ipv4.ip_unprivileged_port_start"].as_str(),
         Some("80"),
     );
-    ctx.check_eq("kernel.msgmax is 4096 (ipc namespace)", f["kernel.msgmax"].as_str(), Some("4096"));
+    ctx.check_eq(
+        "kernel.msgmax is 4096 (ipc namespace)",
+        f["kernel.msgmax"].as_str(),
+        Some("4096"),
+    );
     let host = std::fs::read_to_string("/proc/sys/kernel/msgmax").unwrap_or_default();
-    ctx.check("the host's kernel.msgmax is unchanged", host.trim() != "4096", host);
+    ctx.check(
+        "the host's kernel.msgmax is unchanged",
+        host.trim() != "4096",
+        host,
+    );
     Ok(())
 }
 

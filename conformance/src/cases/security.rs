@@ -10,14 +10,62 @@ use serde_json::{json, Value};
 pub fn cases() -> Vec<Case> {
     const C: &str = "security";
     vec![
-        case!(C, "caps-root", "a root process gets exactly the bounding set, no inheritable caps", [], caps_root),
-        case!(C, "caps-ambient", "a non-root process keeps only its ambient caps across exec", [], caps_ambient),
-        case!(C, "caps-enforced", "a capability missing from the sets is really denied (chown)", [], caps_enforced),
-        case!(C, "no-new-privileges", "noNewPrivileges true/false sets NoNewPrivs", [], no_new_privileges),
-        case!(C, "seccomp-errno", "seccomp SCMP_ACT_ERRNO with errnoRet fails the syscall with that errno", [Need::Seccomp], seccomp_errno),
-        case!(C, "seccomp-kill", "seccomp SCMP_ACT_KILL kills the process with SIGSYS", [Need::Seccomp], seccomp_kill),
-        case!(C, "seccomp-allowlist", "defaultAction SCMP_ACT_ERRNO with an allow list denies the rest", [Need::Seccomp], seccomp_allowlist),
-        case!(C, "apparmor", "process.apparmorProfile is applied", [Need::AppArmor], apparmor),
+        case!(
+            C,
+            "caps-root",
+            "a root process gets exactly the bounding set, no inheritable caps",
+            [],
+            caps_root
+        ),
+        case!(
+            C,
+            "caps-ambient",
+            "a non-root process keeps only its ambient caps across exec",
+            [],
+            caps_ambient
+        ),
+        case!(
+            C,
+            "caps-enforced",
+            "a capability missing from the sets is really denied (chown)",
+            [],
+            caps_enforced
+        ),
+        case!(
+            C,
+            "no-new-privileges",
+            "noNewPrivileges true/false sets NoNewPrivs",
+            [],
+            no_new_privileges
+        ),
+        case!(
+            C,
+            "seccomp-errno",
+            "seccomp SCMP_ACT_ERRNO with errnoRet fails the syscall with that errno",
+            [Need::Seccomp],
+            seccomp_errno
+        ),
+        case!(
+            C,
+            "seccomp-kill",
+            "seccomp SCMP_ACT_KILL kills the process with SIGSYS",
+            [Need::Seccomp],
+            seccomp_kill
+        ),
+        case!(
+            C,
+            "seccomp-allowlist",
+            "defaultAction SCMP_ACT_ERRNO with an allow list denies the rest",
+            [Need::Seccomp],
+            seccomp_allowlist
+        ),
+        case!(
+            C,
+            "apparmor",
+            "process.apparmorProfile is applied",
+            [Need::AppArmor],
+            apparmor
+        ),
         case!(C, "selinux", "process.selinuxLabel is applied", [], selinux),
     ]
 }
@@ -38,9 +86,21 @@ fn caps_root(ctx: &mut Ctx) -> Result<()> {
             "permitted": ["CAP_CHOWN", "CAP_KILL"]
         });
     })?;
-    ctx.check_eq("bounding is CHOWN|KILL", caps(&f, "bounding"), Some(CHOWN | KILL));
-    ctx.check_eq("effective is CHOWN|KILL", caps(&f, "effective"), Some(CHOWN | KILL));
-    ctx.check_eq("permitted is CHOWN|KILL", caps(&f, "permitted"), Some(CHOWN | KILL));
+    ctx.check_eq(
+        "bounding is CHOWN|KILL",
+        caps(&f, "bounding"),
+        Some(CHOWN | KILL),
+    );
+    ctx.check_eq(
+        "effective is CHOWN|KILL",
+        caps(&f, "effective"),
+        Some(CHOWN | KILL),
+    );
+    ctx.check_eq(
+        "permitted is CHOWN|KILL",
+        caps(&f, "permitted"),
+        Some(CHOWN | KILL),
+    );
     ctx.check_eq("inheritable is empty", caps(&f, "inheritable"), Some(0));
     ctx.check_eq("ambient is empty", caps(&f, "ambient"), Some(0));
     Ok(())
@@ -57,11 +117,31 @@ fn caps_ambient(ctx: &mut Ctx) -> Result<()> {
             "ambient": ["CAP_NET_BIND_SERVICE"]
         });
     })?;
-    ctx.check_eq("ambient is NET_BIND_SERVICE", caps(&f, "ambient"), Some(NET_BIND));
-    ctx.check_eq("effective is NET_BIND_SERVICE only", caps(&f, "effective"), Some(NET_BIND));
-    ctx.check_eq("permitted is NET_BIND_SERVICE only", caps(&f, "permitted"), Some(NET_BIND));
-    ctx.check_eq("inheritable is NET_BIND_SERVICE", caps(&f, "inheritable"), Some(NET_BIND));
-    ctx.check_eq("bounding is KILL|NET_BIND_SERVICE", caps(&f, "bounding"), Some(KILL | NET_BIND));
+    ctx.check_eq(
+        "ambient is NET_BIND_SERVICE",
+        caps(&f, "ambient"),
+        Some(NET_BIND),
+    );
+    ctx.check_eq(
+        "effective is NET_BIND_SERVICE only",
+        caps(&f, "effective"),
+        Some(NET_BIND),
+    );
+    ctx.check_eq(
+        "permitted is NET_BIND_SERVICE only",
+        caps(&f, "permitted"),
+        Some(NET_BIND),
+    );
+    ctx.check_eq(
+        "inheritable is NET_BIND_SERVICE",
+        caps(&f, "inheritable"),
+        Some(NET_BIND),
+    );
+    ctx.check_eq(
+        "bounding is KILL|NET_BIND_SERVICE",
+        caps(&f, "bounding"),
+        Some(KILL | NET_BIND),
+    );
     Ok(())
 }
 
@@ -70,21 +150,33 @@ fn caps_enforced(ctx: &mut Ctx) -> Result<()> {
     let mut b = ctx.bundle(&[])?;
     b.sh(script);
     let out = ctx.run(&b)?;
-    ctx.check("without CAP_CHOWN chown fails", !out.stdout.contains("chowned") && !out.ok(), format!("{out:?}"));
+    ctx.check(
+        "without CAP_CHOWN chown fails",
+        !out.stdout.contains("chowned") && !out.ok(),
+        format!("{out:?}"),
+    );
     let mut b = ctx.bundle(&[])?;
     b.sh(script);
     let all = json!(["CAP_CHOWN", "CAP_KILL"]);
     b.config["process"]["capabilities"] =
         json!({"bounding": all, "effective": all, "permitted": all});
     let out = ctx.run(&b)?;
-    ctx.check("with CAP_CHOWN chown works", out.stdout.contains("chowned"), format!("{out:?}"));
+    ctx.check(
+        "with CAP_CHOWN chown works",
+        out.stdout.contains("chowned"),
+        format!("{out:?}"),
+    );
     Ok(())
 }
 
 fn no_new_privileges(ctx: &mut Ctx) -> Result<()> {
-    let f = ctx.checker(&["facts"], |b| b.config["process"]["noNewPrivileges"] = json!(true))?;
+    let f = ctx.checker(&["facts"], |b| {
+        b.config["process"]["noNewPrivileges"] = json!(true)
+    })?;
     ctx.check_eq("NoNewPrivs is 1", f["no_new_privs"].as_str(), Some("1"));
-    let f = ctx.checker(&["facts"], |b| b.config["process"]["noNewPrivileges"] = json!(false))?;
+    let f = ctx.checker(&["facts"], |b| {
+        b.config["process"]["noNewPrivileges"] = json!(false)
+    })?;
     ctx.check_eq("NoNewPrivs is 0", f["no_new_privs"].as_str(), Some("0"));
     Ok(())
 }
@@ -97,8 +189,16 @@ fn seccomp_errno(ctx: &mut Ctx) -> Result<()> {
         "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]
     });
     let out = ctx.run(&b)?;
-    ctx.check("the filter is installed (Seccomp: 2)", out.stdout.contains("Seccomp:\t2"), format!("{out:?}"));
-    ctx.check("mkdir fails", out.stdout.contains("rc=1"), format!("{out:?}"));
+    ctx.check(
+        "the filter is installed (Seccomp: 2)",
+        out.stdout.contains("Seccomp:\t2"),
+        format!("{out:?}"),
+    );
+    ctx.check(
+        "mkdir fails",
+        out.stdout.contains("rc=1"),
+        format!("{out:?}"),
+    );
     ctx.check(
         "with errno 13 (Permission denied)",
         out.stderr.contains("Permission denied"),
@@ -114,8 +214,16 @@ fn seccomp_kill(ctx: &mut Ctx) -> Result<()> {
         "syscalls": [{"names": ["uname"], "action": "SCMP_ACT_KILL"}]
     });
     let out = ctx.run(&b)?;
-    ctx.check_eq("the process dies of SIGSYS (status 159)", out.code, Some(159));
-    ctx.check("it printed nothing", out.stdout.trim().is_empty(), format!("{out:?}"));
+    ctx.check_eq(
+        "the process dies of SIGSYS (status 159)",
+        out.code,
+        Some(159),
+    );
+    ctx.check(
+        "it printed nothing",
+        out.stdout.trim().is_empty(),
+        format!("{out:?}"),
+    );
     Ok(())
 }
 
@@ -124,28 +232,131 @@ fn seccomp_allowlist(ctx: &mut Ctx) -> Result<()> {
     let mut b = ctx.bundle(&[])?;
     b.sh("echo alive; mkdir /tmp/x 2>/dev/null || echo denied");
     let allowed = [
-        "execve", "execveat", "brk", "arch_prctl", "set_tid_address", "set_robust_list", "rseq",
-        "prlimit64", "mmap", "munmap", "mprotect", "read", "write", "writev", "openat", "open",
-        "close", "fstat", "newfstatat", "stat", "lstat", "getuid", "geteuid", "getgid",
-        "getegid", "getpid", "getppid", "getpgrp", "setpgid", "rt_sigaction", "rt_sigprocmask",
-        "rt_sigreturn", "ioctl", "fcntl", "dup2", "dup3", "exit", "exit_group", "wait4",
-        "clone", "clone3", "fork", "vfork", "uname", "getcwd", "readlink", "access", "faccessat",
-        "faccessat2", "futex", "getrandom", "sigaltstack", "capget", "capset", "prctl", "setgroups",
-        "setuid", "setgid", "setresuid", "setresgid", "chdir", "fchdir", "getdents64", "lseek",
-        "pread64", "statx", "sched_getaffinity", "getrlimit", "setrlimit", "pipe", "pipe2",
-        "poll", "ppoll", "select", "pselect6", "madvise", "mremap", "close_range", "umask",
-        "kill", "tgkill", "gettid", "getpgid", "setsid", "epoll_pwait", "nanosleep", "clock_nanosleep",
-        "epoll_create1", "epoll_ctl", "epoll_wait", "socket", "connect", "fchown", "fchmod", "fchownat",
-        "fchmodat", "sysinfo", "times", "getgroups", "membarrier", "fstatfs", "statfs",
-        "seccomp", "keyctl", "setns", "unshare", "getxattr", "lgetxattr", "fsetxattr",
+        "execve",
+        "execveat",
+        "brk",
+        "arch_prctl",
+        "set_tid_address",
+        "set_robust_list",
+        "rseq",
+        "prlimit64",
+        "mmap",
+        "munmap",
+        "mprotect",
+        "read",
+        "write",
+        "writev",
+        "openat",
+        "open",
+        "close",
+        "fstat",
+        "newfstatat",
+        "stat",
+        "lstat",
+        "getuid",
+        "geteuid",
+        "getgid",
+        "getegid",
+        "getpid",
+        "getppid",
+        "getpgrp",
+        "setpgid",
+        "rt_sigaction",
+        "rt_sigprocmask",
+        "rt_sigreturn",
+        "ioctl",
+        "fcntl",
+        "dup2",
+        "dup3",
+        "exit",
+        "exit_group",
+        "wait4",
+        "clone",
+        "clone3",
+        "fork",
+        "vfork",
+        "uname",
+        "getcwd",
+        "readlink",
+        "access",
+        "faccessat",
+        "faccessat2",
+        "futex",
+        "getrandom",
+        "sigaltstack",
+        "capget",
+        "capset",
+        "prctl",
+        "setgroups",
+        "setuid",
+        "setgid",
+        "setresuid",
+        "setresgid",
+        "chdir",
+        "fchdir",
+        "getdents64",
+        "lseek",
+        "pread64",
+        "statx",
+        "sched_getaffinity",
+        "getrlimit",
+        "setrlimit",
+        "pipe",
+        "pipe2",
+        "poll",
+        "ppoll",
+        "select",
+        "pselect6",
+        "madvise",
+        "mremap",
+        "close_range",
+        "umask",
+        "kill",
+        "tgkill",
+        "gettid",
+        "getpgid",
+        "setsid",
+        "epoll_pwait",
+        "nanosleep",
+        "clock_nanosleep",
+        "epoll_create1",
+        "epoll_ctl",
+        "epoll_wait",
+        "socket",
+        "connect",
+        "fchown",
+        "fchmod",
+        "fchownat",
+        "fchmodat",
+        "sysinfo",
+        "times",
+        "getgroups",
+        "membarrier",
+        "fstatfs",
+        "statfs",
+        "seccomp",
+        "keyctl",
+        "setns",
+        "unshare",
+        "getxattr",
+        "lgetxattr",
+        "fsetxattr",
     ];
     b.config["linux"]["seccomp"] = json!({
         "defaultAction": "SCMP_ACT_ERRNO",
         "syscalls": [{"names": allowed.to_vec(), "action": "SCMP_ACT_ALLOW"}]
     });
     let out = ctx.run(&b)?;
-    ctx.check("allowed syscalls work", out.stdout.contains("alive"), format!("{out:?}"));
-    ctx.check("an unlisted syscall (mkdir) is denied", out.stdout.contains("denied"), format!("{out:?}"));
+    ctx.check(
+        "allowed syscalls work",
+        out.stdout.contains("alive"),
+        format!("{out:?}"),
+    );
+    ctx.check(
+        "an unlisted syscall (mkdir) is denied",
+        out.stdout.contains("denied"),
+        format!("{out:?}"),
+    );
     Ok(())
 }
 
@@ -154,7 +365,11 @@ fn apparmor(ctx: &mut Ctx) -> Result<()> {
     b.config["process"]["apparmorProfile"] = json!("unconfined");
     let out = ctx.run(&b)?;
     ctx.check_ok("run with apparmorProfile unconfined succeeds", &out);
-    ctx.check("the label is unconfined", out.stdout.contains("unconfined"), format!("{out:?}"));
+    ctx.check(
+        "the label is unconfined",
+        out.stdout.contains("unconfined"),
+        format!("{out:?}"),
+    );
     Ok(())
 }
 
@@ -165,6 +380,10 @@ fn selinux(ctx: &mut Ctx) -> Result<()> {
     let mut b = ctx.bundle(&["/bin/cat", "/proc/self/attr/current"])?;
     b.config["process"]["selinuxLabel"] = json!("system_u:system_r:container_t:s0");
     let out = ctx.run(&b)?;
-    ctx.check("the label is applied", out.stdout.contains("container_t"), format!("{out:?}"));
+    ctx.check(
+        "the label is applied",
+        out.stdout.contains("container_t"),
+        format!("{out:?}"),
+    );
     Ok(())
 }

@@ -22,8 +22,15 @@ use std::path::PathBuf;
 
 /// Global options, as runc has them.
 #[derive(Parser, Debug)]
-#[command(name = "berth", version = concat!(env!("CARGO_PKG_VERSION"), "\nspec: ", "1.2.0"), about = "berth: a fast, runc-compatible OCI container runtime")]
+#[command(
+    name = "berth",
+    disable_version_flag = true,
+    about = "berth: a fast, runc-compatible OCI container runtime"
+)]
 pub struct Cli {
+    /// Print the version (runc's format: "berth version X", then "spec: Y").
+    #[arg(short = 'v', long = "version")]
+    version: bool,
     /// Root directory for container state (default /run/berth, or $XDG_RUNTIME_DIR/berth).
     #[arg(long, global = true)]
     root: Option<PathBuf>,
@@ -46,7 +53,7 @@ pub struct Cli {
     #[arg(long, global = true, hide = true)]
     criu: Option<String>,
     #[command(subcommand)]
-    cmd: Cmd,
+    cmd: Option<Cmd>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -99,6 +106,19 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    if cli.version {
+        println!(
+            "berth version {}\nspec: {}",
+            env!("CARGO_PKG_VERSION"),
+            berth::OCI_VERSION
+        );
+        return 0;
+    }
+    let Some(cmd) = cli.cmd else {
+        use clap::CommandFactory;
+        let _ = Cli::command().print_help();
+        return 0;
+    };
     let logger = log::Logger::new(cli.log.as_deref(), &cli.log_format, cli.debug);
     if cli.systemd_cgroup {
         logger.error("--systemd-cgroup: the systemd cgroup driver is not built into this berth yet; use the cgroupfs driver (omit the flag)");
@@ -110,7 +130,7 @@ pub fn main() -> i32 {
             .clone()
             .unwrap_or_else(berth::container::default_root),
     };
-    let result = match cli.cmd {
+    let result = match cmd {
         Cmd::Create(a) => create::run(&ctx, a),
         Cmd::Start(a) => start::run(&ctx, a, &logger),
         Cmd::State(a) => state::run(&ctx, a),

@@ -77,13 +77,17 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         )),
         None => None,
     };
-    if spec
+    let terminal = spec
         .process()
         .as_ref()
         .and_then(|p| p.terminal())
-        .unwrap_or(false)
-        && console.is_none()
-    {
+        .unwrap_or(false);
+    if !terminal && console.is_some() {
+        return Err(Error::BadState(
+            "cannot use console socket if berth will not detach or allocate tty".into(),
+        ));
+    }
+    if terminal && console.is_none() {
         return Err(Error::BadState(
             "cannot allocate tty if berth will detach without setting console socket".into(),
         ));

@@ -52,6 +52,11 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, Error> {
             ))
         }
     }
+    if !opts.process.terminal().unwrap_or(false) && opts.console_socket.is_some() {
+        return Err(Error::BadState(
+            "cannot use console socket if berth will not detach or allocate tty".into(),
+        ));
+    }
     if opts.process.terminal().unwrap_or(false) && opts.console_socket.is_none() {
         return Err(Error::BadState(
             "cannot allocate tty if berth will detach without setting console socket".into(),

@@ -32,8 +32,8 @@ pub enum Error {
     /// `create` with an id already in use.
     #[error("container with given ID already exists")]
     Exists,
-    /// No container by that id.
-    #[error("container {0} does not exist")]
+    /// No container by that id (runc's exact wording, which callers match on).
+    #[error("container does not exist")]
     NotExist(String),
     /// The operation needs a live container.
     #[error("container not running")]

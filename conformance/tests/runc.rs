@@ -1,0 +1,42 @@
+//! Runs the whole suite against the reference runtime (runc, Debian package) and asserts that
+//! no case fails: a case that fails on runc is a bug in the case. Skips itself when not root or
+//! when runc is not installed.
+
+use berth_conformance::{cases, Suite, Verdict};
+use std::path::Path;
+
+const RUNC: &str = "/usr/sbin/runc";
+
+#[test]
+fn every_case_passes_or_skips_on_runc() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: the conformance suite needs root");
+        return;
+    }
+    if !Path::new(RUNC).exists() {
+        eprintln!("skipped: {RUNC} is missing (apt-get install runc)");
+        return;
+    }
+    let suite = Suite::new(Path::new("/var/tmp")).expect("preparing the suite");
+    let rt = suite.runtime("runc", Path::new(RUNC)).expect("runtime");
+    let all = cases::all();
+    let report = suite.run(&rt, &all, |r| {
+        if let Verdict::Fail(why) = &r.verdict {
+            eprintln!("FAIL {}: {why}", r.id);
+            for a in r.assertions.iter().filter(|a| !a.ok) {
+                eprintln!("    {}: {}", a.what, a.detail);
+            }
+        }
+    });
+    let c = report.counts();
+    eprintln!(
+        "runc: {} passed, {} failed, {} skipped; {}/{} assertions",
+        c.pass, c.fail, c.skip, c.asserts_ok, c.asserts
+    );
+    assert_eq!(c.fail, 0, "cases failing on runc are bugs in the cases");
+    assert!(
+        c.asserts >= 150,
+        "fewer assertions than expected: {}",
+        c.asserts
+    );
+}
