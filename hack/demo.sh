@@ -3,12 +3,8 @@
 # berth-build, unpack it into a runtime bundle and run it with berth.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-need=(busybox-static jq)
-missing=()
-for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+. hack/lib.sh
+need_packages busybox-static jq
 cargo build --release -p berth -p berth-build
 bin=$PWD/target/release
 work=$(mktemp -d /tmp/berth-demo-XXXXXX)

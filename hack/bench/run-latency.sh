@@ -7,12 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-100}
-need=(busybox-static jq runc crun)
-missing=()
-for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+. hack/lib.sh
+need_packages busybox-static jq runc crun
 cargo build --release -p berth >&2
 berth=$PWD/target/release/berth
 work=$(mktemp -d /tmp/berth-bench-XXXXXX)

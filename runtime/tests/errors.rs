@@ -146,3 +146,52 @@ fn systemd_cgroup_flag_is_a_clear_error() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("systemd"));
 }
+
+#[test]
+fn create_killed_half_way_is_removed_by_delete_force() {
+    if !can_run() {
+        return;
+    }
+    // A createRuntime hook that never returns holds `create` half-way; we kill create there.
+    let w = World::new(&["sleep", "100"]);
+    let mut c = w.base_config(&["sleep", "100"]);
+    c["hooks"] = json!({"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "100"]}]});
+    w.write_config(&c);
+    let id = w.id("halfway");
+    let mut child = w
+        .berth()
+        .args(["create", "--bundle"])
+        .arg(&w.bundle)
+        .arg(&id)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let state = w.root.join(&id).join("state.json");
+    for _ in 0..500 {
+        if state.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // The hook runs as a child of create: note its PID, then kill both (they are ours).
+    let pid = child.id();
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for c in children.split_whitespace() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(c.parse().unwrap()),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let out = w.berth().args(["delete", "--force", &id]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    w.assert_clean();
+}

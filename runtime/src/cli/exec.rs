@@ -6,7 +6,6 @@ use berth::container::{self, ExecOptions};
 use oci_spec::runtime::{Capability, Process};
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicI32, Ordering};
 
 /// Flags of exec.
 #[derive(clap::Args, Debug)]
@@ -61,16 +60,6 @@ pub struct Args {
     /// Command and arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
-}
-
-static TARGET: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn forward(sig: libc::c_int) {
-    let pid = TARGET.load(Ordering::Relaxed);
-    if pid > 0 {
-        // SAFETY: kill is async-signal-safe.
-        unsafe { libc::kill(pid, sig) };
-    }
 }
 
 fn build_process(ctx: &Ctx, a: &Args) -> anyhow::Result<Process> {
@@ -160,18 +149,6 @@ pub fn run(ctx: &Ctx, a: Args, _log: &Logger) -> anyhow::Result<i32> {
     if a.detach {
         return Ok(0);
     }
-    TARGET.store(pid, Ordering::Relaxed);
-    for sig in [
-        libc::SIGINT,
-        libc::SIGTERM,
-        libc::SIGHUP,
-        libc::SIGQUIT,
-        libc::SIGUSR1,
-        libc::SIGUSR2,
-        libc::SIGWINCH,
-    ] {
-        // SAFETY: installing a handler that only calls kill(2).
-        unsafe { libc::signal(sig, forward as *const () as libc::sighandler_t) };
-    }
+    super::signals::forward_to(pid);
     Ok(container::wait_for(pid))
 }

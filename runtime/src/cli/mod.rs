@@ -11,6 +11,7 @@ mod log;
 mod pause;
 mod ps;
 mod run;
+mod signals;
 mod spec;
 mod start;
 mod state;
@@ -160,4 +161,69 @@ pub fn main() -> i32 {
 pub fn write_pid_file(path: &std::path::Path, pid: i32) -> anyhow::Result<()> {
     berth::sys::write_atomic(path, pid.to_string().as_bytes())
         .map_err(|e| anyhow::anyhow!("--pid-file {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn runc_style_invocations_parse() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(args)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        parse(&[
+            "berth",
+            "--root",
+            "/r",
+            "--log-format=json",
+            "--log",
+            "/l",
+            "create",
+            "--bundle",
+            "/b",
+            "--pid-file",
+            "/p",
+            "--console-socket",
+            "/s",
+            "id",
+        ])
+        .unwrap();
+        parse(&[
+            "berth",
+            "run",
+            "-d",
+            "-b",
+            "/b",
+            "--preserve-fds",
+            "2",
+            "id",
+        ])
+        .unwrap();
+        parse(&[
+            "berth",
+            "exec",
+            "--process",
+            "/p.json",
+            "--detach",
+            "--pid-file",
+            "/p",
+            "id",
+        ])
+        .unwrap();
+        parse(&["berth", "exec", "-t", "id", "sh", "-c", "echo -n x"]).unwrap();
+        parse(&["berth", "kill", "--all", "id", "9"]).unwrap();
+        parse(&["berth", "delete", "--force", "id"]).unwrap();
+        parse(&["berth", "update", "--resources=/dev/stdin", "id"]).unwrap();
+        parse(&["berth", "ps", "--format", "json", "id"]).unwrap();
+        assert!(parse(&["berth", "create"]).is_err());
+    }
 }

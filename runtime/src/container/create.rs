@@ -166,6 +166,11 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         spec: cfg.spec.clone(),
     };
 
+    // Record the container before forking: if this process dies half-way (killed, OOM),
+    // `delete --force` still finds the state and removes the cgroups and any process in them.
+    if let Some(d) = guard.dir.as_ref() {
+        d.save(&state)?;
+    }
     let (parent_ch, child_ch) = Channel::pair().map_err(|e| Error::io("socketpair", e))?;
     let stage1 = match spawn_stage1(&mut cfg) {
         Ok(0) => {

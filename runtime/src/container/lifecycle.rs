@@ -134,8 +134,9 @@ pub fn delete(dir: ContainerDir, state: &State, force: bool) -> Result<Vec<Strin
         }
         wait_exit(state.pid, 10_000);
     }
-    if !state.pid_ns_private {
-        // Without its own PID namespace the container's other processes outlive init.
+    {
+        // Processes left in the cgroup: without a PID namespace the others outlive init, and a
+        // create that died half-way may have left its init behind without recording its PID.
         for _ in 0..100 {
             if state.cgroup.pids().is_empty() {
                 break;

@@ -561,18 +561,30 @@ pub fn move_root(rootfs: &Path) -> R<()> {
     Ok(())
 }
 
+/// The container's root after pivot_root.
+fn open_new_root() -> R<OwnedFd> {
+    Ok(std::fs::File::open("/")
+        .map_err(|e| RootfsError::sys("open /", e))?
+        .into())
+}
+
+/// Opens `rel` inside `root`; a path that does not exist is skipped (None), as runc does.
+fn open_existing(root: &OwnedFd, rel: &Path, field: &str, shown: &str) -> R<Option<OwnedFd>> {
+    match open_in_root(root, rel, false) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(RootfsError::sys(format!("{field}: open {shown}"), e)),
+    }
+}
+
 /// Hides `linux.maskedPaths` (after pivot): /dev/null over files, an empty read-only tmpfs over
 /// directories. Paths are opened without following symlinks.
 pub fn mask_paths(paths: &[String]) -> R<()> {
-    let root: OwnedFd = std::fs::File::open("/")
-        .map_err(|e| RootfsError::sys("open /", e))?
-        .into();
+    let root = open_new_root()?;
     for p in paths {
         let rel = super::plan::clean_dest(Path::new(p));
-        let fd = match open_in_root(&root, &rel, false) {
-            Ok(fd) => fd,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
-            Err(e) => return Err(RootfsError::sys(format!("linux.maskedPaths: open {p}"), e)),
+        let Some(fd) = open_existing(&root, &rel, "linux.maskedPaths", p)? else {
+            continue;
         };
         let t = fd_path(fd.as_raw_fd());
         let r = if is_dir(&fd) {
@@ -599,20 +611,11 @@ pub fn mask_paths(paths: &[String]) -> R<()> {
 
 /// Makes `linux.readonlyPaths` read-only (after pivot) with a bind mount onto itself.
 pub fn readonly_paths(paths: &[String]) -> R<()> {
-    let root: OwnedFd = std::fs::File::open("/")
-        .map_err(|e| RootfsError::sys("open /", e))?
-        .into();
+    let root = open_new_root()?;
     for p in paths {
         let rel = super::plan::clean_dest(Path::new(p));
-        let fd = match open_in_root(&root, &rel, false) {
-            Ok(fd) => fd,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
-            Err(e) => {
-                return Err(RootfsError::sys(
-                    format!("linux.readonlyPaths: open {p}"),
-                    e,
-                ))
-            }
+        let Some(fd) = open_existing(&root, &rel, "linux.readonlyPaths", p)? else {
+            continue;
         };
         let t = fd_path(fd.as_raw_fd());
         mount(
