@@ -13,10 +13,10 @@ use crate::context::{clean_path, Dockerignore};
 use crate::digest::Digest;
 use crate::dockerfile::{
     parse_port, Command, CommandLine, CopySpec, Dockerfile, Healthcheck, Instruction, Location,
-    NetworkMode, ParseError, RunScript, Source,
+    Mount, MountType, NetworkMode, ParseError, RunScript, Source,
 };
 use crate::exec::copy::{self, CopyAttrs, Matched, SourceFilter};
-use crate::exec::run::{self, RunSettings};
+use crate::exec::run::{self, RunMount, RunSettings};
 use crate::exec::{self, ExecError, Overlay};
 use crate::fsutil;
 use crate::layer::{self, Compression};
@@ -152,6 +152,37 @@ pub enum BuildError {
     /// Bad request (context, Dockerfile path...).
     #[error("{0}")]
     Usage(String),
+}
+
+/// A `RUN --mount`, expanded and checked.
+#[derive(Debug, Clone)]
+struct MountPlan {
+    /// Absolute path in the container.
+    target: String,
+    /// Its part of the step's cache key.
+    material: String,
+    kind: MountPlanKind,
+}
+
+#[derive(Debug, Clone)]
+enum MountPlanKind {
+    Tmpfs {
+        size: Option<u64>,
+    },
+    Cache {
+        id: String,
+        read_only: bool,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
+    Bind {
+        /// The layers of the stage or image to mount from; None: the context.
+        from: Option<Vec<LayerRecord>>,
+        /// Path inside it (relative).
+        source: String,
+        read_only: bool,
+    },
 }
 
 /// The state of a stage after some instructions.
@@ -644,7 +675,7 @@ impl<'a> Builder<'a> {
                     Ok(Vec::new())
                 })
             }
-            Command::Run(r) => self.run_step(st, scope, inst, r),
+            Command::Run(r) => self.run_step(stage, st, scope, inst, r),
             Command::Copy(c) => self.copy_step(stage, st, scope, inst, c, false),
             Command::Add(c) => self.copy_step(stage, st, scope, inst, c, true),
         }
@@ -762,15 +793,13 @@ impl<'a> Builder<'a> {
 
     fn run_step(
         &mut self,
+        stage: usize,
         st: &mut StageState,
         scope: &StageScope<'a>,
         inst: &Instruction,
         r: &crate::dockerfile::Run,
     ) -> Result<bool, StepError> {
         let e = |k: StepErrorKind| self.err(inst, k);
-        if !r.mounts.is_empty() {
-            return Err(e(StepErrorKind::Unsupported("RUN --mount".into())));
-        }
         if matches!(r.security, Some(crate::dockerfile::SecurityMode::Insecure)) {
             return Err(e(StepErrorKind::Unsupported(
                 "RUN --security=insecure".into(),
@@ -816,12 +845,22 @@ impl<'a> Builder<'a> {
             st.config.config.working_dir.clone()
         };
         let user = st.config.config.user.clone();
-        let material = format!(
+        let mut mounts = Vec::new();
+        for m in &r.mounts {
+            match self.plan_mount(stage, scope, &cwd, m) {
+                Ok(p) => mounts.push(p),
+                Err(k) => return Err(self.err(inst, k)),
+            }
+        }
+        let mut material = format!(
             "RUN {}\nenv={}\nuser={user}\ncwd={cwd}\nnetwork={host_network}\nscript={}",
             json_list(&args),
             json_list(&env),
             script_file.as_ref().map(|(_, c)| c.as_str()).unwrap_or("")
         );
+        for m in &mounts {
+            material.push_str(&format!("\nmount={}", m.material));
+        }
         let created_by = match &r.command {
             CommandLine::Exec(v) => format!("RUN {}", json_list(v)),
             CommandLine::Shell(s) => format!("RUN {} {s}", shell.join(" ")),
@@ -858,6 +897,14 @@ impl<'a> Builder<'a> {
                     }
                 }
             }
+            // Host sides of the mounts; they stay mounted until the
+            // container is done (overlays drop before their scratch dirs).
+            let mut scratches = Vec::new();
+            let mut overlays = Vec::new();
+            let mut run_mounts = Vec::new();
+            for m in &mounts {
+                run_mounts.push(b.mount_source(m, &mut scratches, &mut overlays)?);
+            }
             let pid = std::process::id();
             let settings = RunSettings {
                 args: args.clone(),
@@ -868,6 +915,7 @@ impl<'a> Builder<'a> {
                 cgroups_path: format!("/berth-build-{pid}/step-{step}"),
                 nofile: run::nofile_limit(),
                 binds,
+                mounts: run_mounts,
             };
             let spec = run::run_spec(&settings);
             let missing = exec::missing_paths(root, &run::mount_destinations(&spec));
@@ -883,6 +931,263 @@ impl<'a> Builder<'a> {
             }
             Ok(missing)
         })
+    }
+
+    /// Expands and checks one `RUN --mount`, and computes what it adds to
+    /// the step's cache key (bind sources by content, caches by id).
+    fn plan_mount(
+        &mut self,
+        stage: usize,
+        scope: &StageScope<'a>,
+        cwd: &str,
+        m: &Mount,
+    ) -> Result<MountPlan, StepErrorKind> {
+        let expand = |v: &Option<String>| -> Result<Option<String>, StepErrorKind> {
+            match v {
+                Some(v) => Ok(Some(scope.expand(v)?)),
+                None => Ok(None),
+            }
+        };
+        let raw_target = expand(&m.target)?.unwrap_or_default();
+        let target = if raw_target.starts_with('/') {
+            clean_path(&raw_target)
+        } else {
+            clean_path(&format!("{cwd}/{raw_target}"))
+        };
+        if target == "/" {
+            return Err(StepErrorKind::Invalid(
+                "RUN --mount target=/ would hide the whole root filesystem: use a directory".into(),
+            ));
+        }
+        let ro = m.read_only;
+        match m.kind {
+            MountType::Secret | MountType::Ssh => Err(StepErrorKind::Unsupported(format!(
+                "RUN --mount=type={}",
+                if m.kind == MountType::Secret {
+                    "secret"
+                } else {
+                    "ssh"
+                }
+            ))),
+            MountType::Tmpfs => Ok(MountPlan {
+                material: format!("tmpfs target={target} size={:?}", m.size),
+                kind: MountPlanKind::Tmpfs { size: m.size },
+                target,
+            }),
+            MountType::Cache => {
+                if m.from.is_some() {
+                    return Err(StepErrorKind::Unsupported(
+                        "RUN --mount=type=cache,from= (seeding a cache from a stage)".into(),
+                    ));
+                }
+                let id = expand(&m.id)?.unwrap_or_else(|| target.clone());
+                let mode = m.mode.unwrap_or(0o755);
+                let (uid, gid) = (m.uid.unwrap_or(0), m.gid.unwrap_or(0));
+                Ok(MountPlan {
+                    material: format!(
+                        "cache id={id:?} target={target} ro={ro} mode={mode:o} uid={uid} gid={gid}"
+                    ),
+                    kind: MountPlanKind::Cache {
+                        id,
+                        read_only: ro,
+                        mode,
+                        uid,
+                        gid,
+                    },
+                    target,
+                })
+            }
+            MountType::Bind => {
+                let source = expand(&m.source)?.unwrap_or_default();
+                let source = copy::clean_source(&source);
+                let from = match expand(&m.from)? {
+                    Some(raw) if !raw.is_empty() => self
+                        .plan
+                        .resolve_source(stage, &raw)
+                        .map_err(|k| StepErrorKind::Invalid(k.to_string()))?,
+                    _ => SourceRef::Context,
+                };
+                let (state, identity) = match &from {
+                    SourceRef::Context => {
+                        let filter = SourceFilter {
+                            ignore: self.ignore.clone(),
+                            exclude: Dockerignore::default(),
+                        };
+                        let shown = if source.is_empty() { "." } else { &source };
+                        let found = copy::match_sources(self.context_fd.as_fd(), shown, &filter)
+                            .map_err(|_| {
+                                StepErrorKind::Invalid(format!(
+                                    "RUN --mount source {shown:?} not found in the build context (or excluded by .dockerignore)"
+                                ))
+                            })?;
+                        let hash = copy::hash_sources(self.context_fd.as_fd(), &found, &filter)?;
+                        (None, format!("context:{hash}"))
+                    }
+                    SourceRef::Stage(j) => {
+                        let s = self.results.get(j).cloned().ok_or_else(|| {
+                            StepErrorKind::Invalid(format!("stage {j} was not built"))
+                        })?;
+                        let id = format!("stage:{}", s.key);
+                        (Some(s), id)
+                    }
+                    SourceRef::Image(r) => {
+                        let s = self.load_image(r)?;
+                        let id = format!("image:{}", s.key);
+                        (Some(s), id)
+                    }
+                };
+                Ok(MountPlan {
+                    material: format!(
+                        "bind source={source:?} from={identity} target={target} ro={ro}"
+                    ),
+                    kind: MountPlanKind::Bind {
+                        from: state.map(|s| s.layers),
+                        source,
+                        read_only: ro,
+                    },
+                    target,
+                })
+            }
+        }
+    }
+
+    /// Makes the host side of a planned mount: the cache directory, or the
+    /// bind source (read-write binds get a throw-away overlay or copy, so
+    /// the context and the stages never change).
+    fn mount_source(
+        &self,
+        m: &MountPlan,
+        scratches: &mut Vec<crate::store::Scratch>,
+        overlays: &mut Vec<Overlay>,
+    ) -> Result<RunMount, StepErrorKind> {
+        let destination = m.target.clone();
+        match &m.kind {
+            MountPlanKind::Tmpfs { size } => Ok(RunMount::Tmpfs {
+                destination,
+                size: *size,
+            }),
+            MountPlanKind::Cache {
+                id,
+                read_only,
+                mode,
+                uid,
+                gid,
+            } => {
+                let dir = self.store.cache_mount_dir(id);
+                if !dir.is_dir() {
+                    let parent = dir.parent().unwrap_or(&dir).to_path_buf();
+                    std::fs::create_dir_all(&parent)
+                        .map_err(|e| ExecError::io(parent.display(), e))?;
+                    let tmp = parent.join(format!(".tmp-{}", std::process::id()));
+                    let _ = std::fs::remove_dir_all(&tmp);
+                    std::fs::create_dir(&tmp).map_err(|e| ExecError::io(tmp.display(), e))?;
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(*mode))
+                        .map_err(|e| ExecError::io(tmp.display(), e))?;
+                    std::os::unix::fs::chown(&tmp, Some(*uid), Some(*gid))
+                        .map_err(|e| ExecError::io(tmp.display(), e))?;
+                    std::fs::rename(&tmp, &dir).map_err(|e| ExecError::io(dir.display(), e))?;
+                }
+                Ok(RunMount::Bind {
+                    source: dir.display().to_string(),
+                    destination,
+                    read_only: *read_only,
+                })
+            }
+            MountPlanKind::Bind {
+                from,
+                source,
+                read_only,
+            } => {
+                let not_found = |e: std::io::Error| {
+                    StepErrorKind::Invalid(format!(
+                        "RUN --mount source {:?}: {e}",
+                        if source.is_empty() { "." } else { source }
+                    ))
+                };
+                let real = match from {
+                    None => {
+                        let real = exec::resolve_in_root(self.context_fd.as_fd(), source)
+                            .map_err(not_found)?;
+                        if *read_only {
+                            real
+                        } else {
+                            // Writes are discarded: give the container a copy-on-write view.
+                            let s = self.store.scratch("mount")?;
+                            let view = if real.is_dir() {
+                                let text = real.display().to_string();
+                                if text.contains([',', ':']) {
+                                    return Err(StepErrorKind::Unsupported(format!(
+                                        "a read-write bind mount of {text} (a path with ',' or ':')"
+                                    )));
+                                }
+                                let (upper, work, merged) = (
+                                    s.path().join("upper"),
+                                    s.path().join("work"),
+                                    s.path().join("merged"),
+                                );
+                                for d in [&upper, &work, &merged] {
+                                    std::fs::create_dir(d)
+                                        .map_err(|e| ExecError::io(d.display(), e))?;
+                                }
+                                overlays.push(Overlay::mount(
+                                    &self.store.layers_dir(),
+                                    &[text],
+                                    Some((&upper, &work)),
+                                    &merged,
+                                )?);
+                                merged
+                            } else {
+                                let copy = s.path().join("file");
+                                std::fs::copy(&real, &copy)
+                                    .map_err(|e| ExecError::io(real.display(), e))?;
+                                copy
+                            };
+                            scratches.push(s);
+                            view
+                        }
+                    }
+                    Some(layers) => {
+                        let s = self.store.scratch("mount")?;
+                        let merged = s.path().join("merged");
+                        std::fs::create_dir(&merged)
+                            .map_err(|e| ExecError::io(merged.display(), e))?;
+                        let mut lowers = self.lowers(layers)?;
+                        let upper = s.path().join("upper");
+                        let work = s.path().join("work");
+                        let ov = if *read_only {
+                            if lowers.len() == 1 {
+                                lowers.push("empty".into());
+                            }
+                            Overlay::mount(&self.store.layers_dir(), &lowers, None, &merged)?
+                        } else {
+                            for d in [&upper, &work] {
+                                std::fs::create_dir(d)
+                                    .map_err(|e| ExecError::io(d.display(), e))?;
+                            }
+                            Overlay::mount(
+                                &self.store.layers_dir(),
+                                &lowers,
+                                Some((&upper, &work)),
+                                &merged,
+                            )?
+                        };
+                        let root = fsutil::open_dir(&merged)
+                            .map_err(|e| ExecError::io(merged.display(), e))?;
+                        let real =
+                            exec::resolve_in_root(root.as_fd(), source).map_err(not_found)?;
+                        overlays.push(ov);
+                        scratches.push(s);
+                        real
+                    }
+                };
+                Ok(RunMount::Bind {
+                    source: real.display().to_string(),
+                    destination,
+                    read_only: *read_only,
+                })
+            }
+        }
     }
 
     fn copy_step(

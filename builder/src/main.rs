@@ -41,6 +41,14 @@ enum Cmd {
         /// Bundle directory to create.
         dest: PathBuf,
     },
+    /// Remove unreferenced blobs, unpacked layers and stale build cache
+    /// entries from the store, and report the bytes freed.
+    Prune {
+        /// Also remove the whole build cache (cache entries and
+        /// RUN --mount=type=cache directories): only tagged images stay.
+        #[arg(short, long)]
+        all: bool,
+    },
     /// Remove images from the store.
     Rm {
         /// Image names.
@@ -200,6 +208,22 @@ fn unpack(store: &Store, image: &str, dest: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// `1536` -> `1.5 KiB`.
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
 fn real_main() -> Result<()> {
     let cli = Cli::parse();
     let filter = if cli.debug {
@@ -231,6 +255,21 @@ fn real_main() -> Result<()> {
         Cmd::Unpack { image, dest } => {
             let store = Store::open(&cli.root)?;
             unpack(&store, &image, &dest)
+        }
+        Cmd::Prune { all } => {
+            let store = Store::open(&cli.root)?;
+            let _lock = store.lock()?;
+            let r = store.prune(all)?;
+            println!(
+                "Removed {} blobs, {} cache entries, {} unpacked layers, {} cache mounts",
+                r.blobs, r.cache_entries, r.layer_dirs, r.cache_mounts
+            );
+            println!(
+                "Total reclaimed space: {} ({} bytes)",
+                human_size(r.freed_bytes),
+                r.freed_bytes
+            );
+            Ok(())
         }
         Cmd::Rm { names } => {
             let store = Store::open(&cli.root)?;

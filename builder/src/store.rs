@@ -5,6 +5,7 @@
 //! layers/<diff-id hex>/                   layers unpacked in overlay format (lower dirs for RUN/COPY)
 //! layers/empty/                           an empty lower dir (FROM scratch)
 //! cache/<key hex>.json                    build cache: step key -> resulting layer
+//! mounts/cache/<sha256 of id>/             RUN --mount=type=cache directories, kept across builds
 //! tmp/                                    per-build scratch space (overlay upper/work dirs, bundles)
 //! run/                                    state root of the berth containers running RUN steps
 //! lock                                    held (flock) by a build for its whole duration
@@ -12,7 +13,9 @@
 //!
 //! Everything becomes visible by a rename once complete, so an interrupted
 //! build leaves nothing half-written; the next build clears `tmp/`.
+//! [`Store::prune`] removes what nothing refers to any more.
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io;
 use std::os::fd::AsRawFd;
@@ -105,6 +108,52 @@ pub struct StoredImage {
     pub name: String,
     /// Its manifest descriptor.
     pub manifest: Descriptor,
+}
+
+/// What [`Store::prune`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Blobs (and interrupted temporary blobs) removed.
+    pub blobs: usize,
+    /// Build cache entries removed.
+    pub cache_entries: usize,
+    /// Unpacked layer directories removed.
+    pub layer_dirs: usize,
+    /// `RUN --mount=type=cache` directories removed.
+    pub cache_mounts: usize,
+    /// Bytes freed (apparent sizes of the files removed).
+    pub freed_bytes: u64,
+}
+
+/// The apparent size of the files under `path` (not following symlinks).
+fn tree_size(path: &Path) -> u64 {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    fs::read_dir(path)
+        .map(|rd| rd.flatten().map(|e| tree_size(&e.path())).sum())
+        .unwrap_or(0)
+}
+
+/// Removes a file or a directory tree; returns the bytes freed.
+fn remove_counting(path: &Path) -> Result<u64, StoreError> {
+    let size = tree_size(path);
+    let is_dir = fs::symlink_metadata(path)
+        .map(|m| m.is_dir())
+        .unwrap_or(false);
+    let r = if is_dir {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    };
+    match r {
+        Ok(()) => Ok(size),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(StoreError::io(format!("removing {}", path.display()), e)),
+    }
 }
 
 /// The content store.
@@ -248,6 +297,14 @@ impl Store {
     /// The state root for RUN containers.
     pub fn run_dir(&self) -> PathBuf {
         self.root.join("run")
+    }
+
+    /// The persistent directory of the `RUN --mount=type=cache` mount `id`
+    /// (it may not exist yet).
+    pub fn cache_mount_dir(&self, id: &str) -> PathBuf {
+        self.root
+            .join("mounts/cache")
+            .join(Digest::of(id.as_bytes()).hex())
     }
 
     /// A fresh scratch directory named after `what`.
@@ -411,6 +468,130 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Marks the blobs reachable from manifest or index `digest` (and the
+    /// diff ids of the images' layers) as in use.
+    fn mark(
+        &self,
+        digest: &Digest,
+        depth: u32,
+        blobs: &mut HashSet<String>,
+        diff_ids: &mut HashSet<String>,
+    ) -> Result<(), StoreError> {
+        blobs.insert(digest.hex().to_string());
+        let bad = |why: String| {
+            StoreError::Oci(OciError::BadJson(
+                format!(
+                    "blob {digest} (listed in {}/index.json)",
+                    self.root.display()
+                ),
+                format!("{why}; remove the image with `berth-build rm` before pruning"),
+            ))
+        };
+        if depth > 3 {
+            return Err(bad("indexes nested too deep".into()));
+        }
+        let data = self.layout.read_blob(digest)?;
+        let v: serde_json::Value = serde_json::from_slice(&data).map_err(|e| bad(e.to_string()))?;
+        let digest_of = |d: &serde_json::Value| -> Result<Digest, StoreError> {
+            d["digest"]
+                .as_str()
+                .and_then(|s| Digest::parse(s).ok())
+                .ok_or_else(|| bad("a descriptor without a valid digest".into()))
+        };
+        if let Some(list) = v["manifests"].as_array() {
+            for m in list {
+                self.mark(&digest_of(m)?, depth + 1, blobs, diff_ids)?;
+            }
+        }
+        if v["config"].is_object() {
+            let config = digest_of(&v["config"])?;
+            blobs.insert(config.hex().to_string());
+            if let Ok(data) = self.layout.read_blob(&config) {
+                let c: serde_json::Value = serde_json::from_slice(&data).unwrap_or_default();
+                for d in c["rootfs"]["diff_ids"].as_array().into_iter().flatten() {
+                    if let Some(d) = d.as_str().and_then(|s| Digest::parse(s).ok()) {
+                        diff_ids.insert(d.hex().to_string());
+                    }
+                }
+            }
+        }
+        for l in v["layers"].as_array().into_iter().flatten() {
+            blobs.insert(digest_of(l)?.hex().to_string());
+        }
+        Ok(())
+    }
+
+    /// Removes what nothing refers to: blobs reachable neither from the
+    /// images in `index.json` nor from a build cache entry, cache entries
+    /// whose layer blob is gone, unpacked layers of removed blobs, and
+    /// leftovers of interrupted writes. With `all`, the whole build cache
+    /// (entries and `RUN --mount=type=cache` directories) goes too, so only
+    /// the tagged images' blobs stay. The caller holds [`Store::lock`].
+    pub fn prune(&self, all: bool) -> Result<PruneReport, StoreError> {
+        let mut report = PruneReport::default();
+        let mut blobs = HashSet::new();
+        let mut diff_ids = HashSet::new();
+        for m in &self.layout.index()?.manifests {
+            self.mark(&m.digest, 0, &mut blobs, &mut diff_ids)?;
+        }
+        let list = |dir: &Path| -> Result<Vec<fs::DirEntry>, StoreError> {
+            match fs::read_dir(dir) {
+                Ok(rd) => Ok(rd.flatten().collect()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+                Err(e) => Err(StoreError::io(dir.display(), e)),
+            }
+        };
+        for e in list(&self.root.join("cache"))? {
+            let path = e.path();
+            let entry = fs::read(&path)
+                .ok()
+                .and_then(|d| serde_json::from_slice::<CacheEntry>(&d).ok());
+            let keep = match &entry {
+                _ if all => None,
+                Some(CacheEntry { layer: None, .. }) => Some(None),
+                Some(CacheEntry { layer: Some(l), .. }) if self.layout.has_blob(&l.digest) => {
+                    Some(Some(l))
+                }
+                _ => None,
+            };
+            match keep {
+                Some(layer) => {
+                    if let Some(l) = layer {
+                        blobs.insert(l.digest.hex().to_string());
+                        diff_ids.insert(l.diff_id.hex().to_string());
+                    }
+                }
+                None => {
+                    report.freed_bytes += remove_counting(&path)?;
+                    report.cache_entries += 1;
+                }
+            }
+        }
+        for e in list(&self.root.join("blobs/sha256"))? {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !blobs.contains(&name) {
+                report.freed_bytes += remove_counting(&e.path())?;
+                report.blobs += 1;
+            }
+        }
+        for e in list(&self.layers_dir())? {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name != "empty" && !diff_ids.contains(&name) {
+                report.freed_bytes += remove_counting(&e.path())?;
+                report.layer_dirs += 1;
+            }
+        }
+        if all {
+            for e in list(&self.root.join("mounts/cache"))? {
+                report.freed_bytes += remove_counting(&e.path())?;
+                report.cache_mounts += 1;
+            }
+        }
+        Ok(report)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -450,5 +631,115 @@ mod tests {
         fs::write(p.join("f"), b"x").expect("write");
         drop(s);
         assert!(!p.exists());
+    }
+
+    #[test]
+    fn prune_removes_what_nothing_refers_to() {
+        use crate::oci::types::MEDIA_TYPE_MANIFEST;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let l = store.layout();
+        let record = |data: &[u8], diff: &[u8]| LayerRecord {
+            digest: Digest::of(data),
+            diff_id: Digest::of(diff),
+            size: data.len() as u64,
+            media_type: layer::MEDIA_TYPE_TAR_GZIP.into(),
+        };
+        let unpacked = |r: &LayerRecord, content: &[u8]| {
+            let d = store.layer_dir(&r.diff_id);
+            fs::create_dir_all(d.join("sub")).expect("layer dir");
+            fs::write(d.join("sub/f"), content).expect("layer file");
+        };
+        // A layer only the build cache uses.
+        let cached = record(b"layer-a", b"diff-a");
+        l.write_blob(b"layer-a").expect("blob");
+        unpacked(&cached, b"aa");
+        let entry = |layer| CacheEntry {
+            layer,
+            created: String::new(),
+        };
+        store
+            .cache_put(&Digest::of(b"k1"), &entry(Some(cached.clone())))
+            .expect("put");
+        store
+            .cache_put(&Digest::of(b"k3"), &entry(None))
+            .expect("put");
+        // A tagged image.
+        let img_layer = record(b"layer-b", b"diff-b");
+        l.write_blob(b"layer-b").expect("blob");
+        unpacked(&img_layer, b"bbb");
+        let config = serde_json::json!({"architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [img_layer.diff_id.to_string()]}});
+        let config = serde_json::to_vec(&config).expect("json");
+        let config_digest = l.write_blob(&config).expect("config");
+        let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": MEDIA_TYPE_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": config_digest.to_string(), "size": config.len()},
+            "layers": [img_layer.descriptor()]});
+        let manifest = serde_json::to_vec(&manifest).expect("json");
+        let manifest_digest = l.write_blob(&manifest).expect("manifest");
+        store
+            .tag(
+                "img:1",
+                &Descriptor::new(MEDIA_TYPE_MANIFEST, manifest_digest, manifest.len() as u64),
+            )
+            .expect("tag");
+        // Garbage: an orphan blob, its unpacked dir, a temporary blob, a
+        // cache entry whose layer blob is gone.
+        let orphan = record(b"orphan", b"diff-c");
+        l.write_blob(b"orphan").expect("blob");
+        unpacked(&orphan, b"ccccc");
+        fs::write(dir.path().join("blobs/sha256/.tmp-1-2-new"), b"tmp").expect("tmp blob");
+        let gone = record(b"never-written", b"diff-d");
+        store
+            .cache_put(&Digest::of(b"k2"), &entry(Some(gone)))
+            .expect("put");
+        let k2_size = fs::metadata(store.cache_path(&Digest::of(b"k2")))
+            .expect("k2")
+            .len();
+        let mount = store.cache_mount_dir("go-build");
+        fs::create_dir_all(&mount).expect("mount dir");
+        fs::write(mount.join("obj"), b"1234").expect("mount file");
+
+        let r = store.prune(false).expect("prune");
+        assert_eq!(
+            r,
+            PruneReport {
+                blobs: 2,
+                cache_entries: 1,
+                layer_dirs: 1,
+                cache_mounts: 0,
+                freed_bytes: 6 + 3 + k2_size + 5,
+            }
+        );
+        assert!(!l.has_blob(&orphan.digest));
+        assert!(!store.layer_dir(&orphan.diff_id).exists());
+        assert!(store.cache_get(&Digest::of(b"k1")).is_some());
+        assert!(store.layer_dir(&cached.diff_id).exists());
+        assert!(mount.join("obj").exists());
+        assert_eq!(store.prune(false).expect("again"), PruneReport::default());
+
+        let entries_size: u64 = [b"k1", b"k3"]
+            .iter()
+            .map(|k| {
+                fs::metadata(store.cache_path(&Digest::of(*k)))
+                    .expect("entry")
+                    .len()
+            })
+            .sum();
+        let r = store.prune(true).expect("prune --all");
+        assert_eq!(
+            (r.blobs, r.cache_entries, r.layer_dirs, r.cache_mounts),
+            (1, 2, 1, 1)
+        );
+        assert_eq!(r.freed_bytes, 7 + 2 + 4 + entries_size);
+        assert!(!l.has_blob(&cached.digest));
+        assert!(store.cache_get(&Digest::of(b"k3")).is_none());
+        // The image is intact.
+        let img = store.find("img:1").expect("image");
+        let resolved = l.resolve_descriptor(img.manifest, 0).expect("resolve");
+        assert!(l.has_blob(&resolved.manifest.layers[0].digest));
+        assert!(store.layer_dir(&img_layer.diff_id).exists());
+        assert!(store.layers_dir().join("empty").is_dir());
     }
 }

@@ -464,3 +464,201 @@ fn scratch_stage_from_stage_and_images_rm() {
     let d = digest.trim_start_matches("sha256:");
     assert!(!env.root().join("blobs/sha256").join(d).exists());
 }
+
+fn berth_build(env: &Env, args: &[&str]) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_berth-build"))
+        .arg("--root")
+        .arg(env.root())
+        .args(args)
+        .output()
+        .expect("berth-build");
+    assert!(
+        o.status.success(),
+        "berth-build {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn prune_frees_unreferenced_blobs_and_keeps_the_cache() {
+    let Some(env) = multi_env() else { return };
+    let (tagged, _) = env.ok(&["-t", "keep:1"], Some("1"));
+    // An untagged build: its manifest and config are referenced by nothing.
+    let (untagged, _) = env.ok(&[], Some("2"));
+    assert_ne!(tagged, untagged);
+    let out = berth_build(&env, &["prune"]);
+    assert!(
+        out.contains("Removed 2 blobs, 0 cache entries, 0 unpacked layers"),
+        "{out}"
+    );
+    let d = untagged.trim_start_matches("sha256:");
+    assert!(!env.root().join("blobs/sha256").join(d).exists());
+    // The cache survived: a rebuild runs nothing and gives the same image.
+    let (again, stderr) = env.ok(&["-t", "keep:1"], Some("1"));
+    assert_eq!(again, tagged);
+    assert!(!stderr.contains(" 0 cached"), "{stderr}");
+    assert!(stderr.contains("CACHED"), "{stderr}");
+    // Without the tag, --all leaves an empty store.
+    berth_build(&env, &["rm", "keep:1"]);
+    let out = berth_build(&env, &["prune", "--all"]);
+    assert!(out.contains("Total reclaimed space"), "{out}");
+    let bytes: u64 = out
+        .split('(')
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("freed bytes");
+    assert!(bytes > 100_000, "{out}");
+    let count = |sub: &str| {
+        std::fs::read_dir(env.root().join(sub))
+            .expect("dir")
+            .count()
+    };
+    assert_eq!(count("blobs/sha256"), 0);
+    assert_eq!(count("cache"), 0);
+    assert_eq!(count("layers"), 1, "only layers/empty stays");
+    // And the store still works.
+    let (rebuilt, stderr) = env.ok(&["-t", "keep:1"], Some("1"));
+    assert_eq!(rebuilt, tagged);
+    assert!(!stderr.contains("CACHED"), "{stderr}");
+    env.assert_clean();
+}
+
+/// Unpacks image `name` of the env's store and returns its rootfs.
+fn unpacked(env: &Env, name: &str, dir: &str) -> PathBuf {
+    let bundle = env.dir.path().join(dir);
+    berth_build(env, &["unpack", name, &bundle.display().to_string()]);
+    bundle.join("rootfs")
+}
+
+fn read(root: &Path, p: &str) -> String {
+    std::fs::read_to_string(root.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"))
+}
+
+#[test]
+fn run_mount_cache_persists_across_builds_and_stays_out_of_the_image() {
+    if seed().is_none() {
+        return;
+    }
+    let env = Env::new(
+        "FROM oci:@SEED@\nARG N\n\
+         RUN --mount=type=cache,target=/var/cache/app echo \"$N\" >> /var/cache/app/log && cp /var/cache/app/log /seen\n\
+         RUN --mount=type=cache,id=shared,target=/w echo from-w > /w/f\n\
+         RUN --mount=type=cache,id=shared,target=/r,ro cat /r/f > /shared && (touch /r/x 2>/dev/null && echo rw || echo ro) >> /shared\n\
+         RUN --mount=type=cache,target=/owned,uid=1000,gid=100,mode=0700 stat -c %u:%g:%a /owned > /owned.txt\n",
+        &[],
+    );
+    env.ok(&["-t", "c1", "--build-arg", "N=1"], None);
+    env.ok(&["-t", "c2", "--build-arg", "N=2"], None);
+    let root = unpacked(&env, "c2", "b2");
+    assert_eq!(read(&root, "seen"), "1\n2\n");
+    assert_eq!(read(&root, "shared"), "from-w\nro\n");
+    assert_eq!(read(&root, "owned.txt"), "1000:100:700\n");
+    // The mount points the runtime created are not in the layers, and the
+    // cache content never is.
+    for p in ["var/cache/app", "w", "r", "owned"] {
+        assert!(!root.join(p).exists(), "{p} leaked into the image");
+    }
+    // --no-cache re-runs the step, the cache mount is still there.
+    env.ok(&["-t", "c3", "--build-arg", "N=3", "--no-cache"], None);
+    assert_eq!(read(&unpacked(&env, "c3", "b3"), "seen"), "1\n2\n3\n");
+    // prune --all removes the cache directories.
+    let out = berth_build(&env, &["prune", "--all"]);
+    assert!(out.contains("3 cache mounts"), "{out}");
+    env.assert_clean();
+}
+
+#[test]
+fn run_mount_tmpfs_is_empty_and_discarded() {
+    if seed().is_none() {
+        return;
+    }
+    let env = Env::new(
+        "FROM oci:@SEED@\n\
+         RUN --mount=type=tmpfs,target=/scratch,size=1m echo x > /scratch/f && \
+         grep ' /scratch ' /proc/mounts | cut -d' ' -f3 > /fstype && \
+         (dd if=/dev/zero of=/scratch/big bs=1k count=2048 2>/dev/null && echo fits || echo full) >> /fstype\n\
+         RUN --mount=type=tmpfs,target=/tmp ls -A /tmp | wc -l > /count\n",
+        &[],
+    );
+    env.ok(&["-t", "t"], None);
+    let root = unpacked(&env, "t", "b");
+    assert_eq!(read(&root, "fstype"), "tmpfs\nfull\n");
+    assert_eq!(read(&root, "count").trim(), "0");
+    assert!(!root.join("scratch").exists());
+    assert!(root.join("tmp").is_dir(), "the image's own /tmp stays");
+    env.assert_clean();
+}
+
+#[test]
+fn run_mount_bind_from_context_and_stage() {
+    if seed().is_none() {
+        return;
+    }
+    let env = Env::new(
+        "FROM oci:@SEED@ AS tools\nRUN mkdir /dist && echo tool > /dist/tool.txt\n\
+         FROM oci:@SEED@\n\
+         RUN --mount=type=bind,source=data,target=/mnt cat /mnt/x.txt > /copied && \
+         (touch /mnt/new 2>/dev/null && echo rw || echo ro) > /mode\n\
+         RUN --mount=type=bind,source=data,target=/mnt,rw touch /mnt/new && ls /mnt > /list\n\
+         RUN --mount=type=bind,source=data/x.txt,target=/one.txt,rw echo more >> /one.txt && cat /one.txt > /one\n\
+         RUN --mount=type=bind,from=tools,source=/dist,target=/t cat /t/tool.txt > /fromstage\n\
+         WORKDIR /w\n\
+         RUN --mount=target=ctx cat ctx/data/x.txt > /whole\n",
+        &[("data/x.txt", "in context\n"), ("other", "o")],
+    );
+    env.ok(&["-t", "m"], None);
+    let root = unpacked(&env, "m", "b");
+    assert_eq!(read(&root, "copied"), "in context\n");
+    assert_eq!(read(&root, "mode"), "ro\n");
+    assert_eq!(read(&root, "list"), "new\nx.txt\n");
+    assert_eq!(read(&root, "one"), "in context\nmore\n");
+    assert_eq!(read(&root, "fromstage"), "tool\n");
+    assert_eq!(read(&root, "whole"), "in context\n");
+    for p in ["mnt", "one.txt", "t", "w/ctx"] {
+        assert!(!root.join(p).exists(), "{p} leaked into the image");
+    }
+    // Read-write binds never change the context.
+    assert!(!env.ctx().join("data/new").exists());
+    assert_eq!(
+        std::fs::read_to_string(env.ctx().join("data/x.txt")).expect("x"),
+        "in context\n"
+    );
+    // The bind source's content is part of the cache key.
+    let (_, stderr) = env.ok(&["-t", "m"], None);
+    assert_eq!(stderr.matches("CACHED").count(), 7, "{stderr}");
+    std::fs::write(env.ctx().join("other"), "changed").expect("other");
+    let (_, stderr) = env.ok(&["-t", "m"], None);
+    // Only the step binding the whole context re-runs.
+    assert_eq!(stderr.matches("CACHED").count(), 6, "{stderr}");
+    env.assert_clean();
+}
+
+#[test]
+fn run_mount_bind_source_cannot_leave_the_context() {
+    if seed().is_none() {
+        return;
+    }
+    let env = Env::new(
+        "FROM oci:@SEED@\nRUN --mount=type=bind,source=up/etc,target=/m cat /m/hostname\n",
+        &[],
+    );
+    std::os::unix::fs::symlink("../../../../../../..", env.ctx().join("up")).expect("symlink");
+    let o = env.build(&[], None);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("RUN --mount source") && err.contains("Dockerfile:2"),
+        "{err}"
+    );
+    // An absolute symlink is resolved inside the context too.
+    let env = Env::new(
+        "FROM oci:@SEED@\nRUN --mount=type=bind,source=abs,target=/m cat /m/hostname > /h\n",
+        &[("etc/hostname", "context-host\n")],
+    );
+    std::os::unix::fs::symlink("/etc", env.ctx().join("abs")).expect("symlink");
+    env.ok(&["-t", "abs"], None);
+    assert_eq!(read(&unpacked(&env, "abs", "b"), "h"), "context-host\n");
+    env.assert_clean();
+}

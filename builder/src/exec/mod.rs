@@ -81,6 +81,25 @@ pub fn read_root_file(root: BorrowedFd<'_>, path: &str) -> String {
     s
 }
 
+/// The real path of `path` inside the directory tree `root`, with
+/// symlinks and `..` resolved as if `root` were `/` (so the result never
+/// leaves it).
+pub fn resolve_in_root(root: BorrowedFd<'_>, path: &str) -> std::io::Result<PathBuf> {
+    let rel = path.trim_start_matches('/');
+    let rel = if rel.is_empty() { "." } else { rel };
+    let how = nix::fcntl::OpenHow::new()
+        .flags(nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC)
+        .resolve(
+            nix::fcntl::ResolveFlag::RESOLVE_IN_ROOT
+                | nix::fcntl::ResolveFlag::RESOLVE_NO_MAGICLINKS,
+        );
+    let fd = nix::fcntl::openat2(root, rel, how).map_err(fsutil::errno_io)?;
+    std::fs::read_link(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&fd)
+    ))
+}
+
 /// Which of `paths` (absolute) do not exist in the root, including missing
 /// parents, deepest first.
 pub fn missing_paths(root: BorrowedFd<'_>, paths: &[String]) -> Vec<String> {

@@ -26,6 +26,28 @@ pub const DEFAULT_CAPS: &[&str] = &[
     "CAP_AUDIT_WRITE",
 ];
 
+/// A `RUN --mount` as the container sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunMount {
+    /// A bind mount of a host path (a cache directory, a context path, a
+    /// path in a mounted stage).
+    Bind {
+        /// Host path.
+        source: String,
+        /// Path in the container.
+        destination: String,
+        /// Mounted read-only.
+        read_only: bool,
+    },
+    /// An empty tmpfs.
+    Tmpfs {
+        /// Path in the container.
+        destination: String,
+        /// Size limit in bytes.
+        size: Option<u64>,
+    },
+}
+
 /// The process settings of one RUN.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunSettings {
@@ -43,8 +65,10 @@ pub struct RunSettings {
     pub cgroups_path: String,
     /// RLIMIT_NOFILE (soft and hard).
     pub nofile: u64,
-    /// Extra bind mounts: (host source, destination).
+    /// Extra read-only bind mounts: (host source, destination).
     pub binds: Vec<(String, String)>,
+    /// `RUN --mount` mounts, after `binds`.
+    pub mounts: Vec<RunMount>,
 }
 
 /// The mount destinations the container needs; if missing from the
@@ -93,6 +117,29 @@ pub fn run_spec(s: &RunSettings) -> Value {
                 "destination": dst, "type": "bind", "source": src,
                 "options": ["rbind", "ro", "nosuid", "nodev"]
             }));
+        }
+        for m in &s.mounts {
+            mounts.push(match m {
+                RunMount::Bind {
+                    source,
+                    destination,
+                    read_only,
+                } => json!({
+                    "destination": destination, "type": "bind", "source": source,
+                    "options": ["rbind", if *read_only { "ro" } else { "rw" }]
+                }),
+                RunMount::Tmpfs { destination, size } => {
+                    let mut options =
+                        vec!["nosuid".to_string(), "nodev".into(), "mode=1777".into()];
+                    if let Some(n) = size {
+                        options.push(format!("size={n}"));
+                    }
+                    json!({
+                        "destination": destination, "type": "tmpfs", "source": "tmpfs",
+                        "options": options
+                    })
+                }
+            });
         }
     }
     spec
@@ -176,6 +223,17 @@ mod tests {
             cgroups_path: "/berth-build-1/step-2".into(),
             nofile: 4096,
             binds: vec![("/etc/resolv.conf".into(), "/etc/resolv.conf".into())],
+            mounts: vec![
+                RunMount::Bind {
+                    source: "/store/mounts/cache/x".into(),
+                    destination: "/root/.cache".into(),
+                    read_only: false,
+                },
+                RunMount::Tmpfs {
+                    destination: "/tmp".into(),
+                    size: Some(1 << 20),
+                },
+            ],
         };
         let v = run_spec(&s);
         assert_eq!(v["process"]["terminal"], json!(false));
@@ -188,6 +246,18 @@ mod tests {
         assert!(ns.iter().any(|n| n["type"] == "mount"));
         assert!(mount_destinations(&v).contains(&"/etc/resolv.conf".to_string()));
         assert!(mount_destinations(&v).contains(&"/proc".to_string()));
+        let mounts = v["mounts"].as_array().expect("mounts");
+        let n = mounts.len();
+        assert_eq!(
+            mounts[n - 2],
+            json!({"destination": "/root/.cache", "type": "bind",
+                   "source": "/store/mounts/cache/x", "options": ["rbind", "rw"]})
+        );
+        assert_eq!(
+            mounts[n - 1],
+            json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+                   "options": ["nosuid", "nodev", "mode=1777", "size=1048576"]})
+        );
         let mut s2 = s.clone();
         s2.host_network = false;
         let v2 = run_spec(&s2);
