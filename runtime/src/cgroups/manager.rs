@@ -346,7 +346,7 @@ mod tests {
             v1,
             ..Default::default()
         };
-        apply(&p, &res(json!({"memory": {"limit": 4096}, "pids": {"limit": 0}, "devices": [{"allow": false, "access": "rwm"}]}))).unwrap();
+        apply(&p, &res(json!({"memory": {"limit": 4096}, "pids": {"limit": -1}, "devices": [{"allow": false, "access": "rwm"}]}))).unwrap();
         assert_eq!(
             std::fs::read_to_string(tmp.path().join("memory/memory.limit_in_bytes")).unwrap(),
             "4096"

@@ -69,6 +69,11 @@ fn limit_v2(v: i64) -> String {
     }
 }
 
+/// A numeric setting of 0 means "not set", as runc (and docker, which sends zeros) treat it.
+fn nz<T: Default + PartialEq>(v: Option<T>) -> Option<T> {
+    v.filter(|x| *x != T::default())
+}
+
 /// Device rule in devices.allow/deny syntax (`c 1:3 rwm`, `a *:* rwm`).
 pub fn device_rule(d: &oci_spec::runtime::LinuxDeviceCgroup) -> String {
     let typ = d
@@ -129,13 +134,13 @@ pub fn device_rules(r: &LinuxResources) -> Vec<(bool, String)> {
 pub fn plan_v1(r: &LinuxResources) -> Result<Vec<Write>, CgroupError> {
     let mut w = Vec::new();
     if let Some(m) = r.memory() {
-        if let Some(l) = m.limit() {
+        if let Some(l) = nz(m.limit()) {
             w.push(v1("memory", "memory.limit_in_bytes", l));
         }
-        if let Some(s) = m.swap() {
+        if let Some(s) = nz(m.swap()) {
             w.push(v1("memory", "memory.memsw.limit_in_bytes", s));
         }
-        if let Some(v) = m.reservation() {
+        if let Some(v) = nz(m.reservation()) {
             w.push(v1("memory", "memory.soft_limit_in_bytes", v));
         }
         if let Some(v) = m.swappiness() {
@@ -155,22 +160,22 @@ pub fn plan_v1(r: &LinuxResources) -> Result<Vec<Write>, CgroupError> {
         // kernel and kernelTCP limits are deprecated in the kernel and ignored, as runc does.
     }
     if let Some(c) = r.cpu() {
-        if let Some(v) = c.shares() {
+        if let Some(v) = nz(c.shares()) {
             w.push(v1("cpu", "cpu.shares", v));
         }
-        if let Some(v) = c.period() {
+        if let Some(v) = nz(c.period()) {
             w.push(v1("cpu", "cpu.cfs_period_us", v));
         }
-        if let Some(v) = c.quota() {
+        if let Some(v) = nz(c.quota()) {
             w.push(v1("cpu", "cpu.cfs_quota_us", v));
         }
         if let Some(v) = c.burst() {
             w.push(v1("cpu", "cpu.cfs_burst_us", v));
         }
-        if let Some(v) = c.realtime_period() {
+        if let Some(v) = nz(c.realtime_period()) {
             w.push(v1("cpu", "cpu.rt_period_us", v));
         }
-        if let Some(v) = c.realtime_runtime() {
+        if let Some(v) = nz(c.realtime_runtime()) {
             w.push(v1("cpu", "cpu.rt_runtime_us", v));
         }
         if let Some(v) = c.idle() {
@@ -183,7 +188,7 @@ pub fn plan_v1(r: &LinuxResources) -> Result<Vec<Write>, CgroupError> {
             w.push(v1("cpuset", "cpuset.mems", v));
         }
     }
-    if let Some(p) = r.pids() {
+    if let Some(p) = r.pids().as_ref().filter(|p| p.limit() != 0) {
         w.push(v1(
             "pids",
             "pids.max",
@@ -195,10 +200,10 @@ pub fn plan_v1(r: &LinuxResources) -> Result<Vec<Write>, CgroupError> {
         ));
     }
     if let Some(b) = r.block_io() {
-        if let Some(v) = b.weight() {
+        if let Some(v) = nz(b.weight()) {
             w.push(v1("blkio", "blkio.weight", v));
         }
-        if let Some(v) = b.leaf_weight() {
+        if let Some(v) = nz(b.leaf_weight()) {
             w.push(v1("blkio", "blkio.leaf_weight", v));
         }
         for d in b.weight_device().iter().flatten() {
@@ -276,10 +281,10 @@ pub fn plan_v1(r: &LinuxResources) -> Result<Vec<Write>, CgroupError> {
 pub fn plan_v2(r: &LinuxResources) -> Result<Vec<Write>, CgroupError> {
     let mut w = Vec::new();
     if let Some(m) = r.memory() {
-        if let Some(l) = m.limit() {
+        if let Some(l) = nz(m.limit()) {
             w.push(v2(Some("memory"), "memory.max", limit_v2(l)));
         }
-        if let Some(s) = m.swap() {
+        if let Some(s) = nz(m.swap()) {
             // The spec's swap is memory+swap; cgroup2 limits swap alone.
             let v = match (s, m.limit()) {
                 (s, _) if s < 0 => "max".to_string(),
@@ -295,7 +300,7 @@ pub fn plan_v2(r: &LinuxResources) -> Result<Vec<Write>, CgroupError> {
             };
             w.push(v2(Some("memory"), "memory.swap.max", v));
         }
-        if let Some(v) = m.reservation() {
+        if let Some(v) = nz(m.reservation()) {
             w.push(v2(Some("memory"), "memory.low", limit_v2(v)));
         }
         if m.disable_oom_killer() == Some(true) {
@@ -305,15 +310,15 @@ pub fn plan_v2(r: &LinuxResources) -> Result<Vec<Write>, CgroupError> {
         }
     }
     if let Some(c) = r.cpu() {
-        if let Some(s) = c.shares() {
+        if let Some(s) = nz(c.shares()) {
             w.push(v2(Some("cpu"), "cpu.weight", shares_to_weight(s)));
         }
-        if c.quota().is_some() || c.period().is_some() {
+        if nz(c.quota()).is_some() || nz(c.period()).is_some() {
             let quota = match c.quota() {
                 Some(q) if q > 0 => q.to_string(),
                 _ => "max".into(),
             };
-            let period = c.period().unwrap_or(100_000);
+            let period = nz(c.period()).unwrap_or(100_000);
             w.push(v2(Some("cpu"), "cpu.max", format!("{quota} {period}")));
         }
         if let Some(v) = c.burst() {
@@ -322,7 +327,7 @@ pub fn plan_v2(r: &LinuxResources) -> Result<Vec<Write>, CgroupError> {
         if let Some(v) = c.idle() {
             w.push(v2(Some("cpu"), "cpu.idle", v));
         }
-        if c.realtime_period().is_some() || c.realtime_runtime().is_some() {
+        if nz(c.realtime_period()).is_some() || nz(c.realtime_runtime()).is_some() {
             return Err(CgroupError::Invalid(
                 "linux.resources.cpu.realtimePeriod/realtimeRuntime: not supported on cgroup2"
                     .into(),
@@ -335,7 +340,7 @@ pub fn plan_v2(r: &LinuxResources) -> Result<Vec<Write>, CgroupError> {
             w.push(v2(Some("cpuset"), "cpuset.mems", v));
         }
     }
-    if let Some(p) = r.pids() {
+    if let Some(p) = r.pids().as_ref().filter(|p| p.limit() != 0) {
         w.push(v2(
             Some("pids"),
             "pids.max",
@@ -347,7 +352,7 @@ pub fn plan_v2(r: &LinuxResources) -> Result<Vec<Write>, CgroupError> {
         ));
     }
     if let Some(b) = r.block_io() {
-        if let Some(v) = b.weight() {
+        if let Some(v) = nz(b.weight()) {
             w.push(v2(
                 Some("io"),
                 "io.weight",
@@ -506,6 +511,18 @@ mod tests {
         assert!(plan_v2(&res(json!({"network": {"classID": 1}}))).is_err());
         assert!(plan_v2(&res(json!({"unified": {"../x": "1"}}))).is_err());
         assert!(plan_v1(&res(json!({"unified": {"memory.high": "1"}}))).is_err());
+    }
+
+    #[test]
+    fn zero_values_mean_unset_as_docker_sends_them() {
+        let r = res(json!({
+            "memory": {"limit": 0, "reservation": 0, "swap": 0},
+            "cpu": {"shares": 0, "quota": 0, "period": 0, "realtimePeriod": 0, "realtimeRuntime": 0},
+            "pids": {"limit": 0},
+            "blockIO": {"weight": 0}
+        }));
+        assert!(plan_v1(&r).unwrap().is_empty(), "{:?}", plan_v1(&r));
+        assert!(plan_v2(&r).unwrap().is_empty());
     }
 
     #[test]
