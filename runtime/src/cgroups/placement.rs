@@ -127,12 +127,16 @@ impl Placement {
             }
             for m in missing.into_iter().rev() {
                 match std::fs::create_dir(&m) {
-                    Ok(()) => self.created.push(m.clone()),
+                    Ok(()) => {
+                        self.created.push(m.clone());
+                        if m.join("cpuset.cpus").exists() {
+                            init_cpuset(&m)?;
+                        }
+                    }
+                    // Made by someone else in the meantime (a parallel create): its creator
+                    // fills in the cpuset; never write to a cgroup berth did not create.
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                     Err(source) => return Err(CgroupError::Io { path: m, source }),
-                }
-                if m.join("cpuset.cpus").exists() {
-                    init_cpuset(&m)?;
                 }
             }
         }
@@ -167,14 +171,21 @@ impl Placement {
     /// kernel still counts exiting tasks (EBUSY).
     pub fn remove(&self) -> Result<(), CgroupError> {
         for dir in self.created.iter().rev() {
-            // The kernel may report EBUSY for a moment after the last task was reaped:
-            // back off from 50us, up to about two seconds in all.
+            let own = self.dirs.contains(dir);
+            // The kernel may report EBUSY for a moment after the last task was reaped: back off
+            // from 50us, up to about two seconds in all. A parent berth created for this
+            // container but that other containers have joined since stays (EBUSY at once).
             let mut wait = std::time::Duration::from_micros(50);
             let mut waited = std::time::Duration::ZERO;
             loop {
                 match std::fs::remove_dir(dir) {
                     Ok(()) => break,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                    Err(e)
+                        if e.raw_os_error() == Some(libc::EBUSY) && !own && has_children(dir) =>
+                    {
+                        break
+                    }
                     Err(e)
                         if e.raw_os_error() == Some(libc::EBUSY)
                             && waited < std::time::Duration::from_secs(2) =>
@@ -196,7 +207,19 @@ impl Placement {
     }
 }
 
-/// Copies cpuset.cpus/mems from the parent when empty (v1 starts a new cpuset empty).
+/// Whether a cgroup directory has child cgroups.
+fn has_children(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|it| {
+            it.flatten()
+                .any(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+        })
+        .unwrap_or(false)
+}
+
+/// Copies cpuset.cpus/mems from the parent (a new v1 cpuset starts empty and takes no tasks).
+/// A parent that another create made a moment ago may still be empty: wait for its creator to
+/// fill it in (up to a second) rather than writing to a cgroup berth did not create.
 fn init_cpuset(dir: &Path) -> Result<(), CgroupError> {
     let Some(parent) = dir.parent() else {
         return Ok(());
@@ -204,15 +227,28 @@ fn init_cpuset(dir: &Path) -> Result<(), CgroupError> {
     for file in ["cpuset.cpus", "cpuset.mems"] {
         let own = dir.join(file);
         let cur = std::fs::read_to_string(&own).unwrap_or_default();
-        if cur.trim().is_empty() {
-            let val =
-                std::fs::read_to_string(parent.join(file)).map_err(|source| CgroupError::Io {
-                    path: parent.join(file),
-                    source,
-                })?;
-            std::fs::write(&own, val.trim())
-                .map_err(|source| CgroupError::Io { path: own, source })?;
+        if !cur.trim().is_empty() {
+            continue;
         }
+        let from = parent.join(file);
+        let mut val = String::new();
+        for _ in 0..1000 {
+            val = std::fs::read_to_string(&from).map_err(|source| CgroupError::Io {
+                path: from.clone(),
+                source,
+            })?;
+            if !val.trim().is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        if val.trim().is_empty() {
+            return Err(CgroupError::Invalid(format!(
+                "{} is empty: the parent cpuset has no CPUs or memory nodes to give",
+                from.display()
+            )));
+        }
+        std::fs::write(&own, val.trim()).map_err(|source| CgroupError::Io { path: own, source })?;
     }
     Ok(())
 }

@@ -239,10 +239,37 @@ fn serve_child(
     state: &mut State,
     guard: &mut Cleanup,
 ) -> Result<(), Error> {
+    // Stage 1 reports the init's PID after forking it, while the init writes to the same socket:
+    // a request that needs the PID (hooks, Ready) may arrive first. Hold it until the PID is in.
+    let mut deferred: Option<Msg> = None;
     loop {
-        let msg = ch
-            .recv()
-            .map_err(|e| Error::io("read from container init", e))?;
+        let msg = match deferred.take() {
+            Some(m) if state.pid > 0 => Some(m),
+            held => {
+                let next = ch
+                    .recv()
+                    .map_err(|e| Error::io("read from container init", e))?;
+                match (held, next) {
+                    (Some(h), Some(Msg::Pid(pid))) => {
+                        state.pid = pid;
+                        guard.pid = pid;
+                        Some(h)
+                    }
+                    (Some(_), Some(Msg::Error(e))) => Some(Msg::Error(e)),
+                    (Some(_), Some(other)) => {
+                        return Err(Error::Init(format!(
+                            "unexpected message {other:?} from container init"
+                        )))
+                    }
+                    (Some(_), None) => None,
+                    (None, Some(m @ (Msg::RunHooks | Msg::Ready))) if state.pid == 0 => {
+                        deferred = Some(m);
+                        continue;
+                    }
+                    (None, next) => next,
+                }
+            }
+        };
         match msg {
             Some(Msg::MapIds) => {
                 write_id_maps(&state.spec, stage1).map_err(Error::Init)?;
