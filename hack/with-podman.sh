@@ -2,8 +2,8 @@
 # Runs a command with podman configured to use berth in a private store (nothing of the
 # machine's podman state is touched): CONTAINERS_CONF / CONTAINERS_STORAGE_CONF point into DIR,
 # and localhost/busybox:latest is loaded there from busybox-static.
-# Usage: hack/with-podman.sh DIR BERTH -- podman run --rm --network none --security-opt seccomp=unconfined localhost/busybox echo hi
-# (seccomp=unconfined until berth supports seccomp; --network none keeps the host's network untouched.)
+# Usage: hack/with-podman.sh DIR BERTH -- podman run --rm --network none localhost/busybox echo hi
+# (--network none keeps the host's network untouched.)
 set -euo pipefail
 dir=$(realpath -m "${1:?DIR}"); berth=$(realpath "${2:?BERTH}"); shift 2
 [ "${1:-}" = "--" ] && shift

@@ -6,20 +6,7 @@ use berth_conformance::{cases, Suite, Verdict};
 use std::path::{Path, PathBuf};
 
 /// Cases berth fails on purpose today, with the reason.
-const KNOWN_GAPS: &[(&str, &str)] = &[
-    (
-        "security/seccomp-errno",
-        "linux.seccomp is refused until the seccomp issue lands",
-    ),
-    (
-        "security/seccomp-kill",
-        "linux.seccomp is refused until the seccomp issue lands",
-    ),
-    (
-        "security/seccomp-allowlist",
-        "linux.seccomp is refused until the seccomp issue lands",
-    ),
-];
+const KNOWN_GAPS: &[(&str, &str)] = &[];
 
 fn berth_binary() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")

@@ -71,15 +71,16 @@ fn missing_rootfs() {
 }
 
 #[test]
-fn seccomp_is_refused_until_supported() {
+fn seccomp_notify_is_refused_until_supported() {
     if !can_run() {
         return;
     }
     let w = World::new(&["true"]);
     let mut c = w.base_config(&["true"]);
-    c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW"});
+    c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]});
     w.write_config(&c);
-    expect_failure(&w, "linux.seccomp");
+    expect_failure(&w, "linux.seccomp.syscalls[0].action");
 }
 
 #[test]

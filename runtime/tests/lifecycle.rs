@@ -289,7 +289,7 @@ fn features_document_is_truthful_json() {
         .as_array()
         .unwrap()
         .contains(&json!("time")));
-    assert_eq!(f["linux"]["seccomp"]["enabled"], false);
+    assert_eq!(f["linux"]["seccomp"]["enabled"], true);
     assert!(f["mountOptions"]
         .as_array()
         .unwrap()
@@ -308,5 +308,63 @@ fn version_flag() {
     assert!(
         text.lines().nth(1).unwrap_or("").starts_with("spec: 1."),
         "{text}"
+    );
+}
+
+#[test]
+fn parallel_creates_with_a_shared_cgroup_parent() {
+    if !can_run() {
+        return;
+    }
+    // Regression: under parallel creates, Ready could overtake the PID report (create returned
+    // pid 0), and a fresh shared v1 cpuset parent could still be empty when a child copied it.
+    let w = World::new(&["sleep", "100"]);
+    let mut c = w.base_config(&["sleep", "100"]);
+    let mut children = Vec::new();
+    let mut ids = Vec::new();
+    for i in 0..24 {
+        let b = w.tmp.path().join(format!("b{i}"));
+        std::fs::create_dir(&b).unwrap();
+        c["root"]["path"] = json!(w.bundle.join("rootfs"));
+        c["linux"]["cgroupsPath"] = json!(format!("/{}/c{i}", w.cgroup_parent));
+        std::fs::write(b.join("config.json"), serde_json::to_vec(&c).unwrap()).unwrap();
+        let id = w.id(&format!("par{i}"));
+        // Output to a file: the container keeps the create's stdio open, a pipe would never end.
+        let err = std::fs::File::create(b.join("stderr")).unwrap();
+        children.push((
+            b.clone(),
+            w.berth()
+                .args(["create", "--bundle"])
+                .arg(&b)
+                .arg(&id)
+                .stdout(std::process::Stdio::null())
+                .stderr(err)
+                .spawn()
+                .unwrap(),
+        ));
+        ids.push(id);
+    }
+    for ((b, mut child), id) in children.into_iter().zip(&ids) {
+        let status = child.wait().unwrap();
+        assert!(
+            status.success(),
+            "{id}: {}",
+            std::fs::read_to_string(b.join("stderr")).unwrap_or_default()
+        );
+        let s = state(&w, id);
+        assert!(s["pid"].as_i64().unwrap() > 0, "{id}: {s}");
+        assert_eq!(s["status"], "created");
+    }
+    for id in &ids {
+        assert!(w
+            .berth()
+            .args(["delete", "--force", id])
+            .status()
+            .unwrap()
+            .success());
+    }
+    assert!(
+        std::fs::read_dir(&w.root).unwrap().next().is_none(),
+        "state left behind"
     );
 }

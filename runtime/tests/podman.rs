@@ -89,6 +89,10 @@ fn podman_drives_berth() {
     let (code, out, err) = p.podman(&args);
     assert_eq!(code, 3, "{out} {err}");
     assert!(out.contains("hello via berth"), "{out} {err}");
+    assert!(
+        out.contains("Seccomp:\t2"),
+        "podman's seccomp filter is not in place: {out}"
+    );
 
     let mut args = RUN.to_vec();
     args.extend(["-t", "localhost/busybox:latest", "tty"]);

@@ -75,6 +75,11 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, Error> {
         in_unified_cgroup: false,
         console_socket: console,
         preserve_fds: opts.preserve_fds as i32,
+        seccomp: state
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().clone()),
     };
     let (parent_ch, child_ch) = Channel::pair().map_err(|e| Error::io("socketpair", e))?;
     let child = match spawn(&mut cfg) {
@@ -93,6 +98,9 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, Error> {
         match parent_ch.recv() {
             Ok(Some(Msg::Pid(p))) => pid = p,
             Ok(Some(Msg::Ready)) => ready = true,
+            Ok(Some(Msg::Error(e))) if e == crate::init::exec::NOT_RUNNING => {
+                break Err(Error::NotRunning)
+            }
             Ok(Some(Msg::Error(e))) => break Err(Error::Init(e)),
             Ok(Some(_)) => break Err(Error::Init("unexpected message from exec process".into())),
             // The socket closes on exec (close-on-exec) or when the process dies.

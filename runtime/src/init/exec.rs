@@ -8,6 +8,9 @@ use crate::namespaces::NsKind;
 use oci_spec::runtime::Process;
 use std::os::fd::{AsFd, OwnedFd};
 
+/// The message for a container that stopped while `exec` was joining it.
+pub const NOT_RUNNING: &str = "container not running";
+
 /// What the exec child needs (computed by the parent before fork).
 pub struct ExecConfig {
     /// The process to run.
@@ -22,6 +25,8 @@ pub struct ExecConfig {
     pub console_socket: Option<OwnedFd>,
     /// `--preserve-fds`.
     pub preserve_fds: i32,
+    /// The container's `linux.seccomp`, applied to the new process too.
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
 }
 
 fn exit(code: i32) -> ! {
@@ -69,7 +74,15 @@ fn run(cfg: &ExecConfig, ch: &Channel) -> Result<(), String> {
     drop(joined);
     // Entering PID and time namespaces takes effect for children: fork once more.
     // SAFETY: this process is single-threaded (a fork of the single-threaded CLI).
-    match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
+    // A PID namespace whose init has died refuses new members with ENOMEM: the container
+    // stopped between the parent's status check and now.
+    match unsafe { nix::unistd::fork() }.map_err(|e| {
+        if e == nix::Error::ENOMEM {
+            NOT_RUNNING.to_string()
+        } else {
+            format!("fork: {e}")
+        }
+    })? {
         nix::unistd::ForkResult::Parent { child } => {
             ch.send(&Msg::Pid(child.as_raw()))
                 .map_err(|e| format!("sync: {e}"))?;
@@ -81,9 +94,14 @@ fn run(cfg: &ExecConfig, ch: &Channel) -> Result<(), String> {
         console_socket: cfg.console_socket.as_ref(),
         preserve_fds: cfg.preserve_fds,
         listen_fds: 0,
+        seccomp: cfg.seccomp.as_ref(),
     };
     let p = prepare_process(&cfg.process, &settings)?;
     ch.send(&Msg::Ready).map_err(|e| format!("sync: {e}"))?;
+    // With noNewPrivileges the seccomp filter goes on as the very last step (runc's order).
+    if let Some(f) = &p.seccomp {
+        f.install().map_err(|e| e.to_string())?;
+    }
     let e = nix::unistd::execve(&p.path, &p.argv, &p.envp).err();
     Err(format!(
         "exec {:?}: {}",

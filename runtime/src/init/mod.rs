@@ -185,6 +185,7 @@ struct Exec {
     argv: Vec<CString>,
     envp: Vec<CString>,
     state_json: Option<String>,
+    seccomp: Option<crate::seccomp::Filter>,
 }
 
 fn stage2_inner(cfg: &InitConfig, ch: &Channel) -> Result<Exec, String> {
@@ -295,6 +296,7 @@ fn stage2_inner(cfg: &InitConfig, ch: &Channel) -> Result<Exec, String> {
         console_socket: cfg.console_socket.as_ref(),
         preserve_fds: cfg.preserve_fds,
         listen_fds: cfg.listen_fds,
+        seccomp: linux.and_then(|l| l.seccomp().as_ref()),
     };
     let prepared = prepare_process(process, &settings)?;
     ch.send(&Msg::Ready).map_err(errs("sync"))?;
@@ -303,6 +305,7 @@ fn stage2_inner(cfg: &InitConfig, ch: &Channel) -> Result<Exec, String> {
         argv: prepared.argv,
         envp: prepared.envp,
         state_json,
+        seccomp: prepared.seccomp,
     })
 }
 
@@ -333,6 +336,11 @@ fn exec_program(cfg: &InitConfig, exec: Exec) -> ! {
     }
     // Tell `start` we are about to exec; it returns once the socket closes on exec.
     let _ = nix::unistd::write(unsafe_borrow(conn), b"0");
+    // With noNewPrivileges the seccomp filter goes on as the very last step (runc's order).
+    if let Some(Err(e)) = exec.seccomp.as_ref().map(|f| f.install()) {
+        let _ = nix::unistd::write(unsafe_borrow(conn), format!("E{e}\n").as_bytes());
+        exit(1);
+    }
     let e = nix::unistd::execve(&exec.path, &exec.argv, &exec.envp).err();
     let msg = format!(
         "exec {:?}: {}\n",

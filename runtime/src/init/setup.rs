@@ -1,6 +1,6 @@
 //! Process settings applied just before exec, shared by a container's init and `exec`:
 //! terminal, oomScoreAdj, rlimits, environment, executable lookup, capabilities, user switch,
-//! umask, cwd (checked to be inside the root), noNewPrivileges and descriptor hygiene.
+//! umask, cwd (checked to be inside the root), noNewPrivileges, seccomp and descriptor hygiene.
 
 use crate::capabilities::{self, CapSets};
 use oci_spec::runtime::Process;
@@ -19,6 +19,8 @@ pub struct ProcessSettings<'a> {
     pub preserve_fds: i32,
     /// LISTEN_FDS to announce (socket activation), 0 for none.
     pub listen_fds: i32,
+    /// The container's `linux.seccomp` profile, applied to this process.
+    pub seccomp: Option<&'a oci_spec::runtime::LinuxSeccomp>,
 }
 
 /// A program ready to exec.
@@ -29,6 +31,9 @@ pub struct Prepared {
     pub argv: Vec<CString>,
     /// envp.
     pub envp: Vec<CString>,
+    /// With noNewPrivileges, the seccomp filter is not installed yet: the caller installs it as
+    /// the very last step before execve (as runc does), so the fewest syscalls run under it.
+    pub seccomp: Option<crate::seccomp::Filter>,
 }
 
 /// Joins a new session keyring named after the container (unless `--no-new-keyring`).
@@ -52,6 +57,11 @@ pub fn join_session_keyring(id: &str) -> Result<(), String> {
 /// Applies `process` to the calling process (which is already inside the container's
 /// namespaces and root) and returns what to exec.
 pub fn prepare_process(process: &Process, settings: &ProcessSettings) -> Result<Prepared, String> {
+    let no_new_privs = process.no_new_privileges().unwrap_or(false);
+    let seccomp = match settings.seccomp {
+        Some(p) => Some(crate::seccomp::compile(p).map_err(|e| e.to_string())?),
+        None => None,
+    };
     if process.terminal().unwrap_or(false) {
         let sock = settings
             .console_socket
@@ -87,6 +97,16 @@ pub fn prepare_process(process: &Process, settings: &ProcessSettings) -> Result<
     let args = process.args().clone().unwrap_or_default();
     let exe = crate::process::find_executable(&args[0], &env)?;
 
+    // Without noNewPrivileges the kernel requires CAP_SYS_ADMIN to install a filter, which the
+    // capability and user switch below may drop: install it now, while still privileged (runc
+    // does the same). The profile then also covers the remaining setup syscalls.
+    let seccomp = match seccomp {
+        Some(f) if !no_new_privs => {
+            f.install().map_err(|e| e.to_string())?;
+            None
+        }
+        late => late,
+    };
     let caps = CapSets::from_spec(process.capabilities().as_ref());
     capabilities::drop_bounding(caps.bounding).map_err(errs("process.capabilities.bounding"))?;
     let cwd = process.cwd();
@@ -121,7 +141,7 @@ pub fn prepare_process(process: &Process, settings: &ProcessSettings) -> Result<
             ))
         }
     }
-    if process.no_new_privileges().unwrap_or(false) {
+    if no_new_privs {
         // SAFETY: prctl with integer arguments.
         if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } < 0 {
             return Err(format!(
@@ -141,5 +161,10 @@ pub fn prepare_process(process: &Process, settings: &ProcessSettings) -> Result<
     let path = CString::new(exe.as_os_str().as_encoded_bytes()).map_err(errs("process.args[0]"))?;
     let argv = crate::process::cstrings(&args, "process.args")?;
     let envp = crate::process::cstrings(&env, "process.env")?;
-    Ok(Prepared { path, argv, envp })
+    Ok(Prepared {
+        path,
+        argv,
+        envp,
+        seccomp,
+    })
 }

@@ -180,11 +180,11 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<(), SpecError> {
                 "a new user namespace needs gid mappings",
             ));
         }
-        if linux.seccomp().is_some() {
-            return Err(cx.err(
-                "linux.seccomp",
-                "seccomp filters are not supported by this build of berth yet; remove the field to run without one",
-            ));
+        if let Some(seccomp) = linux.seccomp() {
+            crate::seccomp::compile(seccomp).map_err(|e| match e {
+                crate::seccomp::SeccompError::Invalid { path, msg } => cx.err(path, msg),
+                e => cx.err("linux.seccomp", e.to_string()),
+            })?;
         }
         if linux.time_offsets().is_some() && !new_ns(NsKind::Time) {
             return Err(cx.err(
@@ -358,10 +358,17 @@ mod tests {
     }
 
     #[test]
-    fn seccomp_is_refused_clearly() {
+    fn seccomp_profiles_are_checked() {
         let mut c = base();
-        c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW"});
-        assert!(err_of(c).contains("linux.seccomp"));
+        c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]});
+        assert!(bundle_with(c.clone()).1.is_ok());
+        c["linux"]["seccomp"]["syscalls"][0]["action"] = json!("SCMP_ACT_NOTIFY");
+        let e = err_of(c);
+        assert!(
+            e.contains("linux.seccomp.syscalls[0].action: SCMP_ACT_NOTIFY"),
+            "{e}"
+        );
     }
 
     #[test]
