@@ -44,6 +44,7 @@ $DOCKER rm web1 >/dev/null && echo rm-ok
     assert_eq!(code, 0, "{out} {err}");
     for want in [
         "hello-from-docker",
+        "Seccomp:\t2",
         "rc=4",
         "/dev/pts/0",
         "67108864",
