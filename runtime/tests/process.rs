@@ -196,3 +196,31 @@ fn preserve_fds_and_stdio_inheritance() {
         "unexpected descriptors in the container"
     );
 }
+
+#[test]
+fn listen_fds_are_passed_through() {
+    if !can_run() {
+        return;
+    }
+    // Socket activation: the caller's LISTEN_FDS descriptors reach the container, announced
+    // with LISTEN_FDS and LISTEN_PID=1, as runc does.
+    let w = World::new(&["sh", "-c", "echo $LISTEN_FDS $LISTEN_PID; cat <&3"]);
+    let id = w.id("listen");
+    std::fs::write(w.tmp.path().join("sock-standin"), "activated\n").unwrap();
+    let script = format!(
+        "exec 3<{f}; LISTEN_FDS=1 LISTEN_PID=$$ exec {berth} --root {root} run --bundle {bundle} {id}",
+        f = w.tmp.path().join("sock-standin").display(),
+        berth = berth_bin().display(),
+        root = w.root.display(),
+        bundle = w.bundle.display(),
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let (code, out, err) = decode(out);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "1 1\nactivated\n");
+    w.assert_clean();
+}
