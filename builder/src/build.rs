@@ -17,7 +17,7 @@ use crate::dockerfile::{
 };
 use crate::exec::copy::{self, CopyAttrs, Matched, SourceFilter};
 use crate::exec::run::{self, RunMount, RunSettings};
-use crate::exec::{self, ExecError, Overlay};
+use crate::exec::{self, fetch, ExecError, Overlay};
 use crate::fsutil;
 use crate::layer::{self, Compression};
 use crate::oci::layout::ref_annotations;
@@ -453,12 +453,6 @@ impl<'a> Builder<'a> {
             .iter()
             .zip(resolved.config.rootfs.diff_ids.iter())
         {
-            if desc.media_type == layer::MEDIA_TYPE_TAR_ZSTD {
-                return Err(StepErrorKind::Unsupported(format!(
-                    "zstd-compressed layer {}",
-                    desc.digest
-                )));
-            }
             if !self.store.layout().has_blob(&desc.digest) {
                 let mut f = layout.open_blob(&desc.digest)?;
                 self.store
@@ -695,6 +689,12 @@ impl<'a> Builder<'a> {
     where
         F: FnOnce(&mut Self, std::os::fd::BorrowedFd<'_>) -> Result<Vec<String>, StepErrorKind>,
     {
+        // Layers differ by compression: non-default compressions have keys
+        // of their own (gzip keys stay as they were).
+        let material = match self.req.compression {
+            Compression::Gzip => material,
+            c => format!("{material}\ncompression={}", c.media_type()),
+        };
         let key = chain(&st.key, &material);
         tracing::debug!(key = %key, material = %material, "step");
         if !self.req.no_cache {
@@ -1205,12 +1205,21 @@ impl<'a> Builder<'a> {
             kind: Box::new(k),
         };
         let word = if add { "ADD" } else { "COPY" };
-        if c.parents {
-            return Err(e(StepErrorKind::Unsupported(format!("{word} --parents"))));
+        if c.parents && add {
+            return Err(e(StepErrorKind::Unsupported("ADD --parents".into())));
         }
-        if c.checksum.is_some() {
-            return Err(e(StepErrorKind::Unsupported("ADD --checksum".into())));
-        }
+        let parents = c.parents;
+        let checksum = match &c.checksum {
+            Some(raw) => {
+                let v = scope.expand(raw).map_err(|x| e(x.into()))?;
+                Some(Digest::parse(&v).map_err(|x| {
+                    e(StepErrorKind::Invalid(format!(
+                        "ADD --checksum={v}: {x} (use sha256:HEX)"
+                    )))
+                })?)
+            }
+            None => None,
+        };
         let dest_raw = scope.expand(&c.dest).map_err(|x| e(x.into()))?;
         let workdir = if st.config.config.working_dir.is_empty() {
             "/".to_string()
@@ -1246,20 +1255,27 @@ impl<'a> Builder<'a> {
         let exclude = Dockerignore::from_patterns(&c.excludes)
             .map_err(|x| e(StepErrorKind::Invalid(x.to_string())))?;
         let mut patterns = Vec::new();
+        let mut pivots = Vec::new();
+        let mut urls = Vec::new();
         let mut inline = Vec::new();
         for s in &c.sources {
             match s {
                 Source::Path(p) => {
                     let p = scope.expand(p).map_err(|x| e(x.into()))?;
-                    if add
-                        && (p.starts_with("http://")
-                            || p.starts_with("https://")
-                            || p.starts_with("git@"))
-                    {
+                    let git = p.starts_with("git@")
+                        || p.starts_with("git://")
+                        || p.ends_with(".git")
+                        || p.contains(".git#");
+                    if add && git {
                         return Err(e(StepErrorKind::Unsupported(
-                            "ADD from a URL or git repository".into(),
+                            "ADD from a git repository".into(),
                         )));
                     }
+                    if add && fetch::is_http_url(&p) {
+                        urls.push(p);
+                        continue;
+                    }
+                    pivots.push(copy::parents_pivot(&p));
                     patterns.push(p);
                 }
                 Source::Heredoc(h) => {
@@ -1272,6 +1288,30 @@ impl<'a> Builder<'a> {
                 }
             }
         }
+        if checksum.is_some() && (urls.is_empty() || !patterns.is_empty() || !inline.is_empty()) {
+            return Err(e(StepErrorKind::Invalid(
+                "ADD --checksum needs http(s) URL sources only".into(),
+            )));
+        }
+        // URLs are fetched first: the key holds their content's digest.
+        let mut downloads = Vec::new();
+        let download_dir = if urls.is_empty() {
+            None
+        } else {
+            Some(self.store.scratch("download").map_err(|x| e(x.into()))?)
+        };
+        if let Some(dir) = &download_dir {
+            for (i, u) in urls.iter().enumerate() {
+                let sub = dir.path().join(i.to_string());
+                std::fs::create_dir(&sub).map_err(|x| e(ExecError::io(sub.display(), x).into()))?;
+                downloads
+                    .push(fetch::download(u, &sub, checksum.as_ref()).map_err(|x| e(x.into()))?);
+            }
+        }
+        let download_ids: Vec<String> = downloads
+            .iter()
+            .map(|d| format!("{} {} {} {}", d.url, d.name, d.digest, d.mtime))
+            .collect();
         // Where the sources come from, and their identity for the key.
         let from = match &c.from {
             Some(raw) => self
@@ -1327,7 +1367,7 @@ impl<'a> Builder<'a> {
                 .join(","),
         };
         let material = format!(
-            "{word} {}\ndest={dest}\ndir={dest_dir_hint}\nchown={chown:?}\nchmod={chmod:?}\nexclude={:?}\nsources={identity}\ninline={inline:?}",
+            "{word} {}\ndest={dest}\ndir={dest_dir_hint}\nchown={chown:?}\nchmod={chmod:?}\nexclude={:?}\nsources={identity}\ninline={inline:?}\nparents={parents}\nurls={download_ids:?}",
             json_list(&patterns),
             c.excludes,
         );
@@ -1375,11 +1415,72 @@ impl<'a> Builder<'a> {
                     matches.push(copy::match_sources(src_fd.as_fd(), p, &filter)?);
                 }
             }
-            let total: usize = matches.iter().map(Vec::len).sum::<usize>() + inline.len();
+            let total: usize =
+                matches.iter().map(Vec::len).sum::<usize>() + inline.len() + downloads.len();
             let dest_dir = dest_dir_hint || total > 1;
-            for m in &matches {
-                copy::copy_sources(src_fd.as_fd(), m, &filter, root, &dest, dest_dir, attrs)?;
+            for (m, pivot) in matches.iter().zip(&pivots) {
+                if !parents {
+                    copy::copy_sources(src_fd.as_fd(), m, &filter, root, &dest, dest_dir, attrs)?;
+                    continue;
+                }
+                // --parents: each match keeps its path (below the pivot)
+                // under the destination directory.
+                for one in m {
+                    let kept = copy::parents_rel(&one.rel, pivot);
+                    let under = if one.is_dir {
+                        kept
+                    } else {
+                        kept.rsplit_once('/').map(|(d, _)| d).unwrap_or("")
+                    };
+                    let d = clean_path(&format!("{dest}/{under}"));
+                    copy::copy_sources(
+                        src_fd.as_fd(),
+                        std::slice::from_ref(one),
+                        &filter,
+                        root,
+                        &d,
+                        true,
+                        attrs,
+                    )?;
+                }
             }
+            for d in &downloads {
+                let into_dir = dest_dir || dest.ends_with('/');
+                if d.name.is_empty() && into_dir {
+                    return Err(StepErrorKind::Invalid(format!(
+                        "ADD {}: the URL names no file; give a destination file path",
+                        d.url
+                    )));
+                }
+                let dir_path = d.path.parent().unwrap_or(&d.path);
+                let dir_fd =
+                    fsutil::open_dir(dir_path).map_err(|x| ExecError::io(dir_path.display(), x))?;
+                let file = d
+                    .path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                // Remote files: mode 0600 unless --chmod, never unpacked.
+                let url_attrs = CopyAttrs {
+                    chmod: Some(chmod.unwrap_or(0o600)),
+                    unpack_archives: false,
+                    ..attrs
+                };
+                let m = [Matched {
+                    rel: file,
+                    is_dir: false,
+                }];
+                copy::copy_sources(
+                    dir_fd.as_fd(),
+                    &m,
+                    &SourceFilter::default(),
+                    root,
+                    &dest,
+                    dest_dir,
+                    url_attrs,
+                )?;
+            }
+            drop(download_dir);
             for (name, content) in &inline {
                 copy::write_inline(
                     root,

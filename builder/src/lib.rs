@@ -5,12 +5,13 @@
 //! - [`plan`]: build stages, ARG scoping, the stage dependency graph and the
 //!   order to build them in;
 //! - [`context`]: `.dockerignore` parsing and matching;
-//! - [`layer`]: deterministic layer tars from overlay upper directories and
-//!   safe extraction;
-//! - [`oci`]: image layouts, archives and the image-spec JSON types;
+//! - [`layer`]: deterministic layer tars (gzip, zstd or uncompressed) from
+//!   overlay upper directories and safe extraction;
+//! - [`oci`]: image layouts, OCI and Docker archives and the image-spec
+//!   JSON types;
 //! - [`store`]: the local content store and build cache;
 //! - [`exec`]: RUN (through the berth runtime library on an overlay
-//!   snapshot), COPY/ADD and WORKDIR;
+//!   snapshot), COPY/ADD (with `--parents` and http(s) URLs) and WORKDIR;
 //! - [`build`]: the build driver tying it together.
 
 pub mod build;

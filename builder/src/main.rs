@@ -80,7 +80,7 @@ struct BuildArgs {
     /// Progress output: plain (default) or quiet.
     #[arg(long, default_value = "plain")]
     progress: String,
-    /// Layer compression: gzip (default) or none.
+    /// Layer compression: gzip (default), zstd or none.
     #[arg(long, default_value = "gzip")]
     compression: String,
     /// Only print the image digest.
@@ -136,9 +136,8 @@ fn run_build(root: &std::path::Path, a: BuildArgs) -> Result<()> {
     let compression = match a.compression.as_str() {
         "gzip" => Compression::Gzip,
         "none" | "uncompressed" => Compression::None,
-        other => {
-            bail!("unsupported --compression {other:?}: use gzip or none (zstd is not supported)")
-        }
+        "zstd" => Compression::Zstd,
+        other => bail!("unsupported --compression {other:?}: use gzip, zstd or none"),
     };
     let progress = match a.progress.as_str() {
         "plain" | "auto" | "tty" => !a.quiet,

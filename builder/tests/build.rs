@@ -662,3 +662,357 @@ fn run_mount_bind_source_cannot_leave_the_context() {
     assert_eq!(read(&unpacked(&env, "abs", "b"), "h"), "context-host\n");
     env.assert_clean();
 }
+
+/// The seed image as a Docker archive (made by skopeo), or None.
+fn docker_archive(dir: &Path) -> Option<PathBuf> {
+    let seed = seed()?;
+    if !have("skopeo") {
+        eprintln!("skipping: needs skopeo");
+        return None;
+    }
+    let file = dir.join("busybox-docker.tar");
+    let o = Command::new("skopeo")
+        .arg("copy")
+        .arg(format!("oci:{}", seed.display()))
+        .arg(format!(
+            "docker-archive:{}:localhost/busybox:latest",
+            file.display()
+        ))
+        .output()
+        .expect("skopeo");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    Some(file)
+}
+
+#[test]
+fn from_docker_archive() {
+    if seed().is_none() {
+        return;
+    }
+    let env = Env::new("FROM scratch\n", &[]);
+    let Some(archive) = docker_archive(env.dir.path()) else {
+        return;
+    };
+    for (i, reference) in [
+        format!(
+            "docker-archive:{}:localhost/busybox:latest",
+            archive.display()
+        ),
+        archive.display().to_string(),
+    ]
+    .iter()
+    .enumerate()
+    {
+        std::fs::write(
+            env.ctx().join("Dockerfile"),
+            format!("FROM {reference}\nRUN echo hi > /hi.txt\n"),
+        )
+        .expect("df");
+        let tag = format!("fromdocker:{i}");
+        env.ok(&["-t", &tag], Some("0"));
+        let root = unpacked(&env, &tag, &format!("b{i}"));
+        assert_eq!(read(&root, "hi.txt"), "hi\n");
+        assert!(root.join("bin/busybox").exists());
+    }
+    // A copy stage from the archive too.
+    std::fs::write(
+        env.ctx().join("Dockerfile"),
+        format!(
+            "FROM scratch\nCOPY --from=docker-archive:{} /bin/busybox /bb\n",
+            archive.display()
+        ),
+    )
+    .expect("df");
+    env.ok(&["-t", "fromdocker:copy"], Some("0"));
+    let root = unpacked(&env, "fromdocker:copy", "bc");
+    assert!(root.join("bb").is_file());
+    // A name the archive does not have.
+    std::fs::write(
+        env.ctx().join("Dockerfile"),
+        format!("FROM docker-archive:{}:nope:1\n", archive.display()),
+    )
+    .expect("df");
+    let out = env.build(&[], Some("0"));
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("localhost/busybox:latest"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    env.assert_clean();
+}
+
+#[test]
+fn copy_parents_keeps_the_source_structure() {
+    if seed().is_none() {
+        return;
+    }
+    let env = Env::new(
+        "FROM scratch\n\
+         COPY --parents a/b/c.txt /dst/\n\
+         COPY --parents x/*/*.txt /w/\n\
+         COPY --parents ./x/./y/1.txt /p/\n\
+         COPY --parents d /dd/\n\
+         WORKDIR /rel\n\
+         COPY --parents a/b/c.txt x/z/2.txt sub\n",
+        &[
+            ("a/b/c.txt", "c\n"),
+            ("x/y/1.txt", "1\n"),
+            ("x/z/2.txt", "2\n"),
+            ("x/z/skip.md", "no\n"),
+            ("d/e/f.txt", "f\n"),
+        ],
+    );
+    env.ok(&["-t", "parents"], Some("0"));
+    let root = unpacked(&env, "parents", "b");
+    assert_eq!(read(&root, "dst/a/b/c.txt"), "c\n");
+    assert_eq!(read(&root, "w/x/y/1.txt"), "1\n");
+    assert_eq!(read(&root, "w/x/z/2.txt"), "2\n");
+    assert!(!root.join("w/x/z/skip.md").exists());
+    assert_eq!(read(&root, "p/y/1.txt"), "1\n");
+    assert!(!root.join("p/x").exists());
+    assert_eq!(read(&root, "dd/d/e/f.txt"), "f\n");
+    assert_eq!(read(&root, "rel/sub/a/b/c.txt"), "c\n");
+    assert_eq!(read(&root, "rel/sub/x/z/2.txt"), "2\n");
+    env.assert_clean();
+}
+
+#[test]
+fn zstd_layers_are_reproducible_and_readable() {
+    if seed().is_none() {
+        return;
+    }
+    let env = Env::new(
+        "FROM oci:@SEED@ AS base\nRUN echo z > /z.txt\nCOPY f.txt /f.txt\n",
+        &[("f.txt", "file\n")],
+    );
+    let out1 = env.dir.path().join("z1");
+    let out2 = env.dir.path().join("z2");
+    let o1 = format!("type=oci,dest={}", out1.display());
+    let o2 = format!("type=oci,dest={}", out2.display());
+    let (d1, _) = env.ok(
+        &[
+            "--compression",
+            "zstd",
+            "--no-cache",
+            "-t",
+            "z:1",
+            "-o",
+            &o1,
+        ],
+        Some("0"),
+    );
+    let (d2, _) = env.ok(
+        &[
+            "--compression",
+            "zstd",
+            "--no-cache",
+            "-t",
+            "z:2",
+            "-o",
+            &o2,
+        ],
+        Some("0"),
+    );
+    assert_eq!(d1, d2, "zstd builds are reproducible");
+    let m = manifest_of(&out1);
+    let layers = m["layers"].as_array().expect("layers");
+    let last = layers.last().expect("layer");
+    assert_eq!(
+        last["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+    // A gzip build of the same Dockerfile is cached apart and differs.
+    let (g, _) = env.ok(&["-t", "g:1"], Some("0"));
+    assert_ne!(g, d1);
+    let (d3, _) = env.ok(&["--compression", "zstd", "-t", "z:3"], Some("0"));
+    assert_eq!(d3, d1);
+    // The image unpacks (zstd layers read back).
+    let root = unpacked(&env, "z:1", "b");
+    assert_eq!(read(&root, "z.txt"), "z\n");
+    assert_eq!(read(&root, "f.txt"), "file\n");
+    // A zstd image works as a base (zstd base layers are read).
+    std::fs::write(
+        env.ctx().join("Dockerfile"),
+        format!(
+            "FROM oci:{}\nRUN cat /z.txt /f.txt > /both\n",
+            out1.display()
+        ),
+    )
+    .expect("df");
+    env.ok(&["-t", "child:1"], Some("0"));
+    let root = unpacked(&env, "child:1", "c");
+    assert_eq!(read(&root, "both"), "z\nfile\n");
+    if have("skopeo") {
+        let o = Command::new("skopeo")
+            .arg("inspect")
+            .arg(format!("oci:{}", out1.display()))
+            .output()
+            .expect("skopeo");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let o = Command::new("skopeo")
+            .args(["inspect", "--raw"])
+            .arg(format!("oci:{}", out1.display()))
+            .output()
+            .expect("skopeo");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        assert_eq!(v, m);
+        // skopeo can also decompress the layers (copy to a gzip layout).
+        let dir = env.dir.path().join("skopeo-copy");
+        let o = Command::new("skopeo")
+            .arg("copy")
+            .arg("--dest-compress-format=gzip")
+            .arg(format!("oci:{}", out1.display()))
+            .arg(format!("oci:{}", dir.display()))
+            .output()
+            .expect("skopeo copy");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    env.assert_clean();
+}
+
+/// `python3 -m http.server` on 127.0.0.1 serving `dir`; killed on drop.
+struct HttpServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl HttpServer {
+    fn start(dir: &Path) -> Option<HttpServer> {
+        if !have("python3") {
+            eprintln!("skipping: needs python3");
+            return None;
+        }
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").port()
+        };
+        let server = HttpServer {
+            child: Command::new("python3")
+                .args(["-m", "http.server", "--bind", "127.0.0.1"])
+                .arg(port.to_string())
+                .current_dir(dir)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("python3"),
+            port,
+        };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(server);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("http.server did not start");
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/{path}", self.port)
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn add_from_http_url() {
+    if seed().is_none() {
+        return;
+    }
+    let served = tempfile::tempdir().expect("tempdir");
+    std::fs::write(served.path().join("data.txt"), "remote\n").expect("write");
+    // A tar served over HTTP is not unpacked.
+    let o = Command::new("tar")
+        .arg("cf")
+        .arg(served.path().join("x.tar"))
+        .arg("-C")
+        .arg(served.path())
+        .arg("data.txt")
+        .output()
+        .expect("tar");
+    assert!(o.status.success());
+    let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(served.path().join("data.txt"))
+        .expect("open")
+        .set_modified(mtime)
+        .expect("mtime");
+    let Some(server) = HttpServer::start(served.path()) else {
+        return;
+    };
+    let out = Command::new("sha256sum")
+        .arg(served.path().join("data.txt"))
+        .output()
+        .expect("sha256sum");
+    let sum = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("sum")
+        .to_string();
+    let url = server.url("data.txt");
+    let env = Env::new(
+        &format!(
+            "FROM oci:@SEED@\n\
+             ADD {url} /dl/\n\
+             ADD --checksum=sha256:{sum} --chmod=644 {url} /named.txt\n\
+             RUN stat -c '%a %Y' /dl/data.txt /named.txt > /stat.txt\n"
+        ),
+        &[],
+    );
+    let (d1, _) = env.ok(&["-t", "url:1"], Some("2000000000"));
+    let root = unpacked(&env, "url:1", "b");
+    assert_eq!(read(&root, "dl/data.txt"), "remote\n");
+    assert_eq!(read(&root, "named.txt"), "remote\n");
+    assert_eq!(read(&root, "stat.txt"), "600 1000000000\n644 1000000000\n");
+    // Unchanged content: the steps are cached and the image is the same.
+    let (d2, stderr) = env.ok(&["-t", "url:2"], Some("2000000000"));
+    assert_eq!(d1, d2);
+    assert!(stderr.contains("CACHED"), "{stderr}");
+    // Changed content: a new image.
+    std::fs::write(served.path().join("data.txt"), "changed\n").expect("write");
+    std::fs::write(
+        env.ctx().join("Dockerfile"),
+        format!("FROM oci:@SEED@\nADD {url} /dl/\n")
+            .replace("@SEED@", &seed().expect("seed").display().to_string()),
+    )
+    .expect("df");
+    env.ok(&["-t", "url:3"], Some("0"));
+    let root = unpacked(&env, "url:3", "c");
+    assert_eq!(read(&root, "dl/data.txt"), "changed\n");
+    // A wrong checksum and a missing file fail the build.
+    let bad = "0".repeat(64);
+    for df in [
+        format!("FROM scratch\nADD --checksum=sha256:{bad} {url} /x\n"),
+        format!("FROM scratch\nADD {} /x\n", server.url("missing")),
+    ] {
+        std::fs::write(env.ctx().join("Dockerfile"), df).expect("df");
+        let out = env.build(&[], Some("0"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            stderr.contains("checksum mismatch") || stderr.contains("HTTP 404"),
+            "{stderr}"
+        );
+    }
+    // A remote tar is copied as it is, not unpacked.
+    std::fs::write(
+        env.ctx().join("Dockerfile"),
+        format!("FROM scratch\nADD {} /t/\n", server.url("x.tar")),
+    )
+    .expect("df");
+    env.ok(&["-t", "url:4"], Some("0"));
+    let root = unpacked(&env, "url:4", "d");
+    assert_eq!(
+        std::fs::read(root.join("t/x.tar")).expect("x.tar"),
+        std::fs::read(served.path().join("x.tar")).expect("x.tar")
+    );
+    assert!(!root.join("t/data.txt").exists());
+    env.assert_clean();
+}

@@ -54,6 +54,29 @@ pub fn clean_source(pattern: &str) -> String {
     c.trim_start_matches('/').to_string()
 }
 
+/// The `--parents` pivot of a source pattern: the cleaned part before its
+/// last `/./` (BuildKit: only what follows is kept), or "" (keep the whole
+/// path relative to the source root).
+pub fn parents_pivot(pattern: &str) -> String {
+    match pattern.rfind("/./") {
+        Some(i) => clean_source(&pattern[..i]),
+        None => String::new(),
+    }
+}
+
+/// The path a `--parents` match keeps under the destination: `rel` without
+/// the `pivot` directory (see [`parents_pivot`]).
+pub fn parents_rel<'r>(rel: &'r str, pivot: &str) -> &'r str {
+    if pivot.is_empty() {
+        return rel;
+    }
+    match rel.strip_prefix(pivot) {
+        Some("") => "",
+        Some(rest) if rest.starts_with('/') => &rest[1..],
+        _ => rel,
+    }
+}
+
 fn open_in_root(root: BorrowedFd<'_>, rel: &str) -> io::Result<OwnedFd> {
     let rel = if rel.is_empty() { "." } else { rel };
     let how = OpenHow::new()
@@ -492,6 +515,18 @@ mod tests {
         fs::write(p.join("top.txt"), b"t").expect("w");
         std::os::unix::fs::symlink("/etc", p.join("src/etc-link")).expect("symlink");
         d
+    }
+
+    #[test]
+    fn parents_paths() {
+        assert_eq!(parents_pivot("a/b/c.txt"), "");
+        assert_eq!(parents_pivot("./a/b/c.txt"), "");
+        assert_eq!(parents_pivot("./x/./y/*.txt"), "x");
+        assert_eq!(parents_pivot("x/y/./z"), "x/y");
+        assert_eq!(parents_rel("a/b/c.txt", ""), "a/b/c.txt");
+        assert_eq!(parents_rel("x/y/a.txt", "x"), "y/a.txt");
+        assert_eq!(parents_rel("x", "x"), "");
+        assert_eq!(parents_rel("xy/a", "x"), "xy/a");
     }
 
     #[test]

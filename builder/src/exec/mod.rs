@@ -2,6 +2,7 @@
 //! runtime library, COPY/ADD, WORKDIR.
 
 pub mod copy;
+pub mod fetch;
 pub mod overlay;
 pub mod run;
 pub mod user;
@@ -39,6 +40,24 @@ pub enum ExecError {
     /// The runtime could not run the container.
     #[error("running the build container: {0}")]
     Runtime(String),
+    /// An ADD URL that could not be downloaded.
+    #[error("downloading {url}: {reason}")]
+    Download {
+        /// The URL.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// An ADD URL whose content does not match `--checksum`.
+    #[error("ADD {url}: checksum mismatch: expected {expected}, got {actual}")]
+    ChecksumMismatch {
+        /// The URL.
+        url: String,
+        /// The `--checksum` value.
+        expected: String,
+        /// What the content hashes to.
+        actual: String,
+    },
     /// `USER` that cannot be resolved.
     #[error("{0}")]
     User(String),

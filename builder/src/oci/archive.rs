@@ -108,10 +108,15 @@ pub fn write_archive(
 }
 
 /// Unpacks the OCI archive `file` into the empty directory `dir` (safely:
-/// see [`crate::layer::extract`]) and opens it as a layout.
+/// see [`crate::layer::extract`]) and opens it as a layout. A Docker
+/// archive (`docker save`) is converted into a layout (see
+/// [`super::docker`]).
 pub fn open_archive(file: &Path, dir: &Path) -> Result<Layout, OciError> {
     let f = File::open(file).map_err(|e| OciError::io(file.display(), e))?;
     extract(io::BufReader::new(f), dir, ExtractMode::Flat)
         .map_err(|e| OciError::BadArchive(file.to_path_buf(), e.to_string()))?;
+    if super::docker::is_docker_archive(dir) {
+        return super::docker::convert(dir, file);
+    }
     Layout::open(dir)
 }

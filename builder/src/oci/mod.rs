@@ -2,6 +2,7 @@
 //! image-spec JSON types, and image references the builder accepts.
 
 pub mod archive;
+pub mod docker;
 pub mod layout;
 pub mod types;
 
@@ -83,7 +84,7 @@ impl OciError {
 pub enum ImageSource {
     /// An OCI layout directory and an optional tag (`ref.name`).
     Layout(PathBuf, Option<String>),
-    /// An OCI archive file and an optional tag.
+    /// An OCI or Docker archive file and an optional tag.
     Archive(PathBuf, Option<String>),
     /// A name to look up among the images in the builder's store.
     Stored(String),
@@ -100,7 +101,7 @@ fn split_tag(rest: &str) -> (PathBuf, Option<String>) {
 
 impl ImageSource {
     /// Interprets a FROM / `--from` image reference: `oci:DIR[:tag]`,
-    /// `oci-archive:FILE[:tag]`, a path to a layout directory or archive
+    /// `oci-archive:FILE[:tag]`, `docker-archive:FILE[:name]`, a path to a layout directory or archive
     /// (absolute or starting with `.`), or else a stored image name.
     /// Relative paths are taken relative to `base` (the build context).
     pub fn parse(reference: &str, base: &Path) -> ImageSource {
@@ -112,6 +113,18 @@ impl ImageSource {
         if let Some(rest) = reference.strip_prefix("oci-archive:") {
             let (p, t) = split_tag(rest);
             return ImageSource::Archive(abs(p), t);
+        }
+        if let Some(rest) = reference.strip_prefix("docker-archive:") {
+            // The name may itself contain ':' (`localhost:5000/app:1`): the
+            // path is the shortest prefix that is an existing file.
+            for (i, _) in rest.match_indices(':') {
+                let p = abs(PathBuf::from(&rest[..i]));
+                if i > 0 && p.is_file() {
+                    let name = &rest[i + 1..];
+                    return ImageSource::Archive(p, (!name.is_empty()).then(|| name.to_string()));
+                }
+            }
+            return ImageSource::Archive(abs(PathBuf::from(rest)), None);
         }
         if reference.starts_with('/') || reference.starts_with('.') {
             let p = abs(PathBuf::from(reference));
@@ -241,6 +254,20 @@ mod tests {
         assert_eq!(
             ImageSource::parse("oci-archive:img.tar", base),
             ImageSource::Archive("/ctx/img.tar".into(), None)
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("img.tar");
+        std::fs::write(&file, b"").expect("write");
+        assert_eq!(
+            ImageSource::parse(
+                &format!("docker-archive:{}:localhost:5000/app:1", file.display()),
+                base
+            ),
+            ImageSource::Archive(file.clone(), Some("localhost:5000/app:1".into()))
+        );
+        assert_eq!(
+            ImageSource::parse(&format!("docker-archive:{}", file.display()), base),
+            ImageSource::Archive(file, None)
         );
         assert_eq!(
             ImageSource::parse("busybox", base),
