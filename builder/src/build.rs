@@ -27,6 +27,8 @@ use crate::oci::types::{
 };
 use crate::oci::{self, ImageSource, Layout, OciError, ResolvedImage};
 use crate::plan::{BaseRef, BuildOptions, Plan, PlanError, Platform, SourceRef, StageScope};
+use crate::progress::{Progress, ProgressMode, StepState};
+use crate::secret::{SecretError, SecretFile, SecretSource};
 use crate::store::{CacheEntry, LayerRecord, Store, StoreError};
 
 /// Where to write the image besides the store.
@@ -59,8 +61,10 @@ pub struct BuildRequest {
     pub compression: Compression,
     /// SOURCE_DATE_EPOCH: clamps file times, sets every timestamp.
     pub source_date_epoch: Option<i64>,
-    /// Print step progress to stderr.
-    pub progress: bool,
+    /// How to show step progress on stderr.
+    pub progress: ProgressMode,
+    /// `--secret` values by id, for `RUN --mount=type=secret`.
+    pub secrets: BTreeMap<String, SecretSource>,
 }
 
 /// The result of a build.
@@ -102,6 +106,9 @@ pub enum StepErrorKind {
     /// Variable expansion.
     #[error(transparent)]
     Expand(#[from] crate::dockerfile::ExpandError),
+    /// A secret that is missing or unreadable.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
     /// A feature this builder does not have.
     #[error("{0} is not supported by berth-build yet")]
     Unsupported(String),
@@ -176,6 +183,18 @@ enum MountPlanKind {
         uid: u32,
         gid: u32,
     },
+    /// A secret given with `--secret` (None: not given, and not required).
+    Secret {
+        id: String,
+        source: Option<SecretSource>,
+        /// Expose it as this environment variable.
+        env: Option<String>,
+        /// Mount it as a file at `MountPlan::target`.
+        file: bool,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
     Bind {
         /// The layers of the stage or image to mount from; None: the context.
         from: Option<Vec<LayerRecord>>,
@@ -204,19 +223,6 @@ fn chain(parent: &Digest, material: &str) -> Digest {
 
 fn json_list(v: &[String]) -> String {
     serde_json::to_string(v).unwrap_or_default()
-}
-
-struct Progress {
-    enabled: bool,
-    start: Instant,
-}
-
-impl Progress {
-    fn line(&self, s: &str) {
-        if self.enabled {
-            eprintln!("{s}");
-        }
-    }
 }
 
 /// Builds `req` using `store`. Must run in a single-threaded process (RUN
@@ -271,10 +277,7 @@ pub fn build(store: &Store, req: &BuildRequest) -> Result<BuildOutcome, BuildErr
         step: 0,
         total,
         cached: 0,
-        progress: Progress {
-            enabled: req.progress,
-            start: Instant::now(),
-        },
+        progress: Progress::new(req.progress),
     };
     for name in &plan.unused_build_args {
         b.progress.line(&format!(
@@ -282,7 +285,13 @@ pub fn build(store: &Store, req: &BuildRequest) -> Result<BuildOutcome, BuildErr
         ));
     }
     for &i in &plan.order {
-        let st = b.run_stage(i)?;
+        let st = match b.run_stage(i) {
+            Ok(st) => st,
+            Err(e) => {
+                b.progress.abort();
+                return Err(e);
+            }
+        };
         b.results.insert(i, st);
     }
     let final_state = b
@@ -331,13 +340,8 @@ impl<'a> Builder<'a> {
 
     fn announce(&mut self, stage: &str, inst: &Instruction) {
         self.step += 1;
-        self.progress.line(&format!(
-            "#{} [{stage} {}/{}] {}",
-            self.step,
-            self.step,
-            self.total,
-            inst.original.lines().next().unwrap_or_default()
-        ));
+        self.progress
+            .begin(self.step, self.total, stage, &inst.original);
     }
 
     fn run_stage(&mut self, index: usize) -> Result<StageState, BuildError> {
@@ -391,20 +395,17 @@ impl<'a> Builder<'a> {
                 self.instruction(index, &mut st, &mut scope, &inst, &mut cmd_set)?;
             }
         }
-        self.progress.line(&format!("#{} DONE", self.step));
+        self.progress.end(self.step, StepState::Done, None);
         for inst in &stage.instructions {
             self.announce(&sname, inst);
             let t = Instant::now();
             let cached = self.instruction(index, &mut st, &mut scope, inst, &mut cmd_set)?;
             if cached {
                 self.cached += 1;
-                self.progress.line(&format!("#{} CACHED", self.step));
+                self.progress.end(self.step, StepState::Cached, None);
             } else {
-                self.progress.line(&format!(
-                    "#{} DONE {:.1}s",
-                    self.step,
-                    t.elapsed().as_secs_f64()
-                ));
+                self.progress
+                    .end(self.step, StepState::Done, Some(t.elapsed()));
             }
         }
         st.config.config.env = scope
@@ -758,10 +759,12 @@ impl<'a> Builder<'a> {
             Some((&upper, &work)),
             &merged,
         )?;
+        self.progress.tick();
         let created_mounts = {
             let root = fsutil::open_dir(&merged).map_err(|e| ExecError::io(merged.display(), e))?;
             action(self, root.as_fd())?
         };
+        self.progress.tick();
         ov.unmount()?;
         if !created_mounts.is_empty() {
             let up = fsutil::open_dir(&upper).map_err(|e| ExecError::io(upper.display(), e))?;
@@ -902,13 +905,55 @@ impl<'a> Builder<'a> {
             let mut scratches = Vec::new();
             let mut overlays = Vec::new();
             let mut run_mounts = Vec::new();
+            // Secret files live until the container is done; their
+            // environment variables are for this RUN only (not in the key).
+            let mut secret_files = Vec::new();
+            let mut env = env.clone();
             for m in &mounts {
+                if let MountPlanKind::Secret {
+                    id,
+                    source,
+                    env: var,
+                    file,
+                    mode,
+                    uid,
+                    gid,
+                } = &m.kind
+                {
+                    let Some(source) = source else { continue };
+                    let content = source.read(id)?;
+                    if let Some(var) = var {
+                        let text = String::from_utf8(content.clone()).map_err(|_| {
+                            SecretError::Unreadable {
+                                id: id.clone(),
+                                reason: format!("not valid UTF-8, cannot be put in ${var}"),
+                            }
+                        })?;
+                        env.retain(|kv| kv.split_once('=').map(|(k, _)| k) != Some(var));
+                        env.push(format!("{var}={text}"));
+                    }
+                    if *file {
+                        let f = SecretFile::create(&content, *mode, *uid, *gid).map_err(|e| {
+                            SecretError::Unreadable {
+                                id: id.clone(),
+                                reason: format!("cannot write its temporary file: {e}"),
+                            }
+                        })?;
+                        run_mounts.push(RunMount::Bind {
+                            source: f.path().display().to_string(),
+                            destination: m.target.clone(),
+                            read_only: true,
+                        });
+                        secret_files.push(f);
+                    }
+                    continue;
+                }
                 run_mounts.push(b.mount_source(m, &mut scratches, &mut overlays)?);
             }
             let pid = std::process::id();
             let settings = RunSettings {
                 args: args.clone(),
-                env: env.clone(),
+                env,
                 cwd: cwd.clone(),
                 user: resolved,
                 host_network,
@@ -922,7 +967,10 @@ impl<'a> Builder<'a> {
             let cfg = bundle.join("config.json");
             std::fs::write(&cfg, to_json(&spec)).map_err(|e| ExecError::io(cfg.display(), e))?;
             let id = format!("berth-build-{pid}-{step}");
-            let code = run::run_container(&bundle, &id, &b.store.run_dir())?;
+            b.progress.before_output();
+            let code = run::run_container(&bundle, &id, &b.store.run_dir());
+            b.progress.after_output();
+            let code = code?;
             if code != 0 {
                 return Err(StepErrorKind::RunFailed {
                     command: shown.clone(),
@@ -948,6 +996,9 @@ impl<'a> Builder<'a> {
                 None => Ok(None),
             }
         };
+        if m.kind == MountType::Secret {
+            return self.plan_secret(scope, cwd, m);
+        }
         let raw_target = expand(&m.target)?.unwrap_or_default();
         let target = if raw_target.starts_with('/') {
             clean_path(&raw_target)
@@ -961,14 +1012,9 @@ impl<'a> Builder<'a> {
         }
         let ro = m.read_only;
         match m.kind {
-            MountType::Secret | MountType::Ssh => Err(StepErrorKind::Unsupported(format!(
-                "RUN --mount=type={}",
-                if m.kind == MountType::Secret {
-                    "secret"
-                } else {
-                    "ssh"
-                }
-            ))),
+            MountType::Secret | MountType::Ssh => {
+                Err(StepErrorKind::Unsupported("RUN --mount=type=ssh".into()))
+            }
             MountType::Tmpfs => Ok(MountPlan {
                 material: format!("tmpfs target={target} size={:?}", m.size),
                 kind: MountPlanKind::Tmpfs { size: m.size },
@@ -1051,6 +1097,52 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// Plans a secret mount: checks that a required secret was given. Its
+    /// cache key part names the id and the targets, never the content.
+    fn plan_secret(
+        &self,
+        scope: &StageScope<'a>,
+        cwd: &str,
+        m: &Mount,
+    ) -> Result<MountPlan, StepErrorKind> {
+        let expand = |v: &Option<String>| -> Result<Option<String>, StepErrorKind> {
+            match v {
+                Some(v) => Ok(Some(scope.expand(v)?)),
+                None => Ok(None),
+            }
+        };
+        let id = expand(&m.id)?.unwrap_or_default();
+        let env = expand(&m.env)?.filter(|e| !e.is_empty());
+        let target = match expand(&m.target)?.filter(|t| !t.is_empty()) {
+            Some(t) if t.starts_with('/') => Some(clean_path(&t)),
+            Some(t) => Some(clean_path(&format!("{cwd}/{t}"))),
+            None if env.is_none() => Some(format!("/run/secrets/{id}")),
+            None => None,
+        };
+        if target.as_deref() == Some("/") {
+            return Err(StepErrorKind::Invalid(
+                "RUN --mount=type=secret target=/ would hide the whole root filesystem".into(),
+            ));
+        }
+        let source = self.req.secrets.get(&id).cloned();
+        if source.is_none() && m.required {
+            return Err(SecretError::Missing(id).into());
+        }
+        Ok(MountPlan {
+            material: format!("secret id={id:?} target={target:?} env={env:?}"),
+            kind: MountPlanKind::Secret {
+                id,
+                source,
+                env,
+                file: target.is_some(),
+                mode: m.mode.unwrap_or(0o400),
+                uid: m.uid.unwrap_or(0),
+                gid: m.gid.unwrap_or(0),
+            },
+            target: target.unwrap_or_default(),
+        })
+    }
+
     /// Makes the host side of a planned mount: the cache directory, or the
     /// bind source (read-write binds get a throw-away overlay or copy, so
     /// the context and the stages never change).
@@ -1066,6 +1158,9 @@ impl<'a> Builder<'a> {
                 destination,
                 size: *size,
             }),
+            MountPlanKind::Secret { .. } => Err(StepErrorKind::Invalid(
+                "a secret mount has no host directory".into(),
+            )),
             MountPlanKind::Cache {
                 id,
                 read_only,
@@ -1571,7 +1666,7 @@ impl<'a> Builder<'a> {
             self.step + 1,
             self.step,
             self.cached,
-            self.progress.start.elapsed().as_secs_f64()
+            self.progress.elapsed().as_secs_f64()
         ));
         Ok(BuildOutcome {
             manifest: desc,

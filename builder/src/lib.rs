@@ -12,6 +12,8 @@
 //! - [`store`]: the local content store and build cache;
 //! - [`exec`]: RUN (through the berth runtime library on an overlay
 //!   snapshot), COPY/ADD (with `--parents` and http(s) URLs) and WORKDIR;
+//! - [`progress`]: plain and tty step progress on stderr;
+//! - [`secret`]: build secrets (`--secret`, `RUN --mount=type=secret`);
 //! - [`build`]: the build driver tying it together.
 
 pub mod build;
@@ -24,6 +26,8 @@ mod glob;
 pub mod layer;
 pub mod oci;
 pub mod plan;
+pub mod progress;
 #[cfg(test)]
 mod robustness_tests;
+pub mod secret;
 pub mod store;

@@ -8,6 +8,8 @@ use anyhow::{bail, Context, Result};
 use berth_build::build::{build, BuildRequest, Output};
 use berth_build::layer::Compression;
 use berth_build::oci::normalize_tag;
+use berth_build::progress::{stderr_is_tty, ProgressMode};
+use berth_build::secret::parse_secret_flag;
 use berth_build::store::Store;
 use clap::{Parser, Subcommand};
 
@@ -77,7 +79,12 @@ struct BuildArgs {
     /// Also write the image: type=oci,dest=DIR or type=oci-archive,dest=FILE.
     #[arg(short = 'o', long = "output")]
     outputs: Vec<String>,
-    /// Progress output: plain (default) or quiet.
+    /// Expose a secret to RUN --mount=type=secret: id=ID,src=PATH,
+    /// id=ID,env=VAR, or id=ID (environment variable ID); may be repeated.
+    #[arg(long = "secret")]
+    secrets: Vec<String>,
+    /// Progress output: plain (default), tty (redraw the current step's
+    /// line), auto (tty when stderr is a terminal, else plain) or quiet.
     #[arg(long, default_value = "plain")]
     progress: String,
     /// Layer compression: gzip (default), zstd or none.
@@ -140,10 +147,23 @@ fn run_build(root: &std::path::Path, a: BuildArgs) -> Result<()> {
         other => bail!("unsupported --compression {other:?}: use gzip, zstd or none"),
     };
     let progress = match a.progress.as_str() {
-        "plain" | "auto" | "tty" => !a.quiet,
-        "quiet" => false,
-        other => bail!("unsupported --progress {other:?}: use plain or quiet"),
+        "plain" => ProgressMode::Plain,
+        "tty" => ProgressMode::Tty,
+        "auto" if stderr_is_tty() => ProgressMode::Tty,
+        "auto" => ProgressMode::Plain,
+        "quiet" => ProgressMode::Quiet,
+        other => bail!("unsupported --progress {other:?}: use auto, plain, tty or quiet"),
     };
+    let progress = if a.quiet {
+        ProgressMode::Quiet
+    } else {
+        progress
+    };
+    let mut secrets = BTreeMap::new();
+    for spec in &a.secrets {
+        let (id, source) = parse_secret_flag(spec, |v| std::env::var_os(v).is_some())?;
+        secrets.insert(id, source);
+    }
     let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) if !v.is_empty() => Some(
             v.trim()
@@ -167,6 +187,7 @@ fn run_build(root: &std::path::Path, a: BuildArgs) -> Result<()> {
         compression,
         source_date_epoch,
         progress,
+        secrets,
     };
     let store = Store::open(root)?;
     let out = build(&store, &req)?;

@@ -1016,3 +1016,140 @@ fn add_from_http_url() {
     assert!(!root.join("t/data.txt").exists());
     env.assert_clean();
 }
+
+/// Every regular file under `dir` (recursively) that contains `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_dir() {
+            found.extend(files_containing(&p, needle));
+        } else if ft.is_file() {
+            let data = std::fs::read(&p).unwrap_or_default();
+            if data.windows(needle.len()).any(|w| w == needle) {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+fn build_with_env(env: &Env, extra: &[&str], vars: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_berth-build"));
+    c.arg("--root")
+        .arg(env.root())
+        .arg("build")
+        .args(extra)
+        .arg(env.ctx())
+        .env("SOURCE_DATE_EPOCH", "1700000000");
+    for (k, v) in vars {
+        c.env(k, v);
+    }
+    c.output().expect("run berth-build")
+}
+
+const SECRET_DF: &str = "FROM oci:@SEED@\n\
+RUN --mount=type=secret,id=tok tr a-z A-Z < /run/secrets/tok > /upper && stat -c %a:%u:%g /run/secrets/tok > /stat\n\
+RUN --mount=type=secret,id=tok,target=/etc/app.key,mode=0440,uid=1000,gid=100 stat -c %a:%u:%g /etc/app.key > /stat2 && tr a-z A-Z < /etc/app.key > /upper2\n\
+RUN --mount=type=secret,id=tok,env=TOKEN echo \"$TOKEN\" | tr a-z A-Z > /upper3 && test ! -e /run/secrets/tok && echo nofile > /nofile\n\
+RUN --mount=type=secret,id=absent test ! -e /run/secrets/absent && echo skipped > /skipped\n";
+
+#[test]
+fn run_mount_secret_is_readable_cached_and_never_stored() {
+    if seed().is_none() {
+        return;
+    }
+    let env = Env::new(SECRET_DF, &[]);
+    let secret = "hunter-s3cret-value";
+    let src = env.dir.path().join("tok.txt");
+    std::fs::write(&src, secret).expect("secret");
+    let out = env.dir.path().join("out");
+    let (digest, _) = env.ok(
+        &[
+            "-t",
+            "s1",
+            "--secret",
+            &format!("id=tok,src={}", src.display()),
+            "--output",
+            &format!("type=oci,dest={}", out.display()),
+        ],
+        Some("1700000000"),
+    );
+    env.assert_clean();
+    let root = unpacked(&env, "s1", "b1");
+    assert_eq!(read(&root, "upper"), "HUNTER-S3CRET-VALUE");
+    assert_eq!(read(&root, "stat"), "400:0:0\n");
+    assert_eq!(read(&root, "stat2"), "440:1000:100\n");
+    assert_eq!(read(&root, "upper2"), "HUNTER-S3CRET-VALUE");
+    assert_eq!(read(&root, "upper3"), "HUNTER-S3CRET-VALUE\n");
+    assert_eq!(read(&root, "nofile"), "nofile\n");
+    assert_eq!(read(&root, "skipped"), "skipped\n");
+    // No mount points, and the content is nowhere: not in the rootfs, the
+    // store (unpacked layers, configs, cache entries) or the OCI output.
+    assert!(!root.join("run").exists(), "/run/secrets leaked");
+    assert!(!root.join("etc/app.key").exists(), "mount point leaked");
+    assert!(!files_containing(&env.root(), b"HUNTER-S3CRET-VALUE").is_empty());
+    for dir in [env.dir.path().join("b1"), env.root(), out.clone()] {
+        let hits = files_containing(&dir, secret.as_bytes());
+        assert!(hits.is_empty(), "secret found in {hits:?}");
+    }
+    // A changed secret (now from the environment) does not invalidate the cache.
+    let o = build_with_env(
+        &env,
+        &["-t", "s2", "--secret", "id=tok,env=BERTH_TEST_TOKEN"],
+        &[("BERTH_TEST_TOKEN", "another-value")],
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), digest);
+    assert_eq!(stderr.matches("CACHED").count(), 4, "{stderr}");
+    // With --no-cache the new value is used; a bare id= reads the variable.
+    let o = build_with_env(
+        &env,
+        &["-t", "s3", "--no-cache", "--secret", "id=tok"],
+        &[("tok", "from-env")],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let root = unpacked(&env, "s3", "b3");
+    assert_eq!(read(&root, "upper"), "FROM-ENV");
+    assert_eq!(read(&root, "upper3"), "FROM-ENV\n");
+    assert!(files_containing(&env.root(), b"from-env").is_empty());
+    env.assert_clean();
+}
+
+#[test]
+fn run_mount_secret_required_and_bad_flags() {
+    if seed().is_none() {
+        return;
+    }
+    let env = Env::new(
+        "FROM oci:@SEED@\nRUN true\nRUN --mount=type=secret,id=needed,required=true cat /run/secrets/needed\n",
+        &[],
+    );
+    let o = env.build(&[], None);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("Dockerfile:3"), "{err}");
+    assert!(err.contains("secret \"needed\" is required"), "{err}");
+    env.assert_clean();
+    let o = build_with_env(&env, &["--secret", "id=BERTH_TEST_UNSET_VAR"], &[]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("BERTH_TEST_UNSET_VAR is not set"), "{err}");
+    let missing = env.dir.path().join("nope");
+    let o = env.build(
+        &["--secret", &format!("id=needed,src={}", missing.display())],
+        None,
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("Dockerfile:3") && err.contains("cannot read"),
+        "{err}"
+    );
+    env.assert_clean();
+}
