@@ -159,15 +159,14 @@ const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
 const BPF_CGROUP_DEVICE: u32 = 6;
 const BPF_F_ALLOW_MULTI: u32 = 2;
 
-/// Loads the program for `rules` and attaches it to the cgroup2 directory `dir`.
-pub fn attach(dir: &Path, rules: &[(bool, String)]) -> Result<(), CgroupError> {
-    let parsed = rules
-        .iter()
-        .map(|(a, r)| parse_rule(*a, r))
-        .collect::<Result<Vec<_>, _>>()?;
-    let prog = compile(&parsed);
+/// BPF_PROG_LOAD of a device program; `with_log` asks the verifier for its log (for errors).
+fn load(prog: &[Insn], with_log: bool) -> Result<std::os::fd::OwnedFd, CgroupError> {
     let license = c"Apache-2.0";
-    let mut log = vec![0u8; 65536];
+    let mut log = if with_log {
+        vec![0u8; 65536]
+    } else {
+        Vec::new()
+    };
     let mut name = [0u8; 16];
     name[..12].copy_from_slice(b"berth_devcgr");
     let attr = ProgLoad {
@@ -175,9 +174,9 @@ pub fn attach(dir: &Path, rules: &[(bool, String)]) -> Result<(), CgroupError> {
         insn_cnt: prog.len() as u32,
         insns: prog.as_ptr() as u64,
         license: license.as_ptr() as u64,
-        log_level: 1,
+        log_level: u32::from(with_log),
         log_size: log.len() as u32,
-        log_buf: log.as_mut_ptr() as u64,
+        log_buf: if with_log { log.as_mut_ptr() as u64 } else { 0 },
         kern_version: 0,
         prog_flags: 0,
         prog_name: name,
@@ -204,9 +203,24 @@ pub fn attach(dir: &Path, rules: &[(bool, String)]) -> Result<(), CgroupError> {
             "linux.resources.devices: load device filter: {e} {text}"
         )));
     }
-    // SAFETY: the kernel returned a new descriptor.
-    let prog_fd =
-        unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+    // SAFETY: the kernel returned a new descriptor that nothing else owns.
+    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) })
+}
+
+/// Loads the program for `rules` and attaches it to the cgroup2 directory `dir`.
+pub fn attach(dir: &Path, rules: &[(bool, String)]) -> Result<(), CgroupError> {
+    let parsed = rules
+        .iter()
+        .map(|(a, r)| parse_rule(*a, r))
+        .collect::<Result<Vec<_>, _>>()?;
+    let prog = compile(&parsed);
+    // Without a log the verifier is much cheaper; only a failed load is repeated with one,
+    // to report why.
+    let fd = match load(&prog, false) {
+        Ok(fd) => fd,
+        Err(_) => load(&prog, true)?,
+    };
+    let prog_fd = fd;
     let cg = std::fs::File::open(dir).map_err(|source| CgroupError::Io {
         path: dir.to_path_buf(),
         source,
