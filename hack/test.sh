@@ -12,4 +12,12 @@ rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup compon
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
-cargo test --workspace
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace 2>&1 | tee "$log" || status=$?
+# One closing line for the whole workspace (cargo prints one per test binary, the last of which
+# is often a doc-test run with no tests).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed/) p += $(i-1); if ($(i) ~ /^failed/) f += $(i-1) } }
+     END { printf "summary: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
