@@ -172,12 +172,15 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         d.save(&state)?;
     }
     let (parent_ch, child_ch) = Channel::pair().map_err(|e| Error::io("socketpair", e))?;
-    let stage1 = match spawn_stage1(&mut cfg) {
-        Ok(0) => {
+    // SAFETY: the CLI is single-threaded here; the child runs init::stage1, which execs or
+    // _exits and never returns.
+    let stage1 = match unsafe { super::fork_for(&cfg.cgroup) } {
+        Ok((0, in_unified)) => {
             drop(parent_ch);
+            cfg.in_unified_cgroup = in_unified;
             init::stage1(&cfg, &child_ch)
         }
-        Ok(pid) => nix::unistd::Pid::from_raw(pid),
+        Ok((pid, _)) => nix::unistd::Pid::from_raw(pid),
         Err(e) => return Err(Error::io("fork", e)),
     };
     drop(child_ch);
@@ -204,32 +207,6 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         return Err(e);
     }
     Ok(Created { state, dir })
-}
-
-/// Forks the container's first process: straight into its cgroup2 directory with clone3 when
-/// there is one (no migration, see [`crate::sys::fork_into_cgroup`]), else a plain fork.
-/// Returns 0 in the child.
-fn spawn_stage1(cfg: &mut InitConfig) -> std::io::Result<i32> {
-    if let Some(dir) = &cfg.cgroup.unified {
-        if let Ok(f) = std::fs::File::open(dir) {
-            // SAFETY: the CLI is single-threaded here; the child runs init::stage1, which execs or
-            // _exits and never returns.
-            match unsafe { crate::sys::fork_into_cgroup(f.as_raw_fd()) } {
-                Ok(0) => {
-                    cfg.in_unified_cgroup = true;
-                    return Ok(0);
-                }
-                Ok(pid) => return Ok(pid),
-                // Older kernels or a cgroup that cannot take the process: fall back to a migration.
-                Err(e) => tracing::debug!("clone3 into cgroup failed, falling back to fork: {e}"),
-            }
-        }
-    }
-    // SAFETY: as above.
-    match unsafe { nix::unistd::fork() }.map_err(std::io::Error::from)? {
-        nix::unistd::ForkResult::Child => Ok(0),
-        nix::unistd::ForkResult::Parent { child } => Ok(child.as_raw()),
-    }
 }
 
 /// Answers the child's messages until Ready; errors from the child become `Error::Init`.

@@ -5,7 +5,7 @@ use super::{load, Error};
 use crate::init::exec::{exec_stage1, ExecConfig};
 use crate::init::sync::{Channel, Msg};
 use oci_spec::runtime::Process;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
 /// Options of `exec`.
@@ -82,12 +82,14 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, Error> {
             .and_then(|l| l.seccomp().clone()),
     };
     let (parent_ch, child_ch) = Channel::pair().map_err(|e| Error::io("socketpair", e))?;
-    let child = match spawn(&mut cfg) {
-        Ok(0) => {
+    // SAFETY: the CLI is single-threaded; the child runs exec_stage1, which never returns.
+    let child = match unsafe { super::fork_for(&cfg.cgroup) } {
+        Ok((0, in_unified)) => {
             drop(parent_ch);
+            cfg.in_unified_cgroup = in_unified;
             exec_stage1(&cfg, &child_ch)
         }
-        Ok(pid) => pid,
+        Ok((pid, _)) => pid,
         Err(e) => return Err(Error::io("fork", e)),
     };
     drop(child_ch);
@@ -118,23 +120,4 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, Error> {
         );
     }
     result
-}
-
-fn spawn(cfg: &mut ExecConfig) -> std::io::Result<i32> {
-    if let Some(dir) = &cfg.cgroup.unified {
-        if let Ok(f) = std::fs::File::open(dir) {
-            // SAFETY: the CLI is single-threaded; the child runs exec_stage1, which never returns.
-            if let Ok(pid) = unsafe { crate::sys::fork_into_cgroup(f.as_raw_fd()) } {
-                if pid == 0 {
-                    cfg.in_unified_cgroup = true;
-                }
-                return Ok(pid);
-            }
-        }
-    }
-    // SAFETY: as above.
-    match unsafe { nix::unistd::fork() }.map_err(std::io::Error::from)? {
-        nix::unistd::ForkResult::Child => Ok(0),
-        nix::unistd::ForkResult::Parent { child } => Ok(child.as_raw()),
-    }
 }

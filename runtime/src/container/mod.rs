@@ -80,3 +80,30 @@ pub fn default_root() -> PathBuf {
         _ => PathBuf::from(format!("/tmp/berth-{}", nix::unistd::geteuid())),
     }
 }
+
+/// Forks a process that will enter the container: straight into its cgroup2 directory with
+/// clone3(CLONE_INTO_CGROUP) when there is one (no migration, see
+/// [`crate::sys::fork_into_cgroup`]), else a plain fork. Returns the child's PID in the parent
+/// and 0 in the child, plus whether the child already sits in the cgroup2 directory.
+///
+/// # Safety
+/// As fork(2): the caller is single-threaded and the child never returns into code that assumes
+/// the parent's state (it execs or _exits).
+pub(crate) unsafe fn fork_for(cgroup: &crate::cgroups::Placement) -> std::io::Result<(i32, bool)> {
+    use std::os::fd::AsRawFd;
+    if let Some(dir) = &cgroup.unified {
+        if let Ok(f) = std::fs::File::open(dir) {
+            // SAFETY: guaranteed by the caller.
+            match unsafe { crate::sys::fork_into_cgroup(f.as_raw_fd()) } {
+                Ok(pid) => return Ok((pid, true)),
+                // Older kernels or a cgroup that cannot take the process: fall back to a migration.
+                Err(e) => tracing::debug!("clone3 into cgroup failed, falling back to fork: {e}"),
+            }
+        }
+    }
+    // SAFETY: guaranteed by the caller.
+    match unsafe { nix::unistd::fork() }.map_err(std::io::Error::from)? {
+        nix::unistd::ForkResult::Child => Ok((0, false)),
+        nix::unistd::ForkResult::Parent { child } => Ok((child.as_raw(), false)),
+    }
+}

@@ -1,6 +1,7 @@
 //! The child side of `exec`: join the running container's cgroups and namespaces, apply the
 //! process settings and exec. Never returns.
 
+use super::exit;
 use super::setup::{prepare_process, ProcessSettings};
 use super::sync::{Channel, Msg};
 use crate::cgroups::Placement;
@@ -27,11 +28,6 @@ pub struct ExecConfig {
     pub preserve_fds: i32,
     /// The container's `linux.seccomp`, applied to the new process too.
     pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
-}
-
-fn exit(code: i32) -> ! {
-    // SAFETY: _exit skips the parent's atexit handlers and destructors.
-    unsafe { libc::_exit(code) }
 }
 
 /// Runs in the forked child. Never returns.

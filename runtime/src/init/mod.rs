@@ -69,7 +69,8 @@ pub fn stage1(cfg: &InitConfig, ch: &Channel) -> ! {
     }
 }
 
-fn exit(code: i32) -> ! {
+/// Ends a forked runtime process without running the parent's atexit handlers or destructors.
+pub(crate) fn exit(code: i32) -> ! {
     // SAFETY: _exit skips atexit handlers and destructors that belong to the parent's state.
     unsafe { libc::_exit(code) }
 }
@@ -79,7 +80,8 @@ fn fail(ch: &Channel, msg: String) -> ! {
     exit(1)
 }
 
-fn errs<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> String + '_ {
+/// Error mapper that prefixes what was being done.
+pub(crate) fn errs<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> String + '_ {
     move |e| format!("{what}: {e}")
 }
 

@@ -2,14 +2,11 @@
 //! terminal, oomScoreAdj, rlimits, environment, executable lookup, capabilities, user switch,
 //! umask, cwd (checked to be inside the root), noNewPrivileges, seccomp and descriptor hygiene.
 
+use super::errs;
 use crate::capabilities::{self, CapSets};
 use oci_spec::runtime::Process;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-
-fn errs<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> String + '_ {
-    move |e| format!("{what}: {e}")
-}
 
 /// Where the process's terminal and inherited descriptors come from.
 pub struct ProcessSettings<'a> {
