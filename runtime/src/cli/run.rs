@@ -29,12 +29,15 @@ pub fn run(ctx: &Ctx, a: Args, log: &Logger) -> anyhow::Result<i32> {
         // The init may be a grandchild (PID namespace): become its reaper so we can wait for it.
         container::become_subreaper();
     }
-    // A terminal in the foreground without a console socket: berth holds the pty itself.
-    let terminal = berth::spec::load(&a.create.bundle)
-        .ok()
-        .and_then(|s| s.process().as_ref().and_then(|p| p.terminal()))
-        .unwrap_or(false);
-    let own_console = if terminal && a.create.console_socket.is_none() && !a.detach {
+    // A terminal in the foreground without a console socket: berth holds the pty itself. Only
+    // then is config.json read here (create reads it again).
+    let wants_own_console = a.create.console_socket.is_none()
+        && !a.detach
+        && berth::spec::load(&a.create.bundle)
+            .ok()
+            .and_then(|s| s.process().as_ref().and_then(|p| p.terminal()))
+            .unwrap_or(false);
+    let own_console = if wants_own_console {
         Some(super::tty::OwnConsole::bind()?)
     } else {
         None
