@@ -149,6 +149,7 @@ pub struct Ctx<'a> {
     n: usize,
     ids: Vec<(String, Runtime)>,
     cgroups: Vec<String>,
+    host_mounts: Vec<PathBuf>,
     assertions: Vec<Assertion>,
 }
 
@@ -175,6 +176,7 @@ impl<'a> Ctx<'a> {
             n: 0,
             ids: Vec::new(),
             cgroups: Vec::new(),
+            host_mounts: Vec::new(),
             assertions: Vec::new(),
         })
     }
@@ -401,6 +403,26 @@ impl<'a> Ctx<'a> {
             .ok_or_else(|| Error::Skip("no cgroup2 hierarchy".into()))
     }
 
+    /// Mounts a small tmpfs at `dir` (created) on the host, for cases that need a nested
+    /// mount in a bind source; it is unmounted when the case finishes.
+    pub fn host_tmpfs(&mut self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(dir)
+            .output()
+            .map_err(io("running mount for", dir))?;
+        if !out.status.success() {
+            return Err(Error::Other(format!(
+                "mount tmpfs on {}: {}",
+                dir.display(),
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        self.host_mounts.push(dir.to_path_buf());
+        Ok(())
+    }
+
     /// Removes every container, cgroup and file this case made, and returns its assertions.
     pub fn finish(mut self) -> Vec<Assertion> {
         let ids = std::mem::take(&mut self.ids);
@@ -431,6 +453,12 @@ impl<'a> Ctx<'a> {
                     let _ = std::fs::remove_dir(&d);
                 }
             }
+        }
+        for m in self.host_mounts.iter().rev() {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(m)
+                .status();
         }
         let _ = std::fs::remove_dir_all(&self.work);
         std::mem::take(&mut self.assertions)

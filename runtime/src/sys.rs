@@ -227,3 +227,40 @@ pub unsafe fn fork_into_cgroup(cgroup_fd: RawFd) -> io::Result<i32> {
     }
     Ok(r as i32)
 }
+
+/// `struct mount_attr` for mount_setattr(2).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// mount_setattr(2) on the mount at `fd` (AT_EMPTY_PATH), recursively when `recursive`:
+/// sets the `set` attributes and clears the `clear` ones (`MOUNT_ATTR_*`).
+pub fn mount_setattr(fd: RawFd, recursive: bool, set: u64, clear: u64) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: `attr` is a properly sized mount_attr that outlives the call; the empty path is
+    // a valid C string.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd,
+            c"".as_ptr(),
+            flags as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -104,6 +104,48 @@ pub fn cases() -> Vec<Case> {
         ),
         case!(
             C,
+            "tmpcopyup",
+            "a tmpfs with tmpcopyup starts with the image's files, modes kept (runc extension)",
+            [],
+            tmpcopyup
+        ),
+        case!(
+            C,
+            "tmpcopyup-readonly-root",
+            "podman --read-only: a read-only root with tmpcopyup tmpfs mounts on /run and /tmp",
+            [],
+            tmpcopyup_readonly_root
+        ),
+        case!(
+            C,
+            "tmpfs-keeps-dir-mode",
+            "a tmpfs without mode= over an image directory takes that directory's mode",
+            [],
+            tmpfs_keeps_dir_mode
+        ),
+        case!(
+            C,
+            "dev-readonly",
+            "a read-only /dev still gets its devices, symlinks and /dev/pts",
+            [],
+            dev_readonly
+        ),
+        case!(
+            C,
+            "recursive-readonly",
+            "rro makes a bind and the mounts below it read-only (mount_setattr)",
+            [],
+            recursive_readonly
+        ),
+        case!(
+            C,
+            "recursive-attributes",
+            "rnosuid, rnodev, rnoexec and rnoatime reach the mounts below a bind",
+            [],
+            recursive_attributes
+        ),
+        case!(
+            C,
             "cgroup-mount",
             "a cgroup mount shows the container's controllers",
             [Need::CgroupV1("memory")],
@@ -509,5 +551,207 @@ fn cgroup_mount(ctx: &mut Ctx) -> Result<()> {
         has_opt(&mem, "options", "ro"),
         format!("{mem}"),
     );
+    Ok(())
+}
+
+fn tmpcopyup(ctx: &mut Ctx) -> Result<()> {
+    let mut b = ctx.bundle(&[])?;
+    let seed = b.rootfs().join("srv/seed");
+    std::fs::create_dir_all(seed.join("sub")).map_err(io("creating", &seed))?;
+    std::fs::write(seed.join("sub/file"), "seeded").map_err(io("writing", &seed))?;
+    std::os::unix::fs::symlink("sub/file", seed.join("link")).map_err(io("linking", &seed))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&seed, std::fs::Permissions::from_mode(0o750))
+        .map_err(io("chmod", &seed))?;
+    std::fs::set_permissions(
+        seed.join("sub/file"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .map_err(io("chmod", &seed))?;
+    b.add_mount(
+        json!({"destination": "/srv/seed", "type": "tmpfs", "source": "tmpfs",
+        "options": ["nosuid", "nodev", "tmpcopyup"]}),
+    );
+    b.sh("cat /srv/seed/link; echo; stat -c '%a' /srv/seed /srv/seed/sub/file; \
+          grep ' /srv/seed ' /proc/self/mountinfo | sed 's/.* - //'; echo new > /srv/seed/new && echo wrote");
+    let out = ctx.run(&b)?;
+    ctx.check_ok("run succeeds", &out);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    ctx.check_eq(
+        "the image's file is visible through its symlink",
+        lines.first().copied(),
+        Some("seeded"),
+    );
+    ctx.check_eq(
+        "the directory keeps its mode",
+        lines.get(1).copied(),
+        Some("750"),
+    );
+    ctx.check_eq(
+        "the file keeps its mode",
+        lines.get(2).copied(),
+        Some("640"),
+    );
+    ctx.check(
+        "it is a tmpfs",
+        lines.get(3).is_some_and(|l| l.starts_with("tmpfs ")),
+        format!("{out:?}"),
+    );
+    ctx.check(
+        "it is writable",
+        out.stdout.contains("wrote"),
+        format!("{out:?}"),
+    );
+    let host = std::fs::read_to_string(seed.join("sub/file")).unwrap_or_default();
+    ctx.check_eq("the image is unchanged", host.as_str(), "seeded");
+    ctx.check(
+        "nothing was written to the image",
+        !seed.join("new").exists(),
+        "srv/seed/new exists in the rootfs",
+    );
+    Ok(())
+}
+
+fn tmpcopyup_readonly_root(ctx: &mut Ctx) -> Result<()> {
+    let mut b = ctx.bundle(&[])?;
+    let run = b.rootfs().join("run/lock");
+    std::fs::create_dir_all(&run).map_err(io("creating", &run))?;
+    b.config["root"]["readonly"] = json!(true);
+    for d in ["/run", "/tmp"] {
+        b.add_mount(json!({"destination": d, "type": "tmpfs", "source": "tmpfs",
+            "options": ["rw", "rprivate", "nosuid", "nodev", "tmpcopyup"]}));
+    }
+    b.sh("test -d /run/lock && echo lock; touch /run/x /tmp/y && echo wrote; touch /etc/z 2>/dev/null || echo rootro");
+    let out = ctx.run(&b)?;
+    ctx.check_ok("run succeeds", &out);
+    for (what, word) in [
+        ("the image's /run/lock was copied up", "lock"),
+        ("/run and /tmp are writable", "wrote"),
+        ("the root stays read-only", "rootro"),
+    ] {
+        ctx.check(
+            what,
+            out.stdout.lines().any(|l| l == word),
+            format!("{out:?}"),
+        );
+    }
+    Ok(())
+}
+
+fn tmpfs_keeps_dir_mode(ctx: &mut Ctx) -> Result<()> {
+    let mut b = ctx.bundle(&[])?;
+    let d = b.rootfs().join("srv/cache");
+    std::fs::create_dir_all(&d).map_err(io("creating", &d))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o711))
+        .map_err(io("chmod", &d))?;
+    b.add_mount(json!({"destination": "/srv/cache", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}));
+    b.add_mount(json!({"destination": "/srv/fresh", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}));
+    b.sh("stat -c '%a' /srv/cache /srv/fresh");
+    let out = ctx.run(&b)?;
+    ctx.check_ok("run succeeds", &out);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    ctx.check_eq(
+        "the tmpfs over an existing directory has its mode",
+        lines.first().copied(),
+        Some("711"),
+    );
+    ctx.check_eq(
+        "a tmpfs on a new mount point has tmpfs's default mode",
+        lines.get(1).copied(),
+        Some("1777"),
+    );
+    Ok(())
+}
+
+fn dev_readonly(ctx: &mut Ctx) -> Result<()> {
+    let mut b = ctx.bundle(&[])?;
+    if let Some(ms) = b.config["mounts"].as_array_mut() {
+        for m in ms.iter_mut().filter(|m| m["destination"] == "/dev") {
+            if let Some(o) = m["options"].as_array_mut() {
+                o.push(json!("ro"));
+            }
+        }
+    }
+    b.sh("test -c /dev/null && test -c /dev/zero && test -L /dev/fd && test -e /dev/pts/ptmx && echo devices; \
+          touch /dev/new 2>/dev/null || echo readonly; echo x > /dev/null && echo null-writable; \
+          grep ' /dev ' /proc/self/mountinfo | cut -d' ' -f6");
+    let out = ctx.run(&b)?;
+    ctx.check_ok("run succeeds", &out);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    ctx.check(
+        "the default devices, symlinks and /dev/pts are there",
+        lines.contains(&"devices"),
+        format!("{out:?}"),
+    );
+    ctx.check(
+        "/dev is read-only",
+        lines.contains(&"readonly"),
+        format!("{out:?}"),
+    );
+    ctx.check(
+        "devices stay usable",
+        lines.contains(&"null-writable"),
+        format!("{out:?}"),
+    );
+    ctx.check(
+        "mountinfo says ro for /dev",
+        lines
+            .last()
+            .is_some_and(|l| l.split(',').any(|o| o == "ro")),
+        format!("{out:?}"),
+    );
+    Ok(())
+}
+
+/// A host directory with a tmpfs mounted below it, for the recursive cases.
+fn nested_source(ctx: &mut Ctx) -> Result<std::path::PathBuf> {
+    let d = ctx.work.join("nested");
+    std::fs::create_dir_all(&d).map_err(io("creating", &d))?;
+    ctx.host_tmpfs(&d.join("sub"))?;
+    Ok(d)
+}
+
+fn recursive_readonly(ctx: &mut Ctx) -> Result<()> {
+    let d = nested_source(ctx)?;
+    let mut b = ctx.bundle(&[])?;
+    b.add_mount(
+        json!({"destination": "/data", "type": "bind", "source": d, "options": ["rbind", "rro"]}),
+    );
+    b.sh("touch /data/top 2>/dev/null || echo top-ro; touch /data/sub/inner 2>/dev/null || echo sub-ro");
+    let out = ctx.run(&b)?;
+    ctx.check_ok("run succeeds", &out);
+    ctx.check(
+        "the bind itself is read-only",
+        out.stdout.lines().any(|l| l == "top-ro"),
+        format!("{out:?}"),
+    );
+    ctx.check(
+        "the mount below it is read-only too",
+        out.stdout.lines().any(|l| l == "sub-ro"),
+        format!("{out:?}"),
+    );
+    ctx.check(
+        "the host's mount stays writable",
+        std::fs::write(d.join("sub/host-write"), "x").is_ok(),
+        "cannot write the host's nested tmpfs",
+    );
+    Ok(())
+}
+
+fn recursive_attributes(ctx: &mut Ctx) -> Result<()> {
+    let d = nested_source(ctx)?;
+    let f = ctx.checker(&["mount", "/data/sub"], |b| {
+        b.add_mount(json!({"destination": "/data", "type": "bind", "source": d,
+            "options": ["rbind", "rnosuid", "rnodev", "rnoexec", "rnoatime"]}));
+    })?;
+    let m = mount_entry(&f, "/data/sub");
+    for o in ["nosuid", "nodev", "noexec", "noatime"] {
+        ctx.check(
+            format!("{o} is set on the nested mount"),
+            has_opt(&m, "options", o),
+            format!("{m}"),
+        );
+    }
     Ok(())
 }

@@ -227,6 +227,7 @@ fn stage2_inner(cfg: &InitConfig, ch: &Channel) -> Result<Exec, String> {
             // SAFETY: see above.
             unsafe { libc::umask(0o022) };
         }
+        apply::readonly_after_setup(&root, &cfg.steps).map_err(|e| e.to_string())?;
         apply::ensure_dir(&root, process.cwd()).map_err(|e| e.to_string())?;
         root_fd = Some(root);
     }

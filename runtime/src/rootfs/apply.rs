@@ -8,7 +8,7 @@ use super::RootfsError;
 use crate::cgroups::Hierarchy;
 use crate::sys::fd_path;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 type R<T> = Result<T, RootfsError>;
@@ -96,6 +96,18 @@ fn mount_one(cx: &MountContext, root: &OwnedFd, s: &MountStep) -> R<()> {
         _ => Leaf::Dir,
     };
     let strict = matches!(s.kind, MountKind::Proc | MountKind::Sysfs);
+    // A tmpfs over a directory the image has takes that directory's mode unless the options
+    // give one (runc 1.1 applied the old mode even over `mode=`, which loses docker's
+    // `--tmpfs /x:mode=700`; berth keeps the explicit option).
+    let keep_mode = if s.fstype == "tmpfs" && !s.data.split(',').any(|o| o.starts_with("mode=")) {
+        open_in_root(root, &s.dest, false)
+            .ok()
+            .and_then(|fd| nix::sys::stat::fstat(&fd).ok())
+            .filter(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+            .map(|st| st.st_mode & 0o7777)
+    } else {
+        None
+    };
     let target = create_in_root(root, &s.dest, leaf, strict).map_err(|e| {
         if strict && e.raw_os_error() == Some(libc::ELOOP) {
             RootfsError::Plan {
@@ -214,18 +226,96 @@ fn mount_one(cx: &MountContext, root: &OwnedFd, s: &MountStep) -> R<()> {
                 }
             }
             r.map_err(|e| {
-                RootfsError::sys(
-                    format!(
+                let hint = if e == nix::Error::EINVAL && !s.data.is_empty() {
+                    format!(" (options passed to {}: {:?})", s.fstype, s.data)
+                } else {
+                    String::new()
+                };
+                RootfsError::Sys {
+                    what: format!(
                         "{field}: mount {} ({}) on {dest_display}",
                         src.to_string_lossy(),
                         s.fstype
                     ),
-                    nix_io(e),
-                )
+                    source: std::io::Error::other(format!("{}{hint}", nix_io(e))),
+                }
             })?;
+            if s.tmpcopyup {
+                // `target` still refers to the image's directory under the new tmpfs.
+                let new_root = open_in_root(root, &s.dest, false)
+                    .map_err(|e| RootfsError::sys(format!("{field}: reopen {dest_display}"), e))?;
+                let under = reopen_dir(&target).map_err(|e| {
+                    RootfsError::sys(format!("{field}: open the image's {dest_display}"), e)
+                })?;
+                super::copyup::copy_tree(under.as_fd(), new_root.as_fd()).map_err(|e| {
+                    RootfsError::sys(
+                        format!("{field}: tmpcopyup of the image's {dest_display}"),
+                        e,
+                    )
+                })?;
+            }
+            if let Some(mode) = keep_mode {
+                let new_root = open_in_root(root, &s.dest, false)
+                    .map_err(|e| RootfsError::sys(format!("{field}: reopen {dest_display}"), e))?;
+                std::fs::set_permissions(
+                    fd_path(new_root.as_raw_fd()),
+                    std::os::unix::fs::PermissionsExt::from_mode(mode),
+                )
+                .map_err(|e| RootfsError::sys(format!("{field}: chmod {dest_display}"), e))?;
+            }
         }
     }
-    apply_propagation(root, s, &field)
+    apply_propagation(root, s, &field)?;
+    apply_recursive(root, s, &field)
+}
+
+/// An O_RDONLY directory descriptor for the same directory as `fd` (which may be O_PATH).
+fn reopen_dir(fd: &OwnedFd) -> std::io::Result<OwnedFd> {
+    let f = std::fs::File::open(fd_path(fd.as_raw_fd()))?;
+    Ok(f.into())
+}
+
+/// Applies the recursive attributes (`rro`, `rnosuid`, ...) with mount_setattr(AT_RECURSIVE).
+fn apply_recursive(root: &OwnedFd, s: &MountStep, field: &str) -> R<()> {
+    if s.recursive.is_empty() {
+        return Ok(());
+    }
+    let t = open_in_root(root, &s.dest, false)
+        .map_err(|e| RootfsError::sys(format!("{field}: reopen /{}", s.dest.display()), e))?;
+    crate::sys::mount_setattr(t.as_raw_fd(), true, s.recursive.set, s.recursive.clear).map_err(
+        |e| {
+            RootfsError::sys(
+                format!(
+                    "{field}: set recursive mount attributes on /{}",
+                    s.dest.display()
+                ),
+                e,
+            )
+        },
+    )
+}
+
+/// Makes the mounts whose read-only flag waited for /dev to be populated read-only now.
+pub fn readonly_after_setup(root: &OwnedFd, steps: &[MountStep]) -> R<()> {
+    for s in steps.iter().filter(|s| s.readonly_after_setup) {
+        let field = format!("mounts[{}]", s.index);
+        let t = open_in_root(root, &s.dest, false)
+            .map_err(|e| RootfsError::sys(format!("{field}: reopen /{}", s.dest.display()), e))?;
+        // A read-only bind remount: the mount becomes read-only, its superblock stays as it
+        // was (what runc shows in mountinfo).
+        let flags = (s.flags | MsFlags::MS_RDONLY)
+            & (MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOEXEC
+                | MsFlags::MS_NOATIME
+                | MsFlags::MS_RELATIME
+                | MsFlags::MS_STRICTATIME);
+        remount_bind(&fd_path(t.as_raw_fd()), flags).map_err(|e| {
+            RootfsError::sys(format!("{field}: make /{} read-only", s.dest.display()), e)
+        })?;
+    }
+    Ok(())
 }
 
 fn apply_propagation(root: &OwnedFd, s: &MountStep, field: &str) -> R<()> {

@@ -2,6 +2,7 @@
 //! and the code that applies it inside the container's mount namespace ([`apply`]).
 
 pub mod apply;
+pub mod copyup;
 pub mod plan;
 pub mod resolve;
 

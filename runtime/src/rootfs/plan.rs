@@ -41,6 +41,80 @@ pub struct MountStep {
     pub propagation: Vec<MsFlags>,
     /// Comma-separated data string (mode=755, size=..., ...).
     pub data: String,
+    /// Recursive attributes (`rro`, `rnosuid`, ...) applied with mount_setattr(AT_RECURSIVE).
+    pub recursive: RecursiveAttrs,
+    /// `tmpcopyup`: copy what the image has at the destination into the new tmpfs.
+    pub tmpcopyup: bool,
+    /// Read-only is applied only after /dev is populated (a read-only `/dev` mount, as runc).
+    pub readonly_after_setup: bool,
+}
+
+/// mount_setattr(2) attribute changes: bits to set and bits to clear (`MOUNT_ATTR_*`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecursiveAttrs {
+    /// Attributes to set.
+    pub set: u64,
+    /// Attributes to clear.
+    pub clear: u64,
+}
+
+impl RecursiveAttrs {
+    /// Whether there is nothing to change.
+    pub fn is_empty(&self) -> bool {
+        self.set == 0 && self.clear == 0
+    }
+}
+
+/// `MOUNT_ATTR_*` values from linux/mount.h.
+pub mod mount_attr {
+    /// Read-only.
+    pub const RDONLY: u64 = 0x1;
+    /// Ignore suid and sgid bits.
+    pub const NOSUID: u64 = 0x2;
+    /// No device access.
+    pub const NODEV: u64 = 0x4;
+    /// No program execution.
+    pub const NOEXEC: u64 = 0x8;
+    /// The atime mode field (to clear before setting one of the modes below).
+    pub const ATIME_MASK: u64 = 0x70;
+    /// relatime (the atime mode value 0).
+    pub const RELATIME: u64 = 0x0;
+    /// noatime.
+    pub const NOATIME: u64 = 0x10;
+    /// strictatime.
+    pub const STRICTATIME: u64 = 0x20;
+    /// No directory atime updates.
+    pub const NODIRATIME: u64 = 0x80;
+    /// Idmapped mount.
+    pub const IDMAP: u64 = 0x100000;
+    /// Do not follow symlinks.
+    pub const NOSYMFOLLOW: u64 = 0x200000;
+}
+
+/// The recursive attribute options (runc's extension, mount_setattr with AT_RECURSIVE):
+/// name -> (bits to set, bits to clear). The atime modes clear the whole atime field first,
+/// as the kernel requires; `ratime`, `rnostrictatime` go back to relatime (the kernel default)
+/// and `rnorelatime` to strictatime.
+pub fn recursive_option(name: &str) -> Option<(u64, u64)> {
+    use mount_attr::*;
+    Some(match name {
+        "rro" => (RDONLY, 0),
+        "rrw" => (0, RDONLY),
+        "rnosuid" => (NOSUID, 0),
+        "rsuid" => (0, NOSUID),
+        "rnodev" => (NODEV, 0),
+        "rdev" => (0, NODEV),
+        "rnoexec" => (NOEXEC, 0),
+        "rexec" => (0, NOEXEC),
+        "rnodiratime" => (NODIRATIME, 0),
+        "rdiratime" => (0, NODIRATIME),
+        "rnosymfollow" => (NOSYMFOLLOW, 0),
+        "rsymfollow" => (0, NOSYMFOLLOW),
+        "rnoatime" => (NOATIME, ATIME_MASK),
+        "rrelatime" | "ratime" | "rnostrictatime" => (RELATIME, ATIME_MASK),
+        "rstrictatime" | "rnorelatime" => (STRICTATIME, ATIME_MASK),
+        _ => return None,
+    })
 }
 
 /// Parsed mount options.
@@ -54,6 +128,10 @@ pub struct MountOptions {
     pub propagation: Vec<MsFlags>,
     /// Unknown options, passed as data.
     pub data: Vec<String>,
+    /// Recursive attributes.
+    pub recursive: RecursiveAttrs,
+    /// `tmpcopyup` was given.
+    pub tmpcopyup: bool,
 }
 
 /// Maps a propagation name (as in `linux.rootfsPropagation` or a mount option) to its flag.
@@ -73,6 +151,7 @@ pub fn propagation_flag(name: &str) -> Option<MsFlags> {
 
 /// The mount options this runtime understands (reported by `berth features`).
 pub const KNOWN_OPTIONS: &[&str] = &[
+    "acl",
     "async",
     "atime",
     "bind",
@@ -85,6 +164,7 @@ pub const KNOWN_OPTIONS: &[&str] = &[
     "lazytime",
     "loud",
     "mand",
+    "noacl",
     "noatime",
     "nodev",
     "nodiratime",
@@ -97,13 +177,31 @@ pub const KNOWN_OPTIONS: &[&str] = &[
     "nosuid",
     "nosymfollow",
     "private",
+    "ratime",
     "rbind",
+    "rdev",
+    "rdiratime",
     "relatime",
     "remount",
+    "rexec",
+    "rnoatime",
+    "rnodev",
+    "rnodiratime",
+    "rnoexec",
+    "rnorelatime",
+    "rnostrictatime",
+    "rnosuid",
+    "rnosymfollow",
     "ro",
     "rprivate",
+    "rrelatime",
+    "rro",
+    "rrw",
     "rshared",
     "rslave",
+    "rstrictatime",
+    "rsuid",
+    "rsymfollow",
     "runbindable",
     "rw",
     "shared",
@@ -113,6 +211,7 @@ pub const KNOWN_OPTIONS: &[&str] = &[
     "suid",
     "symfollow",
     "sync",
+    "tmpcopyup",
     "unbindable",
 ];
 
@@ -123,6 +222,8 @@ impl Default for MountOptions {
             cleared: MsFlags::empty(),
             propagation: Vec::new(),
             data: Vec::new(),
+            recursive: RecursiveAttrs::default(),
+            tmpcopyup: false,
         }
     }
 }
@@ -165,8 +266,18 @@ pub fn parse_options(options: &[String]) -> MountOptions {
             "symfollow" => (MsFlags::empty(), MsFlags::from_bits_retain(0x100)),
             "bind" => (MsFlags::MS_BIND, MsFlags::empty()),
             "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty()),
+            "acl" => (MsFlags::MS_POSIXACL, MsFlags::empty()),
+            "noacl" => (MsFlags::empty(), MsFlags::MS_POSIXACL),
+            "tmpcopyup" => {
+                o.tmpcopyup = true;
+                continue;
+            }
             other => {
-                if let Some(p) = propagation_flag(other) {
+                if let Some((set, clear)) = recursive_option(other) {
+                    // A later option wins over an earlier one for the same bits.
+                    o.recursive.set = (o.recursive.set & !(set | clear)) | set;
+                    o.recursive.clear = (o.recursive.clear & !(set | clear)) | clear;
+                } else if let Some(p) = propagation_flag(other) {
                     o.propagation.push(p);
                 } else {
                     o.data.push(other.to_string());
@@ -266,13 +377,45 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Vec<MountStep>, RootfsError> {
                 msg: "a bind mount needs a source".into(),
             });
         }
-        let (flags, remount_flags) = if is_bind {
+        if is_bind {
+            // The kernel ignores data on a bind mount: an option berth does not know would be
+            // dropped silently (runc's behaviour), so it is an error instead.
+            if let Some(bad) = opts.data.first() {
+                return Err(RootfsError::Plan {
+                    field: format!("{field}.options"),
+                    msg: format!(
+                        "unknown mount option {bad:?} for the bind mount on {}",
+                        m.destination().display()
+                    ),
+                });
+            }
+        }
+        if opts.tmpcopyup && (is_bind || fstype != "tmpfs") {
+            return Err(RootfsError::Plan {
+                field: format!("{field}.options"),
+                msg: format!(
+                    "tmpcopyup is only valid on a tmpfs mount, not on {} ({})",
+                    m.destination().display(),
+                    if is_bind { "bind" } else { fstype.as_str() }
+                ),
+            });
+        }
+        let (mut flags, remount_flags) = if is_bind {
             let base = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
             let rest = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
             (base, rest)
         } else {
             (opts.flags, MsFlags::empty())
         };
+        // A read-only /dev still gets its device nodes and symlinks: mount it writable and
+        // make it read-only once populated (runc does the same).
+        // The same for a read-only tmpfs that is filled by tmpcopyup.
+        let readonly_after_setup = !is_bind
+            && (dest == Path::new("dev") || opts.tmpcopyup)
+            && flags.contains(MsFlags::MS_RDONLY);
+        if readonly_after_setup {
+            flags.remove(MsFlags::MS_RDONLY);
+        }
         steps.push(MountStep {
             index,
             dest,
@@ -283,6 +426,9 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Vec<MountStep>, RootfsError> {
             remount_flags,
             propagation: opts.propagation,
             data: opts.data.join(","),
+            recursive: opts.recursive,
+            tmpcopyup: opts.tmpcopyup,
+            readonly_after_setup,
         });
     }
     Ok(steps)
@@ -395,6 +541,63 @@ mod tests {
         assert_eq!(o.data, vec!["mode=755", "size=64k"]);
         let o = parse_options(&["ro".into(), "rw".into()]);
         assert!(!o.flags.contains(MsFlags::MS_RDONLY));
+    }
+
+    #[test]
+    fn recursive_options_later_ones_win() {
+        use mount_attr::*;
+        let o = parse_options(&["rro".into(), "rnosuid".into(), "rrw".into()]);
+        assert_eq!(o.recursive.set, NOSUID);
+        assert_eq!(o.recursive.clear, RDONLY);
+        let o = parse_options(&["rnoatime".into()]);
+        assert_eq!((o.recursive.set, o.recursive.clear), (NOATIME, ATIME_MASK));
+        let o = parse_options(&["rnoatime".into(), "rrelatime".into()]);
+        assert_eq!((o.recursive.set, o.recursive.clear), (RELATIME, ATIME_MASK));
+        assert!(o.data.is_empty());
+        let o = parse_options(&["acl".into(), "tmpcopyup".into()]);
+        assert!(o.flags.contains(MsFlags::MS_POSIXACL) && o.tmpcopyup);
+    }
+
+    #[test]
+    fn every_known_option_is_parsed_not_passed_as_data() {
+        for opt in KNOWN_OPTIONS {
+            let o = parse_options(&[opt.to_string()]);
+            assert!(o.data.is_empty(), "{opt} ended up as data");
+        }
+    }
+
+    #[test]
+    fn unknown_bind_option_and_misplaced_tmpcopyup_are_errors() {
+        let spec = spec_with_mounts(
+            json!([{"destination": "/data", "source": "/tmp", "options": ["rbind", "bogus"]}]),
+        );
+        let e = plan(&spec, Path::new("/b")).unwrap_err().to_string();
+        assert!(
+            e.contains("mounts[0].options") && e.contains("bogus"),
+            "{e}"
+        );
+        let spec = spec_with_mounts(
+            json!([{"destination": "/data", "source": "/tmp", "options": ["rbind", "tmpcopyup"]}]),
+        );
+        let e = plan(&spec, Path::new("/b")).unwrap_err().to_string();
+        assert!(e.contains("tmpcopyup"), "{e}");
+        let spec = spec_with_mounts(
+            json!([{"destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "tmpcopyup", "mode=755"]}]),
+        );
+        let s = &plan(&spec, Path::new("/b")).unwrap()[0];
+        assert!(s.tmpcopyup);
+        assert_eq!(s.data, "mode=755");
+    }
+
+    #[test]
+    fn readonly_dev_is_made_readonly_after_setup() {
+        let spec = spec_with_mounts(
+            json!([{"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["ro", "nosuid"]}]),
+        );
+        let s = &plan(&spec, Path::new("/b")).unwrap()[0];
+        assert!(s.readonly_after_setup);
+        assert!(!s.flags.contains(MsFlags::MS_RDONLY));
+        assert!(s.flags.contains(MsFlags::MS_NOSUID));
     }
 
     #[test]
