@@ -406,9 +406,14 @@ impl<'a> Ctx<'a> {
     /// Mounts a small tmpfs at `dir` (created) on the host, for cases that need a nested
     /// mount in a bind source; it is unmounted when the case finishes.
     pub fn host_tmpfs(&mut self, dir: &Path) -> Result<()> {
+        self.host_mount(&["-t", "tmpfs", "-o", "size=1m", "tmpfs"], dir)
+    }
+
+    /// Runs `mount ARGS DIR` on the host (DIR created); unmounted when the case finishes.
+    pub fn host_mount(&mut self, args: &[&str], dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
         let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .args(args)
             .arg(dir)
             .output()
             .map_err(io("running mount for", dir))?;
@@ -459,6 +464,25 @@ impl<'a> Ctx<'a> {
                 .arg("-l")
                 .arg(m)
                 .status();
+        }
+        // Whatever a runtime left mounted below the case's directory (runc without a mount
+        // namespace leaves its rootfs bind), deepest first, so the directory can be removed.
+        // Stacked mounts at one path need one pass each.
+        let work = self.work.to_string_lossy().into_owned();
+        for _ in 0..8 {
+            let mut left: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+                .filter(|m| m.starts_with(&work))
+                .collect();
+            if left.is_empty() {
+                break;
+            }
+            left.sort();
+            for m in left.iter().rev() {
+                let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+            }
         }
         let _ = std::fs::remove_dir_all(&self.work);
         std::mem::take(&mut self.assertions)

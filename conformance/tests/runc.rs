@@ -7,6 +7,13 @@ use std::path::Path;
 
 const RUNC: &str = "/usr/sbin/runc";
 
+/// Cases where runc's behaviour is a bug that berth deliberately does not copy
+/// (docs/compatibility.md lists them): they must fail on runc and are not counted.
+pub const RUNC_DEVIATIONS: &[(&str, &str)] = &[(
+    "namespaces/no-mount-namespace-no-leak",
+    "runc leaves its rootfs bind mount (and any configured mount) in the host's mount table",
+)];
+
 #[test]
 fn every_case_passes_or_skips_on_runc() {
     if !nix::unistd::geteuid().is_root() {
@@ -20,7 +27,12 @@ fn every_case_passes_or_skips_on_runc() {
     let suite = Suite::new(Path::new("/var/tmp")).expect("preparing the suite");
     let rt = suite.runtime("runc", Path::new(RUNC)).expect("runtime");
     let all = cases::all();
+    let mut deviations = Vec::new();
     let report = suite.run(&rt, &all, |r| {
+        if RUNC_DEVIATIONS.iter().any(|(id, _)| *id == r.id) {
+            deviations.push((r.id.clone(), matches!(r.verdict, Verdict::Fail(_))));
+            return;
+        }
         if let Verdict::Fail(why) = &r.verdict {
             eprintln!("FAIL {}: {why}", r.id);
             for a in r.assertions.iter().filter(|a| !a.ok) {
@@ -33,7 +45,17 @@ fn every_case_passes_or_skips_on_runc() {
         "runc: {} passed, {} failed, {} skipped; {}/{} assertions",
         c.pass, c.fail, c.skip, c.asserts_ok, c.asserts
     );
-    assert_eq!(c.fail, 0, "cases failing on runc are bugs in the cases");
+    let deviation_failures = deviations.iter().filter(|(_, failed)| *failed).count();
+    for (id, failed) in &deviations {
+        assert!(
+            *failed,
+            "{id} passes on runc: the deviation no longer holds, remove it from RUNC_DEVIATIONS"
+        );
+    }
+    assert_eq!(
+        c.fail, deviation_failures,
+        "cases failing on runc are bugs in the cases"
+    );
     assert!(
         c.asserts >= 150,
         "fewer assertions than expected: {}",

@@ -74,7 +74,201 @@ pub fn cases() -> Vec<Case> {
             [],
             bad_namespace
         ),
+        case!(
+            C,
+            "no-mount-namespace",
+            "without a mount namespace (and no mounts) the process runs chrooted in root.path",
+            [],
+            no_mount_namespace
+        ),
+        case!(
+            C,
+            "no-mount-namespace-no-leak",
+            "without a mount namespace nothing is left mounted on the host (runc leaks its rootfs bind)",
+            [],
+            no_mount_namespace_no_leak
+        ),
+        case!(
+            C,
+            "join-mount-namespace",
+            "a mount namespace given by path is joined and the rootfs is built in it",
+            [],
+            join_mount_namespace
+        ),
+        case!(
+            C,
+            "hostname-joined-uts",
+            "hostname is set in a uts namespace joined by path",
+            [],
+            hostname_joined_uts
+        ),
+        case!(
+            C,
+            "userns-bind-unreachable-source",
+            "a bind source that the user namespace's root cannot reach is still mounted",
+            [],
+            userns_bind_unreachable_source
+        ),
     ]
+}
+
+/// A host process holding namespaces of its own (`unshare FLAGS sleep`), killed when dropped.
+struct Holder(std::process::Child);
+
+impl Holder {
+    fn start(flags: &[&str]) -> Result<Holder> {
+        let child = std::process::Command::new("unshare")
+            .args(flags)
+            .args(["sleep", "600"])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| crate::error::Error::Other(format!("unshare: {e}")))?;
+        let h = Holder(child);
+        // Wait until unshare has exec'd sleep (its namespaces differ from ours).
+        let pid = h.pid();
+        for _ in 0..200 {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if comm.trim() == "sleep" {
+                return Ok(h);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        Err(crate::error::Error::Other(
+            "unshare did not start sleep".into(),
+        ))
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    fn ns(&self, kind: &str) -> String {
+        std::fs::read_link(format!("/proc/{}/ns/{kind}", self.pid()))
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn no_mount_namespace(ctx: &mut Ctx) -> Result<()> {
+    no_mount_namespace_run(ctx, false)
+}
+
+fn no_mount_namespace_no_leak(ctx: &mut Ctx) -> Result<()> {
+    no_mount_namespace_run(ctx, true)
+}
+
+fn no_mount_namespace_run(ctx: &mut Ctx, check_leak: bool) -> Result<()> {
+    let mut b = ctx.bundle(&[])?;
+    let marker = b.rootfs().join("marker-no-mntns");
+    std::fs::write(&marker, "").map_err(crate::error::io("writing", &marker))?;
+    b.remove_namespace("mount");
+    b.config["mounts"] = json!([]);
+    b.config["root"]["readonly"] = json!(false);
+    if let Some(l) = b.config["linux"].as_object_mut() {
+        l.remove("maskedPaths");
+        l.remove("readonlyPaths");
+        l.remove("rootfsPropagation");
+    }
+    // runc needs /proc/self/fd inside the root: provide a host-side proc mount there, as a
+    // caller without a mount namespace would (counted out of the leak check below).
+    let proc_dir = b.rootfs().join("proc");
+    ctx.host_mount(&["-t", "proc", "proc"], &proc_dir)?;
+    b.args(&["/bin/ls", "/"]);
+    let out = ctx.run(&b)?;
+    ctx.check_ok("run succeeds", &out);
+    ctx.check(
+        "/ is the container's root.path",
+        out.stdout.lines().any(|l| l == "marker-no-mntns"),
+        format!("{out:?}"),
+    );
+    if !check_leak {
+        return Ok(());
+    }
+    let rootfs = b.rootfs().to_string_lossy().into_owned();
+    let leaked = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(&rootfs))
+        .count()
+        > 1;
+    ctx.check(
+        "nothing was mounted on the host",
+        !leaked,
+        "a mount below the rootfs is left in the host's mount table",
+    );
+    Ok(())
+}
+
+fn join_mount_namespace(ctx: &mut Ctx) -> Result<()> {
+    let holder = Holder::start(&["-m", "--propagation", "private"])?;
+    let want = holder.ns("mnt");
+    let mut b = ctx.checker_bundle(&["ns"])?;
+    b.set_namespace("mount", Some(&format!("/proc/{}/ns/mnt", holder.pid())));
+    let f = ctx.run_json(&b)?;
+    ctx.check_eq(
+        "the container is in the given mount namespace",
+        f["mnt"].as_str().unwrap_or(""),
+        want.as_str(),
+    );
+    ctx.check("it is not the host's", want != host_ns("mnt"), want.clone());
+    Ok(())
+}
+
+fn hostname_joined_uts(ctx: &mut Ctx) -> Result<()> {
+    let holder = Holder::start(&["-u"])?;
+    let mut b = ctx.bundle(&["/bin/hostname"])?;
+    b.set_namespace("uts", Some(&format!("/proc/{}/ns/uts", holder.pid())));
+    b.config["hostname"] = json!("joined-uts");
+    let out = ctx.run(&b)?;
+    ctx.check_ok("run succeeds", &out);
+    ctx.check_eq(
+        "the container sees the hostname",
+        out.stdout.trim(),
+        "joined-uts",
+    );
+    let theirs = std::process::Command::new("nsenter")
+        .args(["-t", &holder.pid().to_string(), "-u", "hostname"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    ctx.check_eq(
+        "it was set in the joined namespace",
+        theirs.as_str(),
+        "joined-uts",
+    );
+    Ok(())
+}
+
+fn userns_bind_unreachable_source(ctx: &mut Ctx) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let outer = ctx.work.join("private-0700");
+    let inner = outer.join("shared");
+    std::fs::create_dir_all(&inner).map_err(crate::error::io("creating", &inner))?;
+    std::fs::write(inner.join("file"), "reached").map_err(crate::error::io("writing", &inner))?;
+    std::fs::set_permissions(&outer, std::fs::Permissions::from_mode(0o700))
+        .map_err(crate::error::io("chmod", &outer))?;
+    let mut b = ctx.bundle(&["/bin/cat", "/data/file"])?;
+    let mnt = b.rootfs().join("data");
+    std::fs::create_dir_all(&mnt).map_err(crate::error::io("creating", &mnt))?;
+    b.set_namespace("user", None);
+    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    b.add_mount(json!({"destination": "/data", "type": "bind", "source": inner, "options": ["rbind", "ro"]}));
+    let out = ctx.run(&b)?;
+    ctx.check_ok("run succeeds", &out);
+    ctx.check_eq(
+        "the file below the unreachable directory is read",
+        out.stdout.trim(),
+        "reached",
+    );
+    Ok(())
 }
 
 fn host_ns(kind: &str) -> String {

@@ -53,17 +53,6 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     let rootfs = std::fs::canonicalize(&rootfs)
         .map_err(|e| Error::io(format!("root.path {}", rootfs.display()), e))?;
     let namespaces = namespaces::from_spec(&spec);
-    if !namespaces
-        .iter()
-        .any(|n| n.kind == NsKind::Mount && n.path.is_none())
-    {
-        return Err(Error::Spec(spec::SpecError::Invalid {
-            file: bundle.join("config.json"),
-            path: "linux.namespaces".into(),
-            msg: "a new mount namespace is required to set up the container's root filesystem"
-                .into(),
-        }));
-    }
     let cg_path = cgroups::resolve_path(
         spec.linux()
             .as_ref()
@@ -132,7 +121,16 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
             dir: d.clone(),
         })
         .collect();
+    let bind_sources = if namespaces
+        .iter()
+        .any(|n| n.kind == NsKind::User && n.path.is_none())
+    {
+        crate::rootfs::apply::open_bind_sources(&steps)?
+    } else {
+        Vec::new()
+    };
     let mut cfg = InitConfig {
+        bind_sources,
         setup_dev: plan::needs_dev_setup(&steps),
         devices: plan::devices(&spec),
         steps,

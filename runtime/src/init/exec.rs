@@ -45,6 +45,12 @@ fn run(cfg: &ExecConfig, ch: &Channel) -> Result<(), String> {
     cfg.cgroup
         .join(0, cfg.in_unified_cgroup)
         .map_err(|e| e.to_string())?;
+    // A container without a mount namespace of its own is chrooted: take the init's root
+    // (opened now, before anything is joined) to chroot into after joining the namespaces.
+    let init_root = std::fs::File::open(format!("/proc/{}/root", cfg.init_pid))
+        .map_err(|e| format!("open the container's root: {e}"))?;
+    let own_mount_ns = std::fs::read_link(format!("/proc/{}/ns/mnt", cfg.init_pid)).ok()
+        != std::fs::read_link("/proc/self/ns/mnt").ok();
     // Open every namespace first: after joining the mount namespace, /proc is the container's.
     let mut joined = Vec::new();
     for kind in NsKind::ORDER {
@@ -68,6 +74,12 @@ fn run(cfg: &ExecConfig, ch: &Channel) -> Result<(), String> {
         let _ = nix::unistd::setresuid(0.into(), 0.into(), 0.into());
     }
     drop(joined);
+    if !own_mount_ns {
+        nix::unistd::fchdir(&init_root)
+            .map_err(|e| format!("chdir to the container's root: {e}"))?;
+        nix::unistd::chroot(".").map_err(|e| format!("chroot to the container's root: {e}"))?;
+    }
+    drop(init_root);
     // Entering PID and time namespaces takes effect for children: fork once more.
     // SAFETY: this process is single-threaded (a fork of the single-threaded CLI).
     // A PID namespace whose init has died refuses new members with ENOMEM: the container

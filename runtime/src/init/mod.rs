@@ -58,6 +58,9 @@ pub struct InitConfig {
     pub id: String,
     /// Set in the child when it was cloned straight into its cgroup2 directory.
     pub in_unified_cgroup: bool,
+    /// Detached copies of bind sources (by mount index), made by the parent before the
+    /// container's user namespace exists, so sources its root cannot reach still work.
+    pub bind_sources: Vec<(usize, OwnedFd)>,
 }
 
 /// Stage 1: runs in the forked child. Never returns.
@@ -206,7 +209,9 @@ fn stage2_inner(cfg: &InitConfig, ch: &Channel) -> Result<Exec, String> {
     let propagation = linux
         .and_then(|l| l.rootfs_propagation().as_deref())
         .and_then(crate::rootfs::plan::propagation_flag);
-    let mount_ns = has_new(NsKind::Mount);
+    // The rootfs is built in the container's mount namespace, new or joined by path (as runc
+    // does); with none at all the container is only chrooted (validation refused mounts).
+    let mount_ns = cfg.namespaces.iter().any(|n| n.kind == NsKind::Mount);
     let mut root_fd = None;
     if mount_ns {
         let root = apply::prepare(&cfg.rootfs, propagation).map_err(|e| e.to_string())?;
@@ -216,6 +221,7 @@ fn stage2_inner(cfg: &InitConfig, ch: &Channel) -> Result<Exec, String> {
             cgroupns: has_new(NsKind::Cgroup),
             cgroups: &cfg.cgroup_mounts,
             mount_label: linux.and_then(|l| l.mount_label().as_deref()),
+            bind_sources: &cfg.bind_sources,
         };
         tracing::debug!("init: rootfs prepared");
         apply::mount_all(&cx, &root, &cfg.steps).map_err(|e| e.to_string())?;
@@ -255,6 +261,8 @@ fn stage2_inner(cfg: &InitConfig, ch: &Channel) -> Result<Exec, String> {
         if let Some(p) = propagation {
             apply::set_root_propagation(p).map_err(|e| e.to_string())?;
         }
+    } else {
+        apply::chroot_into(&cfg.rootfs, process.cwd()).map_err(|e| e.to_string())?;
     }
 
     if let Some(sysctl) = linux.and_then(|l| l.sysctl().as_ref()) {

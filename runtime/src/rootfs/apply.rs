@@ -34,6 +34,27 @@ pub struct MountContext<'a> {
     pub cgroups: &'a [CgroupMountSource],
     /// SELinux label for mounts, applied only where SELinux is enabled.
     pub mount_label: Option<&'a str>,
+    /// Detached bind sources opened before the user namespace, by mount index.
+    pub bind_sources: &'a [(usize, OwnedFd)],
+}
+
+/// For a container with a new user namespace: detached copies (open_tree) of every bind
+/// source, made while the caller still has its host credentials. Mounting them later needs no
+/// access to the source path from inside the user namespace (runc opens them early too).
+pub fn open_bind_sources(steps: &[MountStep]) -> R<Vec<(usize, OwnedFd)>> {
+    let mut out = Vec::new();
+    for s in steps.iter().filter(|s| s.kind == MountKind::Bind) {
+        let Some(src) = s.source.as_deref() else {
+            continue;
+        };
+        let recursive = s.flags.contains(MsFlags::MS_REC);
+        let fd = crate::sys::open_tree_clone(src, recursive).map_err(|e| RootfsError::Plan {
+            field: format!("mounts[{}].source", s.index),
+            msg: format!("{}: {e}", src.display()),
+        })?;
+        out.push((s.index, fd));
+    }
+    Ok(out)
 }
 
 fn nix_io(e: nix::Error) -> std::io::Error {
@@ -83,11 +104,18 @@ fn mount_one(cx: &MountContext, root: &OwnedFd, s: &MountStep) -> R<()> {
     }
     let leaf = match (&s.kind, &s.source) {
         (MountKind::Bind, Some(src)) => {
-            let md = std::fs::metadata(src).map_err(|e| RootfsError::Plan {
+            let early = cx.bind_sources.iter().find(|(i, _)| *i == s.index);
+            let is_dir = match early {
+                Some((_, fd)) => nix::sys::stat::fstat(fd)
+                    .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+                    .map_err(nix_io),
+                None => std::fs::metadata(src).map(|m| m.is_dir()),
+            }
+            .map_err(|e| RootfsError::Plan {
                 field: format!("{field}.source"),
                 msg: format!("{}: {e}", src.display()),
             })?;
-            if md.is_dir() {
+            if is_dir {
                 Leaf::Dir
             } else {
                 Leaf::File
@@ -143,19 +171,28 @@ fn mount_one(cx: &MountContext, root: &OwnedFd, s: &MountStep) -> R<()> {
     match s.kind {
         MountKind::Bind => {
             let src = s.source.as_deref().unwrap_or(Path::new(""));
-            mount(
-                Some(src),
-                tpath.as_str(),
-                None::<&str>,
-                s.flags,
-                None::<&str>,
-            )
-            .map_err(|e| {
-                RootfsError::sys(
-                    format!("{field}: bind {} to {dest_display}", src.display()),
-                    nix_io(e),
+            if let Some((_, fd)) = cx.bind_sources.iter().find(|(i, _)| *i == s.index) {
+                crate::sys::move_mount_fd(fd.as_raw_fd(), target.as_raw_fd()).map_err(|e| {
+                    RootfsError::sys(
+                        format!("{field}: attach {} to {dest_display}", src.display()),
+                        e,
+                    )
+                })?;
+            } else {
+                mount(
+                    Some(src),
+                    tpath.as_str(),
+                    None::<&str>,
+                    s.flags,
+                    None::<&str>,
                 )
-            })?;
+                .map_err(|e| {
+                    RootfsError::sys(
+                        format!("{field}: bind {} to {dest_display}", src.display()),
+                        nix_io(e),
+                    )
+                })?;
+            }
             if !s.remount_flags.is_empty() {
                 // Re-open: the mount covered the old target, the fd still points below it.
                 let t2 = open_in_root(root, &s.dest, false)
@@ -649,6 +686,14 @@ pub fn move_root(rootfs: &Path) -> R<()> {
     nix::unistd::chroot(".").map_err(|e| RootfsError::sys("chroot", nix_io(e)))?;
     nix::unistd::chdir("/").map_err(|e| RootfsError::sys("chdir /", nix_io(e)))?;
     Ok(())
+}
+
+/// No mount namespace: chroot into `rootfs` and create the working directory there.
+pub fn chroot_into(rootfs: &Path, cwd: &Path) -> R<()> {
+    nix::unistd::chroot(rootfs)
+        .map_err(|e| RootfsError::sys(format!("chroot {}", rootfs.display()), nix_io(e)))?;
+    nix::unistd::chdir("/").map_err(|e| RootfsError::sys("chdir /", nix_io(e)))?;
+    ensure_dir(&open_new_root()?, cwd)
 }
 
 /// The container's root after pivot_root.

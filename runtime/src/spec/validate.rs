@@ -232,14 +232,61 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<(), SpecError> {
             }
         }
     }
-    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !new_ns(NsKind::Uts) {
-        return Err(cx.err("hostname", "setting the hostname needs a new uts namespace"));
+    // A uts namespace joined by path counts too (runc sets the hostname in it).
+    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !has(NsKind::Uts) {
+        return Err(cx.err(
+            "hostname",
+            "setting the hostname needs a uts namespace (new or joined by path)",
+        ));
     }
-    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !new_ns(NsKind::Uts) {
+    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !has(NsKind::Uts) {
         return Err(cx.err(
             "domainname",
-            "setting the domain name needs a new uts namespace",
+            "setting the domain name needs a uts namespace (new or joined by path)",
         ));
+    }
+    if !has(NsKind::Mount) {
+        no_mount_namespace(&cx, spec)?;
+    }
+    Ok(())
+}
+
+/// Without a mount namespace of its own the container runs chrooted in the caller's mount
+/// namespace. runc then makes the configured mounts in the host's namespace, where they stay
+/// after the container is gone; berth refuses such a config instead, naming the field.
+fn no_mount_namespace(cx: &Ctx, spec: &Spec) -> Result<(), SpecError> {
+    const WHY: &str = "the container has no mount namespace (linux.namespaces has no \"mount\"): \
+                       this would change the host's mount table and outlive the container; \
+                       add a mount namespace or remove it";
+    if spec.mounts().as_ref().is_some_and(|m| !m.is_empty()) {
+        return Err(cx.err("mounts", WHY));
+    }
+    let linux = spec.linux().as_ref();
+    if linux
+        .and_then(|l| l.masked_paths().as_ref())
+        .is_some_and(|m| !m.is_empty())
+    {
+        return Err(cx.err("linux.maskedPaths", WHY));
+    }
+    if linux
+        .and_then(|l| l.readonly_paths().as_ref())
+        .is_some_and(|m| !m.is_empty())
+    {
+        return Err(cx.err("linux.readonlyPaths", WHY));
+    }
+    if linux
+        .and_then(|l| l.rootfs_propagation().as_ref())
+        .is_some()
+    {
+        return Err(cx.err("linux.rootfsPropagation", WHY));
+    }
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
+        return Err(cx.err("root.readonly", WHY));
     }
     Ok(())
 }
