@@ -18,6 +18,34 @@ pub fn cases() -> Vec<Case> {
     vec![
         case!(
             C,
+            "v1-update-memory-unlimited",
+            "update --memory -1 with a swap limit set lifts both (swap follows memory)",
+            [CgroupV1("memory")],
+            v1_update_memory_unlimited
+        ),
+        case!(
+            C,
+            "v1-cpuset-empty-parent",
+            "a container below a pre-made cpuset parent with no cpus/mems still starts",
+            [CgroupV1("cpuset")],
+            v1_cpuset_empty_parent
+        ),
+        case!(
+            C,
+            "v1-frozen-cgroup-refused",
+            "create in an already frozen cgroup fails with an error instead of hanging",
+            [CgroupV1("freezer")],
+            v1_frozen_cgroup_refused
+        ),
+        case!(
+            C,
+            "v1-device-rules-folded",
+            "device rules are applied as their end state: an allow taken back later is never written",
+            [CgroupV1("devices")],
+            v1_device_rules_folded
+        ),
+        case!(
+            C,
             "v1-placement",
             "the process is in cgroupsPath under every v1 controller",
             [CgroupV1("memory"), CgroupV1("pids")],
@@ -511,5 +539,126 @@ fn v2_pids(ctx: &mut Ctx) -> Result<()> {
         b.config["linux"]["resources"]["pids"] = json!({"limit": 32});
     })?;
     ctx.check_eq("pids.max", read(&d.join("pids.max")), "32".into());
+    Ok(())
+}
+
+fn v1_update_memory_unlimited(ctx: &mut Ctx) -> Result<()> {
+    let root = ctx.host.v1.get("memory").cloned().unwrap_or_default();
+    if !root.join("memory.memsw.limit_in_bytes").exists() {
+        return Err(ctx.skip("no memory.memsw.limit_in_bytes (swap accounting is off)"));
+    }
+    let (b, id) = started_with(ctx, |b| {
+        b.config["linux"]["resources"]["memory"] = json!({"limit": 104857600, "swap": 209715200});
+    })?;
+    let d = ctx.v1_dir("memory", &b)?;
+    let out = ctx.call(&["update", "--memory", "-1", &id])?;
+    ctx.check_ok("update --memory -1 succeeds", &out);
+    let unlimited = |v: String| v.parse::<u64>().map(|n| n > 1 << 60).unwrap_or(false);
+    ctx.check(
+        "memory.limit_in_bytes is unlimited",
+        unlimited(read(&d.join("memory.limit_in_bytes"))),
+        read(&d.join("memory.limit_in_bytes")),
+    );
+    ctx.check(
+        "memory.memsw.limit_in_bytes followed",
+        unlimited(read(&d.join("memory.memsw.limit_in_bytes"))),
+        read(&d.join("memory.memsw.limit_in_bytes")),
+    );
+    let out = ctx.call(&["update", "--memory", "52428800", &id])?;
+    ctx.check_ok("a new limit below the unlimited swap is accepted", &out);
+    ctx.check_eq(
+        "memory.limit_in_bytes is 50 MiB",
+        read(&d.join("memory.limit_in_bytes")),
+        "52428800".into(),
+    );
+    Ok(())
+}
+
+/// Makes the bundle's cgroup directory (in `ctrl`) beforehand and moves the container one
+/// level below it, so the bundle's directory is a parent the runtime did not create.
+fn premade_parent(ctx: &Ctx, b: &mut Bundle, ctrl: &str) -> Result<std::path::PathBuf> {
+    let parent = ctx.v1_dir(ctrl, b)?;
+    std::fs::create_dir_all(&parent)
+        .map_err(|e| crate::error::Error::Other(format!("mkdir {}: {e}", parent.display())))?;
+    b.config["linux"]["cgroupsPath"] = json!(format!("{}/ctr", b.cgroups_path));
+    Ok(parent)
+}
+
+fn v1_cpuset_empty_parent(ctx: &mut Ctx) -> Result<()> {
+    let mut b = ctx.bundle(&["/bin/cat", "/proc/self/cgroup"])?;
+    let parent = premade_parent(ctx, &mut b, "cpuset")?;
+    ctx.check_eq(
+        "the pre-made parent starts with no cpus",
+        read(&parent.join("cpuset.cpus")),
+        String::new(),
+    );
+    let out = ctx.run(&b)?;
+    ctx.check_ok("run succeeds", &out);
+    ctx.check(
+        "the container ran in the child cgroup",
+        out.stdout
+            .lines()
+            .any(|l| l.contains("cpuset") && l.ends_with("/ctr")),
+        format!("{out:?}"),
+    );
+    Ok(())
+}
+
+/// Thaws a v1 freezer directory when dropped, so a failing case leaves nothing frozen.
+struct Thaw(std::path::PathBuf);
+
+impl Drop for Thaw {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.0.join("freezer.state"), "THAWED");
+    }
+}
+
+fn v1_frozen_cgroup_refused(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.bundle(&["/bin/true"])?;
+    let parent = ctx.v1_dir("freezer", &b)?;
+    std::fs::create_dir_all(&parent)
+        .map_err(|e| crate::error::Error::Other(format!("mkdir {}: {e}", parent.display())))?;
+    let _thaw = Thaw(parent.clone());
+    std::fs::write(parent.join("freezer.state"), "FROZEN")
+        .map_err(|e| crate::error::Error::Other(format!("freeze {}: {e}", parent.display())))?;
+    b.write()?;
+    let opts = Invoke {
+        timeout: Some(std::time::Duration::from_secs(20)),
+        ..Invoke::default()
+    };
+    let (_, out) = ctx.create_with(&b, &[], &opts)?;
+    ctx.check(
+        "create fails (and does not hang)",
+        !out.ok() && !out.timed_out,
+        format!("{out:?}"),
+    );
+    ctx.check(
+        "the error says the cgroup is frozen",
+        super::mentions(&out.stderr, &["frozen"]),
+        format!("stderr {:?}", out.stderr),
+    );
+    Ok(())
+}
+
+fn v1_device_rules_folded(ctx: &mut Ctx) -> Result<()> {
+    let mut b = ctx.bundle(&[])?;
+    let parent = premade_parent(ctx, &mut b, "devices")?;
+    // The parent forbids reading and writing /dev/fuse (10:229): allowing that in a child
+    // would be refused.
+    std::fs::write(parent.join("devices.deny"), "c 10:229 rw")
+        .map_err(|e| crate::error::Error::Other(format!("devices.deny: {e}")))?;
+    b.config["linux"]["resources"]["devices"] = json!([
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rwm"},
+        {"allow": false, "type": "c", "major": 10, "minor": 229, "access": "rwm"}
+    ]);
+    b.sh("head -c 1 /dev/zero | wc -c");
+    let out = ctx.run(&b)?;
+    ctx.check_ok("run succeeds", &out);
+    ctx.check(
+        "an allowed device works",
+        out.stdout.lines().next() == Some("1"),
+        format!("{out:?}"),
+    );
     Ok(())
 }

@@ -66,7 +66,7 @@ fn apply_v1(p: &Placement, r: &LinuxResources) -> Result<(), CgroupError> {
             }
             continue;
         }
-        write_file(&dir, &w.file, &w.value)?;
+        write_file(&dir, v1_file(&dir, &w.file), &w.value)?;
     }
     if let Some((dir, v)) = pending_limit {
         write_file(&dir, "memory.limit_in_bytes", &v)?;
@@ -78,16 +78,26 @@ fn apply_v1(p: &Placement, r: &LinuxResources) -> Result<(), CgroupError> {
                 "linux.resources.devices: the devices controller is not mounted".into(),
             )
         })?;
-        for (allow, rule) in rules {
-            let file = if allow {
-                "devices.allow"
-            } else {
-                "devices.deny"
-            };
+        for (file, rule) in super::devices_v1::plan(&rules) {
             write_file(dir, file, &rule)?;
         }
     }
     Ok(())
+}
+
+/// Kernels with the BFQ scheduler and no CFQ have `blkio.bfq.weight[_device]` instead of
+/// `blkio.weight[_device]`: use it when the plain file is missing (runc does the same).
+fn v1_file<'a>(dir: &Path, file: &'a str) -> &'a str {
+    let alt = match file {
+        "blkio.weight" => "blkio.bfq.weight",
+        "blkio.weight_device" => "blkio.bfq.weight_device",
+        _ => return file,
+    };
+    if !dir.join(file).exists() && dir.join(alt).exists() {
+        alt
+    } else {
+        file
+    }
 }
 
 fn apply_v2(p: &Placement, r: &LinuxResources) -> Result<(), CgroupError> {
@@ -194,6 +204,30 @@ pub fn freeze(p: &Placement) -> Result<(), CgroupError> {
         std::thread::sleep(wait);
         wait = (wait * 2).min(Duration::from_millis(10));
     }
+}
+
+/// Refuses a cgroup that is already frozen (itself or through a frozen parent): the
+/// container's init would stop in it and `create` would wait forever. runc's wording.
+pub fn ensure_not_frozen(p: &Placement) -> Result<(), CgroupError> {
+    let Ok((dir, v1)) = freezer(p) else {
+        return Ok(());
+    };
+    let frozen = if v1 {
+        std::fs::read_to_string(dir.join("freezer.state"))
+            .map(|s| s.trim() != "THAWED")
+            .unwrap_or(false)
+    } else {
+        std::fs::read_to_string(dir.join("cgroup.events"))
+            .map(|s| s.lines().any(|l| l.trim() == "frozen 1"))
+            .unwrap_or(false)
+    };
+    if frozen {
+        return Err(CgroupError::Invalid(format!(
+            "container's cgroup unexpectedly frozen ({}): thaw it first",
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Thaws the container.
@@ -326,6 +360,19 @@ mod tests {
     }
 
     #[test]
+    fn v1_blkio_weight_falls_back_to_bfq() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("blkio.bfq.weight"), "").unwrap();
+        assert_eq!(v1_file(tmp.path(), "blkio.weight"), "blkio.bfq.weight");
+        std::fs::write(tmp.path().join("blkio.weight"), "").unwrap();
+        assert_eq!(v1_file(tmp.path(), "blkio.weight"), "blkio.weight");
+        assert_eq!(
+            v1_file(tmp.path(), "memory.limit_in_bytes"),
+            "memory.limit_in_bytes"
+        );
+    }
+
+    #[test]
     fn v1_apply_uses_controller_dirs() {
         let tmp = tempfile::tempdir().unwrap();
         let mut v1 = std::collections::BTreeMap::new();
@@ -357,7 +404,8 @@ mod tests {
         );
         assert_eq!(
             std::fs::read_to_string(tmp.path().join("devices/devices.deny")).unwrap(),
-            "a *:* rwm"
+            "a",
+            "deny-all is written as the emulated reset"
         );
         // cpu is not mounted in this fake tree.
         let e = apply(&p, &res(json!({"cpu": {"shares": 2}})))

@@ -3,6 +3,7 @@
 //! exactly the directories berth created.
 
 pub mod devices_bpf;
+pub mod devices_v1;
 pub mod hierarchy;
 pub mod manager;
 pub mod placement;

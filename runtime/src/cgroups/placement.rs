@@ -221,6 +221,14 @@ fn has_children(dir: &Path) -> bool {
 /// A parent that another create made a moment ago may still be empty: wait for its creator to
 /// fill it in (up to a second) rather than writing to a cgroup berth did not create.
 fn init_cpuset(dir: &Path) -> Result<(), CgroupError> {
+    init_cpuset_depth(dir, 0)
+}
+
+/// Fills empty `cpuset.cpus`/`cpuset.mems` of `dir` from its parent, filling empty ancestors
+/// first (as runc does). This is the one write to a cgroup berth may not have created: a v1
+/// cpuset with no CPUs or memory nodes cannot hold any task, so nothing running depends on it,
+/// and a parallel create that made it writes the same values.
+fn init_cpuset_depth(dir: &Path, depth: usize) -> Result<(), CgroupError> {
     let Some(parent) = dir.parent() else {
         return Ok(());
     };
@@ -231,16 +239,16 @@ fn init_cpuset(dir: &Path) -> Result<(), CgroupError> {
             continue;
         }
         let from = parent.join(file);
-        let mut val = String::new();
-        for _ in 0..1000 {
-            val = std::fs::read_to_string(&from).map_err(|source| CgroupError::Io {
-                path: from.clone(),
+        let read = |p: &Path| {
+            std::fs::read_to_string(p).map_err(|source| CgroupError::Io {
+                path: p.to_path_buf(),
                 source,
-            })?;
-            if !val.trim().is_empty() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
+            })
+        };
+        let mut val = read(&from)?;
+        if val.trim().is_empty() && depth < 64 {
+            init_cpuset_depth(parent, depth + 1)?;
+            val = read(&from)?;
         }
         if val.trim().is_empty() {
             return Err(CgroupError::Invalid(format!(

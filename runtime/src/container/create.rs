@@ -99,6 +99,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         let _ = placement.remove();
     })?;
     guard.placement = Some(placement.clone());
+    crate::cgroups::manager::ensure_not_frozen(&placement)?;
     if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
         crate::cgroups::manager::apply(&placement, res)?;
     }

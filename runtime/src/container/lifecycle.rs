@@ -214,6 +214,7 @@ pub fn update(
     if state.status(&dir.path) == Status::Stopped {
         return Err(Error::NotRunning);
     }
+    let res = &swap_follows_unlimited_memory(res);
     crate::cgroups::manager::apply(&state.cgroup, res)?;
     let merged = merge_resources(
         state
@@ -227,6 +228,23 @@ pub fn update(
     linux.set_resources(Some(merged));
     state.spec.set_linux(Some(linux));
     dir.save(state)
+}
+
+/// runc's rule for `update --memory -1` without `--memory-swap`: the swap limit becomes
+/// unlimited too (memory+swap can never be below memory, so a kept swap limit would make the
+/// kernel refuse the new memory limit).
+fn swap_follows_unlimited_memory(
+    res: &oci_spec::runtime::LinuxResources,
+) -> oci_spec::runtime::LinuxResources {
+    let mut out = res.clone();
+    if let Some(m) = res.memory() {
+        if m.limit() == Some(-1) && m.swap().is_none() {
+            let mut m = m.clone();
+            m.set_swap(Some(-1));
+            out.set_memory(Some(m));
+        }
+    }
+    out
 }
 
 /// Overlays the fields set in `new` on `old` (JSON merge, one level per resource kind).
