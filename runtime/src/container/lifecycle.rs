@@ -239,7 +239,7 @@ fn swap_follows_unlimited_memory(
     let mut out = res.clone();
     if let Some(m) = res.memory() {
         if m.limit() == Some(-1) && m.swap().is_none() {
-            let mut m = m.clone();
+            let mut m = *m;
             m.set_swap(Some(-1));
             out.set_memory(Some(m));
         }
