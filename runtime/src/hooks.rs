@@ -55,17 +55,29 @@ impl HookKind {
 }
 
 /// Runs every hook of `kind` in order; stops at the first failure and says which one failed.
-pub fn run_all(kind: HookKind, hooks: &[Hook], state_json: &str) -> Result<(), String> {
+/// `cwd` is the hook's working directory, as runc gives it: the bundle for the hooks run in the
+/// runtime's namespaces, the rootfs for createContainer, the process's cwd for startContainer
+/// (None: inherited).
+pub fn run_all(
+    kind: HookKind,
+    hooks: &[Hook],
+    state_json: &str,
+    cwd: Option<&std::path::Path>,
+) -> Result<(), String> {
     for (i, h) in hooks.iter().enumerate() {
-        run_one(h, state_json)
+        run_one(h, state_json, cwd)
             .map_err(|e| format!("hooks.{}[{i}] ({}): {e}", kind.name(), h.path().display()))?;
     }
     Ok(())
 }
 
-fn run_one(h: &Hook, state_json: &str) -> Result<(), String> {
+fn run_one(h: &Hook, state_json: &str, cwd: Option<&std::path::Path>) -> Result<(), String> {
     let args = h.args().clone().unwrap_or_default();
     let mut cmd = Command::new(h.path());
+    // A bundle removed before delete leaves the caller's directory.
+    if let Some(d) = cwd.filter(|d| d.is_dir()) {
+        cmd.current_dir(d);
+    }
     if let Some(a0) = args.first() {
         cmd.arg0(a0);
     }

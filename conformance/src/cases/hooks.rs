@@ -4,7 +4,7 @@
 use super::{mentions, SLEEP};
 use crate::bundle::Bundle;
 use crate::case;
-use crate::case::{Case, Ctx};
+use crate::case::{Case, Ctx, Need};
 use crate::error::Result;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -21,6 +21,8 @@ pub fn cases() -> Vec<Case> {
         case!(C, "prestart-fails", "a failing prestart hook fails create", [], prestart_fails),
         case!(C, "timeout", "a hook exceeding its timeout fails the operation", [], timeout),
         case!(C, "poststop-fails", "a failing poststop hook does not stop delete", [], poststop_fails),
+        case!(C, "cwd", "runtime hooks run in the bundle, createContainer in the rootfs, startContainer in process.cwd", [], hook_cwd),
+        case!(C, "start-container-seccomp", "startContainer hooks run under the container's seccomp filter (noNewPrivileges)", [Need::Seccomp], start_container_seccomp),
     ]
 }
 
@@ -229,5 +231,63 @@ fn poststop_fails(ctx: &mut Ctx) -> Result<()> {
     ctx.check_ok("delete succeeds", &out);
     let st = ctx.call(&["state", &id])?;
     ctx.check_fails("the container is gone", &st);
+    Ok(())
+}
+
+fn hook_cwd(ctx: &mut Ctx) -> Result<()> {
+    let mut b = ctx.bundle(&["/bin/true"])?;
+    let dir = b.shared()?;
+    let work = b.rootfs().join("work");
+    std::fs::create_dir_all(&work).map_err(crate::error::io("creating", &work))?;
+    b.config["process"]["cwd"] = json!("/work");
+    let mut hooks = serde_json::Map::new();
+    for k in KINDS {
+        let out = if k == "startContainer" {
+            format!("/shared/cwd-{k}")
+        } else {
+            dir.join(format!("cwd-{k}")).to_string_lossy().into_owned()
+        };
+        hooks.insert(
+            k.to_string(),
+            json!([{"path": "/bin/sh", "args": ["sh", "-c", format!("pwd > {out}")]}]),
+        );
+    }
+    b.config["hooks"] = Value::Object(hooks);
+    let out = ctx.run(&b)?;
+    ctx.check_ok("run succeeds", &out);
+    let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    let bundle = canon(&b.dir);
+    let rootfs = canon(&b.rootfs());
+    for k in KINDS {
+        let got = std::fs::read_to_string(dir.join(format!("cwd-{k}"))).unwrap_or_default();
+        let got = got.trim();
+        let want = match k {
+            "createContainer" => rootfs.to_string_lossy().into_owned(),
+            "startContainer" => "/work".to_string(),
+            _ => bundle.to_string_lossy().into_owned(),
+        };
+        ctx.check_eq(format!("{k} runs in {want}"), got, want.as_str());
+    }
+    Ok(())
+}
+
+fn start_container_seccomp(ctx: &mut Ctx) -> Result<()> {
+    let mut b = ctx.bundle(&["/bin/true"])?;
+    let dir = b.shared()?;
+    b.config["process"]["noNewPrivileges"] = json!(true);
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]
+    });
+    b.config["hooks"] = json!({"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c",
+        "mkdir /tmp/from-hook 2>/dev/null && echo made > /shared/seccomp || echo denied > /shared/seccomp"]}]});
+    let out = ctx.run(&b)?;
+    ctx.check_ok("run succeeds", &out);
+    let got = std::fs::read_to_string(dir.join("seccomp")).unwrap_or_default();
+    ctx.check_eq(
+        "the hook's mkdir is denied by the filter",
+        got.trim(),
+        "denied",
+    );
     Ok(())
 }

@@ -262,7 +262,7 @@ fn serve_child(
                 for kind in [HookKind::Prestart, HookKind::CreateRuntime] {
                     let list = kind.of(&state.spec);
                     if res.is_ok() && !list.is_empty() {
-                        res = hooks::run_all(kind, &list, &json);
+                        res = hooks::run_all(kind, &list, &json, Some(&state.bundle));
                     }
                 }
                 match res {

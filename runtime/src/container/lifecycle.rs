@@ -79,6 +79,7 @@ pub fn start(dir: &ContainerDir, state: &State) -> Result<Vec<String>, Error> {
             HookKind::Poststart,
             &post,
             &hook_state(state, Status::Running),
+            Some(&state.bundle),
         ) {
             warnings.push(e);
         }
@@ -156,6 +157,7 @@ pub fn delete(dir: ContainerDir, state: &State, force: bool) -> Result<Vec<Strin
             HookKind::Poststop,
             &post,
             &hook_state(state, Status::Stopped),
+            Some(&state.bundle),
         ) {
             warnings.push(e);
         }

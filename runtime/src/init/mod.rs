@@ -247,6 +247,7 @@ fn stage2_inner(cfg: &InitConfig, ch: &Channel) -> Result<Exec, String> {
             HookKind::CreateContainer,
             &create_container,
             state_json.as_deref().unwrap_or("{}"),
+            Some(&cfg.rootfs),
         )?;
     }
 
@@ -334,12 +335,19 @@ fn exec_program(cfg: &InitConfig, exec: Exec) -> ! {
     };
     let mut b = [0u8; 1];
     let _ = nix::unistd::read(unsafe_borrow(conn), &mut b);
+    // With noNewPrivileges the seccomp filter goes on now: startContainer hooks run under it,
+    // as the spec and runc order them; only a write and the execve follow (runc's order).
+    if let Some(Err(e)) = exec.seccomp.as_ref().map(|f| f.install()) {
+        let _ = nix::unistd::write(unsafe_borrow(conn), format!("E{e}\n").as_bytes());
+        exit(1);
+    }
     let start_hooks = HookKind::StartContainer.of(&cfg.spec);
     if !start_hooks.is_empty() {
         if let Err(e) = hooks::run_all(
             HookKind::StartContainer,
             &start_hooks,
             exec.state_json.as_deref().unwrap_or("{}"),
+            None,
         ) {
             let _ = nix::unistd::write(unsafe_borrow(conn), format!("E{e}").as_bytes());
             exit(1);
@@ -347,11 +355,6 @@ fn exec_program(cfg: &InitConfig, exec: Exec) -> ! {
     }
     // Tell `start` we are about to exec; it returns once the socket closes on exec.
     let _ = nix::unistd::write(unsafe_borrow(conn), b"0");
-    // With noNewPrivileges the seccomp filter goes on as the very last step (runc's order).
-    if let Some(Err(e)) = exec.seccomp.as_ref().map(|f| f.install()) {
-        let _ = nix::unistd::write(unsafe_borrow(conn), format!("E{e}\n").as_bytes());
-        exit(1);
-    }
     let e = nix::unistd::execve(&exec.path, &exec.argv, &exec.envp).err();
     let msg = format!(
         "exec {:?}: {}\n",
