@@ -677,8 +677,85 @@ pub fn pivot(rootfs: &Path) -> R<()> {
     Ok(())
 }
 
+/// Full procfs and sysfs mounts (their filesystem's root mounted) outside `rootfs`, deepest
+/// first, from mountinfo text.
+pub fn host_pseudo_fs_mounts(mountinfo: &str, rootfs: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = mountinfo
+        .lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let pre: Vec<&str> = pre.split(' ').collect();
+            let fstype = post.split(' ').next()?;
+            let (root, point) = (pre.get(3)?, PathBuf::from(unescape_octal(pre.get(4)?)));
+            let full_pseudo = *root == "/" && (fstype == "proc" || fstype == "sysfs");
+            (full_pseudo && !point.starts_with(rootfs)).then_some(point)
+        })
+        .collect();
+    out.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    out
+}
+
+fn unescape_octal(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `--no-pivot` leaves the old root in the mount namespace, reachable for mount(2): a full
+/// procfs or sysfs there would let a process with CAP_SYS_ADMIN in a user namespace mount a
+/// fresh, unmasked procfs (the kernel allows that when a full one is visible). Detach every such
+/// mount outside the rootfs, or cover it with an empty tmpfs where it cannot be detached.
+/// The mount tree is already a slave of the host's, so nothing propagates back.
+fn hide_host_pseudo_fs(rootfs: &Path) -> R<()> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| RootfsError::sys("read /proc/self/mountinfo", e))?;
+    for p in host_pseudo_fs_mounts(&text, rootfs) {
+        match umount2(&p, MntFlags::MNT_DETACH) {
+            Ok(()) => {}
+            // Already gone with a parent.
+            Err(nix::Error::ENOENT) => {}
+            Err(nix::Error::EINVAL) | Err(nix::Error::EPERM) => {
+                mount(
+                    Some("tmpfs"),
+                    &p,
+                    Some("tmpfs"),
+                    MsFlags::MS_RDONLY
+                        | MsFlags::MS_NOSUID
+                        | MsFlags::MS_NODEV
+                        | MsFlags::MS_NOEXEC,
+                    Some("size=0"),
+                )
+                .map_err(|e| {
+                    RootfsError::sys(format!("--no-pivot: cover {}", p.display()), nix_io(e))
+                })?;
+            }
+            Err(e) => {
+                return Err(RootfsError::sys(
+                    format!("--no-pivot: detach {}", p.display()),
+                    nix_io(e),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `--no-pivot`: moves the rootfs over / and chroots into it (for ramdisk roots).
 pub fn move_root(rootfs: &Path) -> R<()> {
+    hide_host_pseudo_fs(rootfs)?;
     nix::unistd::chdir(rootfs)
         .map_err(|e| RootfsError::sys(format!("chdir {}", rootfs.display()), nix_io(e)))?;
     mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
@@ -790,4 +867,32 @@ pub fn ensure_dir(root: &OwnedFd, path: &Path) -> R<()> {
     create_in_root(root, &rel, Leaf::Dir, false)
         .map_err(|e| RootfsError::sys(format!("process.cwd: create {}", path.display()), e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod no_pivot_tests {
+    use super::*;
+
+    #[test]
+    fn finds_full_proc_and_sysfs_outside_the_rootfs_deepest_first() {
+        let text = "\
+22 1 0:21 / /proc rw,nosuid - proc proc rw
+23 1 0:22 / /sys rw,nosuid - sysfs sysfs rw
+24 23 0:23 / /sys/kernel/security rw - securityfs securityfs rw
+25 1 0:21 /sys /mnt/procsys rw - proc proc rw
+26 1 0:24 / /b/root/proc rw - proc proc rw
+27 1 0:22 / /b/x\\040y/sys rw - sysfs sysfs rw
+28 22 0:30 / /proc/sys/fs/binfmt_misc rw - binfmt_misc binfmt_misc rw
+29 1 0:21 / /run/netns/p rw - proc proc rw";
+        let got = host_pseudo_fs_mounts(text, Path::new("/b/root"));
+        assert_eq!(
+            got,
+            vec![
+                PathBuf::from("/b/x y/sys"),
+                PathBuf::from("/run/netns/p"),
+                PathBuf::from("/proc"),
+                PathBuf::from("/sys"),
+            ]
+        );
+    }
 }
