@@ -146,6 +146,27 @@ pub fn cases() -> Vec<Case> {
         ),
         case!(
             C,
+            "proc-bind-host-pidns",
+            "the host's procfs may be bound onto /proc when the pid namespace is shared; masks still apply",
+            [],
+            proc_bind_host_pidns
+        ),
+        case!(
+            C,
+            "proc-bind-new-pidns-refused",
+            "a procfs bound onto /proc with a new pid namespace is refused (runc allows it)",
+            [],
+            proc_bind_new_pidns_refused
+        ),
+        case!(
+            C,
+            "unknown-bind-option-refused",
+            "an option the runtime does not know on a bind mount is an error (runc ignores it)",
+            [],
+            unknown_bind_option_refused
+        ),
+        case!(
+            C,
             "cgroup-mount",
             "a cgroup mount shows the container's controllers",
             [Need::CgroupV1("memory")],
@@ -753,5 +774,66 @@ fn recursive_attributes(ctx: &mut Ctx) -> Result<()> {
             format!("{m}"),
         );
     }
+    Ok(())
+}
+
+fn with_proc_bind(b: &mut Bundle) {
+    if let Some(ms) = b.config["mounts"].as_array_mut() {
+        for m in ms.iter_mut().filter(|m| m["destination"] == "/proc") {
+            *m = json!({"destination": "/proc", "type": "bind", "source": "/proc",
+                "options": ["rbind", "nosuid", "noexec", "nodev"]});
+        }
+    }
+}
+
+fn proc_bind_host_pidns(ctx: &mut Ctx) -> Result<()> {
+    let mut b = ctx.bundle(&[])?;
+    with_proc_bind(&mut b);
+    b.remove_namespace("pid");
+    b.config["linux"]["maskedPaths"] = json!(["/proc/keys"]);
+    b.sh(&format!(
+        "test -d /proc/{} && echo host-pids; echo keys=$(cat /proc/keys | wc -c)",
+        std::process::id()
+    ));
+    let out = ctx.run(&b)?;
+    ctx.check_ok("run succeeds", &out);
+    ctx.check(
+        "/proc shows the host's processes",
+        out.stdout.contains("host-pids"),
+        format!("{out:?}"),
+    );
+    ctx.check(
+        "maskedPaths still hide /proc/keys",
+        out.stdout.contains("keys=0"),
+        format!("{out:?}"),
+    );
+    Ok(())
+}
+
+fn proc_bind_new_pidns_refused(ctx: &mut Ctx) -> Result<()> {
+    let mut b = ctx.bundle(&["/bin/true"])?;
+    with_proc_bind(&mut b);
+    let out = ctx.run(&b)?;
+    ctx.check_fails("run fails", &out);
+    ctx.check(
+        "the error names the mount",
+        super::mentions(&out.stderr, &["mounts["]),
+        format!("stderr {:?}", out.stderr),
+    );
+    Ok(())
+}
+
+fn unknown_bind_option_refused(ctx: &mut Ctx) -> Result<()> {
+    let d = host_dir(ctx, "hostdata", "file", "x")?;
+    let mut b = ctx.bundle(&["/bin/true"])?;
+    b.add_mount(json!({"destination": "/data", "type": "bind", "source": d,
+        "options": ["rbind", "rro-typo"]}));
+    let out = ctx.run(&b)?;
+    ctx.check_fails("run fails", &out);
+    ctx.check(
+        "the error names the option",
+        super::mentions(&out.stderr, &["rro-typo"]),
+        format!("stderr {:?}", out.stderr),
+    );
     Ok(())
 }

@@ -115,6 +115,21 @@ fn mount_one(cx: &MountContext, root: &OwnedFd, s: &MountStep) -> R<()> {
                 field: format!("{field}.source"),
                 msg: format!("{}: {e}", src.display()),
             })?;
+            if s.dest == Path::new("proc") {
+                let magic = match early {
+                    Some((_, fd)) => nix::sys::statfs::fstatfs(fd).map(|f| f.filesystem_type()),
+                    None => nix::sys::statfs::statfs(src).map(|f| f.filesystem_type()),
+                };
+                if magic.ok() != Some(nix::sys::statfs::PROC_SUPER_MAGIC) {
+                    return Err(RootfsError::Plan {
+                        field: format!("{field}.source"),
+                        msg: format!(
+                            "{} is not a procfs: only a procfs may be bound onto /proc",
+                            src.display()
+                        ),
+                    });
+                }
+            }
             if is_dir {
                 Leaf::Dir
             } else {

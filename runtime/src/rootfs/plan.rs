@@ -355,7 +355,11 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Vec<MountStep>, RootfsError> {
             });
         }
         if dest.starts_with("proc") {
-            let ok = (dest == Path::new("proc") && kind == MountKind::Proc)
+            // A bind onto /proc itself is allowed only from a procfs (checked when mounting,
+            // and refused with a new PID namespace by validation), as runc allows it for
+            // rootless containers in the host's PID namespace.
+            let ok = (dest == Path::new("proc")
+                && matches!(kind, MountKind::Proc | MountKind::Bind))
                 || (kind == MountKind::Bind && PROC_OVERRIDES.iter().any(|p| dest == Path::new(p)));
             if !ok {
                 return Err(RootfsError::Plan {
@@ -641,9 +645,14 @@ mod tests {
             .to_string()
             .contains("mounts[0].destination"));
         let spec = spec_with_mounts(
-            json!([{"destination": "/proc", "type": "none", "source": "/tmp", "options": ["bind"]}]),
+            json!([{"destination": "/proc/self", "type": "none", "source": "/tmp", "options": ["bind"]}]),
         );
         assert!(plan(&spec, Path::new("/b")).is_err());
+        // A bind onto /proc itself is planned; its source must be a procfs (checked when mounting).
+        let spec = spec_with_mounts(
+            json!([{"destination": "/proc", "type": "none", "source": "/proc", "options": ["rbind"]}]),
+        );
+        assert!(plan(&spec, Path::new("/b")).is_ok());
         let spec = spec_with_mounts(
             json!([{"destination": "/proc/cpuinfo", "source": "/tmp/c", "options": ["bind"]}]),
         );
