@@ -24,6 +24,8 @@ pub enum Need {
     AppArmor,
     /// seccomp filters in the kernel.
     Seccomp,
+    /// A mount option the runtime lists in `features` (mountOptions), e.g. "idmap".
+    MountOption(&'static str),
 }
 
 impl Need {
@@ -70,6 +72,20 @@ impl Need {
                 (!host.apparmor).then(|| "AppArmor is not enabled in this kernel".to_string())
             }
             Need::Seccomp => (!host.seccomp).then(|| "the kernel has no seccomp".to_string()),
+            Need::MountOption(opt) => {
+                let listed = std::process::Command::new(&rt.path)
+                    .arg("features")
+                    .output()
+                    .ok()
+                    .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+                    .and_then(|v| {
+                        v["mountOptions"]
+                            .as_array()
+                            .map(|a| a.iter().any(|x| x == opt))
+                    })
+                    .unwrap_or(false);
+                (!listed).then(|| format!("the runtime's features do not list mount option {opt}"))
+            }
         }
     }
 }

@@ -303,3 +303,31 @@ pub fn move_mount_fd(from: RawFd, to: RawFd) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// mount_setattr(2) with MOUNT_ATTR_IDMAP: makes the detached mount at `fd` idmapped through
+/// the user namespace `userns_fd` (recursively when `recursive`).
+pub fn mount_setattr_idmap(fd: RawFd, recursive: bool, userns_fd: RawFd) -> io::Result<()> {
+    const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns_fd as u64,
+    };
+    let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: as in mount_setattr: a properly sized mount_attr and an empty C string path.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd,
+            c"".as_ptr(),
+            flags as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -167,6 +167,13 @@ pub fn cases() -> Vec<Case> {
         ),
         case!(
             C,
+            "idmap",
+            "an idmapped bind shows files with the mount's mappings; new files land mapped back",
+            [Need::MountOption("idmap")],
+            idmap
+        ),
+        case!(
+            C,
             "cgroup-mount",
             "a cgroup mount shows the container's controllers",
             [Need::CgroupV1("memory")],
@@ -834,6 +841,36 @@ fn unknown_bind_option_refused(ctx: &mut Ctx) -> Result<()> {
         "the error names the option",
         super::mentions(&out.stderr, &["rro-typo"]),
         format!("stderr {:?}", out.stderr),
+    );
+    Ok(())
+}
+
+fn idmap(ctx: &mut Ctx) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let d = host_dir(ctx, "idmapped", "file", "x")?;
+    for p in [d.clone(), d.join("file")] {
+        std::os::unix::fs::lchown(&p, Some(1000), Some(1000)).map_err(io("chown", &p))?;
+    }
+    let mut b = ctx.bundle(&[])?;
+    b.add_mount(json!({"destination": "/data", "type": "bind", "source": d,
+        "options": ["rbind", "idmap"],
+        "uidMappings": [{"containerID": 1000, "hostID": 0, "size": 1}],
+        "gidMappings": [{"containerID": 1000, "hostID": 0, "size": 1}]}));
+    b.sh("stat -c '%u:%g' /data/file; touch /data/new && echo created");
+    let out = ctx.run(&b)?;
+    ctx.check_ok("run succeeds", &out);
+    ctx.check_eq(
+        "the host's 1000:1000 shows as 0:0",
+        out.stdout.lines().next(),
+        Some("0:0"),
+    );
+    let host = std::fs::metadata(d.join("new"))
+        .map(|m| (m.uid(), m.gid()))
+        .ok();
+    ctx.check_eq(
+        "a file made by root inside is 1000:1000 on the host",
+        host,
+        Some((1000, 1000)),
     );
     Ok(())
 }

@@ -29,7 +29,7 @@ pub fn run(_a: Args) -> anyhow::Result<i32> {
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},
             "intelRdt": {"enabled": false},
-            "mountExtensions": {"idmap": {"enabled": false}}
+            "mountExtensions": {"idmap": {"enabled": true}}
         },
         "annotations": {
             "io.github.berth.version": env!("CARGO_PKG_VERSION")

@@ -122,7 +122,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
             dir: d.clone(),
         })
         .collect();
-    let bind_sources = if namespaces
+    let mut bind_sources = if namespaces
         .iter()
         .any(|n| n.kind == NsKind::User && n.path.is_none())
     {
@@ -130,6 +130,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     } else {
         Vec::new()
     };
+    bind_sources.extend(crate::rootfs::apply::open_idmapped_sources(&steps)?);
     let mut cfg = InitConfig {
         bind_sources,
         setup_dev: plan::needs_dev_setup(&steps),

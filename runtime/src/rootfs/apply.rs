@@ -38,12 +38,26 @@ pub struct MountContext<'a> {
     pub bind_sources: &'a [(usize, OwnedFd)],
 }
 
+/// Detached idmapped copies of the sources of every idmapped bind mount.
+pub fn open_idmapped_sources(steps: &[MountStep]) -> R<Vec<(usize, OwnedFd)>> {
+    let mut out = Vec::new();
+    for s in steps {
+        if let (Some(map), Some(src)) = (&s.idmap, s.source.as_deref()) {
+            out.push((s.index, super::idmap::idmapped_tree(s.index, src, map)?));
+        }
+    }
+    Ok(out)
+}
+
 /// For a container with a new user namespace: detached copies (open_tree) of every bind
 /// source, made while the caller still has its host credentials. Mounting them later needs no
 /// access to the source path from inside the user namespace (runc opens them early too).
 pub fn open_bind_sources(steps: &[MountStep]) -> R<Vec<(usize, OwnedFd)>> {
     let mut out = Vec::new();
-    for s in steps.iter().filter(|s| s.kind == MountKind::Bind) {
+    for s in steps
+        .iter()
+        .filter(|s| s.kind == MountKind::Bind && s.idmap.is_none())
+    {
         let Some(src) = s.source.as_deref() else {
             continue;
         };

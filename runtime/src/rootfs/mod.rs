@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod copyup;
+pub mod idmap;
 pub mod plan;
 pub mod resolve;
 

@@ -47,6 +47,20 @@ pub struct MountStep {
     pub tmpcopyup: bool,
     /// Read-only is applied only after /dev is populated (a read-only `/dev` mount, as runc).
     pub readonly_after_setup: bool,
+    /// An idmapped bind mount (`idmap`/`ridmap`, or mount uid/gid mappings).
+    pub idmap: Option<IdMap>,
+}
+
+/// The id mappings of an idmapped mount, as (containerID, hostID, size) triples written to the
+/// uid_map/gid_map of the user namespace the mount is attached with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdMap {
+    /// `ridmap`: the mounts below the bind are idmapped too.
+    pub recursive: bool,
+    /// uid mappings.
+    pub uid: Vec<(u32, u32, u32)>,
+    /// gid mappings.
+    pub gid: Vec<(u32, u32, u32)>,
 }
 
 /// mount_setattr(2) attribute changes: bits to set and bits to clear (`MOUNT_ATTR_*`).
@@ -132,6 +146,8 @@ pub struct MountOptions {
     pub recursive: RecursiveAttrs,
     /// `tmpcopyup` was given.
     pub tmpcopyup: bool,
+    /// `idmap` (Some(false)) or `ridmap` (Some(true)) was given.
+    pub idmap: Option<bool>,
 }
 
 /// Maps a propagation name (as in `linux.rootfsPropagation` or a mount option) to its flag.
@@ -160,6 +176,7 @@ pub const KNOWN_OPTIONS: &[&str] = &[
     "diratime",
     "dirsync",
     "exec",
+    "idmap",
     "iversion",
     "lazytime",
     "loud",
@@ -184,6 +201,7 @@ pub const KNOWN_OPTIONS: &[&str] = &[
     "relatime",
     "remount",
     "rexec",
+    "ridmap",
     "rnoatime",
     "rnodev",
     "rnodiratime",
@@ -224,6 +242,7 @@ impl Default for MountOptions {
             data: Vec::new(),
             recursive: RecursiveAttrs::default(),
             tmpcopyup: false,
+            idmap: None,
         }
     }
 }
@@ -270,6 +289,14 @@ pub fn parse_options(options: &[String]) -> MountOptions {
             "noacl" => (MsFlags::empty(), MsFlags::MS_POSIXACL),
             "tmpcopyup" => {
                 o.tmpcopyup = true;
+                continue;
+            }
+            "idmap" => {
+                o.idmap = Some(o.idmap.unwrap_or(false));
+                continue;
+            }
+            "ridmap" => {
+                o.idmap = Some(true);
                 continue;
             }
             other => {
@@ -404,6 +431,7 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Vec<MountStep>, RootfsError> {
                 ),
             });
         }
+        let idmap = plan_idmap(spec, m, &opts, is_bind, &field)?;
         let (mut flags, remount_flags) = if is_bind {
             let base = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
             let rest = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
@@ -433,9 +461,67 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Vec<MountStep>, RootfsError> {
             recursive: opts.recursive,
             tmpcopyup: opts.tmpcopyup,
             readonly_after_setup,
+            idmap,
         });
     }
     Ok(steps)
+}
+
+/// The idmap of one mount: its own uid/gid mappings, or the container's user namespace
+/// mappings when only `idmap`/`ridmap` is given (the runtime-spec's rule). Only bind mounts can
+/// be idmapped here.
+fn plan_idmap(
+    spec: &Spec,
+    m: &oci_spec::runtime::Mount,
+    opts: &MountOptions,
+    is_bind: bool,
+    field: &str,
+) -> Result<Option<IdMap>, RootfsError> {
+    let triples = |v: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| -> Vec<(u32, u32, u32)> {
+        v.into_iter()
+            .flatten()
+            .map(|x| (x.container_id(), x.host_id(), x.size()))
+            .collect()
+    };
+    let own_uid = triples(m.uid_mappings().as_ref());
+    let own_gid = triples(m.gid_mappings().as_ref());
+    if opts.idmap.is_none() && own_uid.is_empty() && own_gid.is_empty() {
+        return Ok(None);
+    }
+    let err = |msg: String| RootfsError::Plan {
+        field: field.to_string(),
+        msg,
+    };
+    if !is_bind {
+        return Err(err(format!(
+            "idmapped mounts are only supported for bind mounts, not {}",
+            m.typ().as_deref().unwrap_or("this type")
+        )));
+    }
+    if own_uid.is_empty() != own_gid.is_empty() {
+        return Err(err(
+            "uidMappings and gidMappings must be given together".into()
+        ));
+    }
+    let (uid, gid) = if own_uid.is_empty() {
+        let linux = spec.linux().as_ref();
+        (
+            triples(linux.and_then(|l| l.uid_mappings().as_ref())),
+            triples(linux.and_then(|l| l.gid_mappings().as_ref())),
+        )
+    } else {
+        (own_uid, own_gid)
+    };
+    if uid.is_empty() || gid.is_empty() {
+        return Err(err(
+            "idmap needs mappings: give the mount uidMappings/gidMappings or the container a user namespace with linux.uidMappings/gidMappings".into(),
+        ));
+    }
+    Ok(Some(IdMap {
+        recursive: opts.idmap.unwrap_or(false),
+        uid,
+        gid,
+    }))
 }
 
 /// Whether the runtime must populate /dev itself: true unless the spec bind-mounts /dev.
