@@ -291,6 +291,14 @@ pub fn markdown(reps: &[RuntimeReport], command: &str) -> String {
         }
         s.push('\n');
     }
+    s.push_str("\n## Deliberate differences from runc\n\n");
+    s.push_str(
+        "Cases where runc's behaviour is a bug or a hole that berth does not copy. They fail on \
+         runc by design; the suite's runc test expects exactly these to fail.\n\n",
+    );
+    for (id, why) in crate::cases::RUNC_DEVIATIONS {
+        let _ = writeln!(s, "- `{id}`: {}", md(why));
+    }
     s.push_str("\n## Failures and skips\n\n");
     let mut any = false;
     for rep in reps {

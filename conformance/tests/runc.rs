@@ -1,28 +1,13 @@
 //! Runs the whole suite against the reference runtime (runc, Debian package) and asserts that
-//! no case fails: a case that fails on runc is a bug in the case. Skips itself when not root or
-//! when runc is not installed.
+//! no case fails but the deliberate deviations (`cases::RUNC_DEVIATIONS`, which must fail): any
+//! other case that fails on runc is a bug in the case. Skips itself when not root or when runc
+//! is not installed.
 
+use berth_conformance::cases::RUNC_DEVIATIONS;
 use berth_conformance::{cases, Suite, Verdict};
 use std::path::Path;
 
 const RUNC: &str = "/usr/sbin/runc";
-
-/// Cases where runc's behaviour is a bug that berth deliberately does not copy
-/// (docs/compatibility.md lists them): they must fail on runc and are not counted.
-pub const RUNC_DEVIATIONS: &[(&str, &str)] = &[
-    (
-        "namespaces/no-mount-namespace-no-leak",
-        "runc leaves its rootfs bind mount (and any configured mount) in the host's mount table",
-    ),
-    (
-        "mounts/proc-bind-new-pidns-refused",
-        "runc binds the host's procfs onto /proc even with a new pid namespace, exposing host processes",
-    ),
-    (
-        "mounts/unknown-bind-option-refused",
-        "runc silently ignores options it does not know on bind mounts (a typo in rro leaves the mount writable)",
-    ),
-];
 
 #[test]
 fn every_case_passes_or_skips_on_runc() {
