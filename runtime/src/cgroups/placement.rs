@@ -157,6 +157,21 @@ impl Placement {
         Ok(())
     }
 
+    /// Directories the container joins that berth did not create and that already hold
+    /// processes, with their count (runc warns about these).
+    pub fn populated_existing(&self) -> Vec<(PathBuf, usize)> {
+        self.dirs
+            .iter()
+            .filter(|d| !self.created.contains(d))
+            .filter_map(|d| {
+                let n = std::fs::read_to_string(d.join("cgroup.procs"))
+                    .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count())
+                    .unwrap_or(0);
+                (n > 0).then(|| (d.clone(), n))
+            })
+            .collect()
+    }
+
     /// PIDs of every process in the container's cgroup (from the first hierarchy).
     pub fn pids(&self) -> Vec<i32> {
         let Some(dir) = self.dirs.first() else {

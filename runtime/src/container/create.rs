@@ -100,6 +100,13 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     })?;
     guard.placement = Some(placement.clone());
     crate::cgroups::manager::ensure_not_frozen(&placement)?;
+    for (dir, n) in placement.populated_existing() {
+        tracing::warn!(
+            "the container's cgroup {} already has {n} process(es); they share its limits and \
+             `kill --all`/`delete --force` will signal them too",
+            dir.display()
+        );
+    }
     if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
         crate::cgroups::manager::apply(&placement, res)?;
     }
