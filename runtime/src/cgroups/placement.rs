@@ -143,6 +143,50 @@ impl Placement {
         Ok(())
     }
 
+    /// Rootless: creates what the caller may create and leaves out every hierarchy where it
+    /// may not (not delegated to it), as runc's rootless mode does. Returns the hierarchies
+    /// left out, for the caller to decide whether that is acceptable (resource limits).
+    pub fn create_where_permitted(&mut self) -> Result<Vec<PathBuf>, CgroupError> {
+        let mut skipped = Vec::new();
+        for dir in self.dirs.clone() {
+            let mut one = Placement {
+                dirs: vec![dir.clone()],
+                ..Default::default()
+            };
+            let usable = match one.create() {
+                Ok(()) => {
+                    // The directory may exist and still not be ours to join.
+                    let procs = dir.join("cgroup.procs");
+                    nix::unistd::access(&procs, nix::unistd::AccessFlags::W_OK).is_ok()
+                }
+                Err(CgroupError::Io { source, .. })
+                    if matches!(
+                        source.raw_os_error(),
+                        Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS)
+                    ) =>
+                {
+                    false
+                }
+                Err(e) => {
+                    let _ = one.remove();
+                    return Err(e);
+                }
+            };
+            if usable {
+                self.created.extend(one.created);
+            } else {
+                let _ = one.remove();
+                skipped.push(dir);
+            }
+        }
+        self.dirs.retain(|d| !skipped.contains(d));
+        self.v1.retain(|_, d| !skipped.contains(d));
+        if self.unified.as_ref().is_some_and(|u| skipped.contains(u)) {
+            self.unified = None;
+        }
+        Ok(skipped)
+    }
+
     /// Moves process `pid` (0 = the caller) into every directory; `skip_unified` leaves out the
     /// cgroup2 one (the process was cloned straight into it).
     pub fn join(&self, pid: i32, skip_unified: bool) -> Result<(), CgroupError> {

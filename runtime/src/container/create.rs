@@ -95,9 +95,38 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         placement: None,
         pid: 0,
     };
-    placement.create().inspect_err(|_| {
-        let _ = placement.remove();
-    })?;
+    if nix::unistd::geteuid().is_root() {
+        placement.create().inspect_err(|_| {
+            let _ = placement.remove();
+        })?;
+    } else {
+        // Rootless: cgroups are used only where they are delegated to the caller.
+        let skipped = placement.create_where_permitted()?;
+        if !skipped.is_empty() {
+            tracing::debug!(
+                ?skipped,
+                "rootless: cgroups not delegated to this user are skipped"
+            );
+            let wants_limits = spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.resources().as_ref())
+                .is_some_and(has_limits);
+            if wants_limits && placement.dirs.is_empty() {
+                let _ = placement.remove();
+                return Err(Error::BadState(format!(
+                    "linux.resources: a rootless container cannot get resource limits here: \
+                     no cgroup is delegated to uid {} ({} not writable); remove the limits or \
+                     delegate a cgroup2 subtree to the user",
+                    nix::unistd::geteuid(),
+                    skipped
+                        .first()
+                        .map(|d| d.display().to_string())
+                        .unwrap_or_default()
+                )));
+            }
+        }
+    }
     guard.placement = Some(placement.clone());
     crate::cgroups::manager::ensure_not_frozen(&placement)?;
     for (dir, n) in placement.populated_existing() {
@@ -129,9 +158,12 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
             dir: d.clone(),
         })
         .collect();
-    let mut bind_sources = if namespaces
-        .iter()
-        .any(|n| n.kind == NsKind::User && n.path.is_none())
+    // Only root can clone mount trees before the user namespace exists; a rootless caller
+    // reaches the sources with its own credentials from inside anyway.
+    let mut bind_sources = if nix::unistd::geteuid().is_root()
+        && namespaces
+            .iter()
+            .any(|n| n.kind == NsKind::User && n.path.is_none())
     {
         crate::rootfs::apply::open_bind_sources(&steps)?
     } else {
@@ -196,7 +228,12 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     tracing::debug!(stage1 = stage1.as_raw(), "forked container process");
     let result = serve_child(&parent_ch, stage1.as_raw(), &mut state, &mut guard);
     tracing::debug!(ok = result.is_ok(), "container process reported");
-    // Reap stage 1 (it exits once the init is forked, or it is the init and stays).
+    // Reap stage 1 (it exits once the init is forked, or it is the init and stays). After a
+    // failure it may still wait for an answer: close the channel and kill it first.
+    if result.is_err() {
+        drop(parent_ch);
+        let _ = nix::sys::signal::kill(stage1, nix::sys::signal::Signal::SIGKILL);
+    }
     if state.pid != stage1.as_raw() {
         let _ = nix::sys::wait::waitpid(stage1, None);
     }
@@ -293,6 +330,18 @@ fn serve_child(
     }
 }
 
+/// Whether `r` asks for any limit (device rules alone do not count: without a cgroup the
+/// devices a rootless container can reach are the ones bind-mounted into it).
+fn has_limits(r: &oci_spec::runtime::LinuxResources) -> bool {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("devices");
+        o.retain(|_, x| !x.is_null() && x != &serde_json::json!({}) && x != &serde_json::json!([]));
+        return !o.is_empty();
+    }
+    false
+}
+
 /// The OCI state JSON given to hooks.
 pub(crate) fn hook_state(state: &State, status: Status) -> String {
     serde_json::to_string(&state.oci(status)).unwrap_or_else(|_| "{}".into())
@@ -310,6 +359,11 @@ fn write_id_maps(spec: &oci_spec::runtime::Spec, pid: i32) -> Result<(), String>
     let gid = fmt(linux.and_then(|l| l.gid_mappings().as_ref()));
     std::fs::write(format!("/proc/{pid}/uid_map"), &uid)
         .map_err(|e| format!("linux.uidMappings: write uid_map: {e}"))?;
+    // Without CAP_SETGID in the parent namespace, gid_map can only be written once setgroups
+    // is denied (the kernel's rule for unprivileged user namespaces).
+    if !nix::unistd::geteuid().is_root() {
+        let _ = std::fs::write(format!("/proc/{pid}/setgroups"), "deny");
+    }
     std::fs::write(format!("/proc/{pid}/gid_map"), &gid)
         .map_err(|e| format!("linux.gidMappings: write gid_map: {e}"))?;
     Ok(())

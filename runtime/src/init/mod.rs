@@ -118,9 +118,22 @@ fn stage1_inner(cfg: &InitConfig, ch: &Channel) -> Result<Option<()>, String> {
         .map(|n| n.kind)
         .collect();
     if new.contains(&NsKind::User) {
+        // An unprivileged parent can only open /proc/PID/uid_map of a dumpable process: be
+        // dumpable while it writes the maps (nothing of the container exists yet to see this
+        // process), then non-dumpable again.
+        let rootless = !nix::unistd::geteuid().is_root();
         namespaces::unshare(NsKind::User.flag()).map_err(errs("create user namespace"))?;
+        if rootless {
+            // SAFETY: prctl with integer arguments.
+            unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
+        }
         ch.send(&Msg::MapIds).map_err(errs("sync"))?;
-        ch.expect_ack()?;
+        let acked = ch.expect_ack();
+        if rootless {
+            // SAFETY: as above.
+            unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+        }
+        acked?;
         // Become the namespace's root when it is mapped (the usual case).
         let _ = nix::unistd::setresgid(0.into(), 0.into(), 0.into());
         let _ = nix::unistd::setresuid(0.into(), 0.into(), 0.into());

@@ -1,0 +1,180 @@
+//! Rootless berth: an unprivileged uid (no passwd entry needed) runs `berth spec --rootless`
+//! and drives the container through run, run -d, exec, kill and delete; its own uid is mapped
+//! to root inside; cgroups not delegated to it are skipped, and resource limits that cannot be
+//! applied are a clear error. The uid's state lives under its XDG_RUNTIME_DIR and is gone after.
+
+mod common;
+use common::*;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// An unprivileged uid/gid for the test, unlikely to own anything on the machine.
+const UID: u32 = 47011;
+
+struct Rootless {
+    tmp: tempfile::TempDir,
+}
+
+impl Rootless {
+    fn new() -> Rootless {
+        let tmp = tempfile::Builder::new()
+            .prefix("berth-rootless-")
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let bundle = tmp.path().join("bundle");
+        make_rootfs(&bundle.join("rootfs"));
+        std::fs::create_dir_all(tmp.path().join("xdg")).unwrap();
+        chown_tree(tmp.path(), UID);
+        Rootless { tmp }
+    }
+
+    fn bundle(&self) -> PathBuf {
+        self.tmp.path().join("bundle")
+    }
+
+    fn xdg(&self) -> PathBuf {
+        self.tmp.path().join("xdg")
+    }
+
+    /// Runs berth as the unprivileged uid, stdio on files it owns.
+    fn berth(&self, args: &[&str]) -> (i32, String, String) {
+        let out = self.tmp.path().join("out");
+        let err = self.tmp.path().join("err");
+        for f in [&out, &err] {
+            std::fs::write(f, "").unwrap();
+            std::os::unix::fs::chown(f, Some(UID), Some(UID)).unwrap();
+        }
+        let status = Command::new(berth_bin())
+            .args(args)
+            .current_dir(self.bundle())
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("XDG_RUNTIME_DIR", self.xdg())
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .uid(UID)
+            .gid(UID)
+            .status()
+            .unwrap();
+        (
+            status.code().unwrap_or(-1),
+            std::fs::read_to_string(&out).unwrap_or_default(),
+            std::fs::read_to_string(&err).unwrap_or_default(),
+        )
+    }
+
+    fn set_args(&self, args: &[&str], extra: impl FnOnce(&mut serde_json::Value)) {
+        let path = self.bundle().join("config.json");
+        let mut c: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        c["process"]["args"] = serde_json::json!(args);
+        c["process"]["terminal"] = serde_json::json!(false);
+        extra(&mut c);
+        std::fs::write(&path, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
+    }
+}
+
+impl Drop for Rootless {
+    fn drop(&mut self) {
+        for id in ["rl-run", "rl-detached", "rl-limits"] {
+            let _ = self.berth(&["delete", "--force", id]);
+        }
+    }
+}
+
+fn chown_tree(p: &Path, uid: u32) {
+    let _ = std::os::unix::fs::lchown(p, Some(uid), Some(uid));
+    if p.is_dir() && !p.is_symlink() {
+        for e in std::fs::read_dir(p).unwrap().flatten() {
+            chown_tree(&e.path(), uid);
+        }
+    }
+}
+
+#[test]
+fn an_unprivileged_user_runs_execs_kills_and_deletes() {
+    if !can_run() {
+        return;
+    }
+    let r = Rootless::new();
+    let (code, _, err) = r.berth(&["spec", "--rootless"]);
+    assert_eq!(code, 0, "spec --rootless: {err}");
+
+    // The spec as written runs (only the command changed).
+    r.set_args(
+        &[
+            "sh",
+            "-c",
+            "id -u; cat /proc/self/uid_map /proc/self/gid_map",
+        ],
+        |_| {},
+    );
+    let (code, out, err) = r.berth(&["run", "rl-run"]);
+    assert_eq!(code, 0, "rootless run: {out} {err}");
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines.first(), Some(&vec!["0"]), "{out}");
+    let uid = UID.to_string();
+    assert_eq!(
+        lines.get(1),
+        Some(&vec!["0", uid.as_str(), "1"]),
+        "uid_map: {out}"
+    );
+    assert_eq!(
+        lines.get(2),
+        Some(&vec!["0", uid.as_str(), "1"]),
+        "gid_map: {out}"
+    );
+
+    r.set_args(&["sleep", "600"], |_| {});
+    let (code, out, err) = r.berth(&["run", "-d", "rl-detached"]);
+    assert_eq!(code, 0, "run -d: {out} {err}");
+    let (code, out, err) = r.berth(&["exec", "rl-detached", "sh", "-c", "echo exec-ok; exit 5"]);
+    assert_eq!(code, 5, "exec: {out} {err}");
+    assert!(out.contains("exec-ok"), "{out}");
+    let (code, out, _) = r.berth(&["state", "rl-detached"]);
+    assert_eq!(code, 0);
+    let st: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(st["status"], "running");
+    let pid = st["pid"].as_i64().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let host_uid = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("")
+        .to_string();
+    assert_eq!(host_uid, uid, "the container runs as the user on the host");
+    let (code, _, err) = r.berth(&["kill", "rl-detached", "KILL"]);
+    assert_eq!(code, 0, "kill: {err}");
+    for _ in 0..100 {
+        let (_, out, _) = r.berth(&["state", "rl-detached"]);
+        if out.contains("\"stopped\"") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (code, _, err) = r.berth(&["delete", "rl-detached"]);
+    assert_eq!(code, 0, "delete: {err}");
+
+    // Limits without a delegated cgroup: a clear error, nothing left behind.
+    r.set_args(&["true"], |c| {
+        c["linux"]["resources"]["memory"] = serde_json::json!({"limit": 16777216});
+    });
+    let (code, _, err) = r.berth(&["run", "rl-limits"]);
+    if code == 0 {
+        // A cgroup was delegated to the user on this machine (cgroup2 subtree): fine too.
+        return;
+    }
+    assert!(err.contains("linux.resources"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(r.xdg().join("berth"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "state left behind: {left:?}");
+}
