@@ -15,10 +15,15 @@ const UID: u32 = 47011;
 
 struct Rootless {
     tmp: tempfile::TempDir,
+    uid: u32,
 }
 
 impl Rootless {
     fn new() -> Rootless {
+        Self::as_uid(UID)
+    }
+
+    fn as_uid(uid: u32) -> Rootless {
         let tmp = tempfile::Builder::new()
             .prefix("berth-rootless-")
             .tempdir()
@@ -27,8 +32,8 @@ impl Rootless {
         let bundle = tmp.path().join("bundle");
         make_rootfs(&bundle.join("rootfs"));
         std::fs::create_dir_all(tmp.path().join("xdg")).unwrap();
-        chown_tree(tmp.path(), UID);
-        Rootless { tmp }
+        chown_tree(tmp.path(), uid);
+        Rootless { tmp, uid }
     }
 
     fn bundle(&self) -> PathBuf {
@@ -45,7 +50,7 @@ impl Rootless {
         let err = self.tmp.path().join("err");
         for f in [&out, &err] {
             std::fs::write(f, "").unwrap();
-            std::os::unix::fs::chown(f, Some(UID), Some(UID)).unwrap();
+            std::os::unix::fs::chown(f, Some(self.uid), Some(self.uid)).unwrap();
         }
         let status = Command::new(berth_bin())
             .args(args)
@@ -56,8 +61,8 @@ impl Rootless {
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&out).unwrap())
             .stderr(std::fs::File::create(&err).unwrap())
-            .uid(UID)
-            .gid(UID)
+            .uid(self.uid)
+            .gid(self.uid)
             .status()
             .unwrap();
         (
@@ -177,4 +182,102 @@ fn an_unprivileged_user_runs_execs_kills_and_deletes() {
         .map(|d| d.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "state left behind: {left:?}");
+}
+
+/// A passwd entry and subordinate id ranges for UID (newuidmap needs both), removed on drop.
+struct SubIds {
+    made_user: bool,
+}
+
+/// The uid of the newuidmap test (its own, so removing its passwd entry never races the
+/// other test's containers).
+const MAP_UID: u32 = 47012;
+const NAME: &str = "berth-rootless-test";
+const SUB: &str = "47012:300000:65536";
+
+impl SubIds {
+    fn new() -> Option<SubIds> {
+        if !Path::new("/usr/bin/newuidmap").exists() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "newuidmap missing in CI: hack/test.sh installs uidmap"
+            );
+            eprintln!("skipped: newuidmap is not installed (apt-get install uidmap)");
+            return None;
+        }
+        let known = Command::new("getent")
+            .args(["passwd", &MAP_UID.to_string()])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        let made_user = !known
+            && Command::new("useradd")
+                .args([
+                    "--no-create-home",
+                    "--uid",
+                    &MAP_UID.to_string(),
+                    "--user-group",
+                    NAME,
+                ])
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+        for f in ["/etc/subuid", "/etc/subgid"] {
+            let text = std::fs::read_to_string(f).unwrap_or_default();
+            if !text.lines().any(|l| l == SUB) {
+                std::fs::write(f, format!("{text}{SUB}\n")).unwrap();
+            }
+        }
+        Some(SubIds { made_user })
+    }
+}
+
+impl Drop for SubIds {
+    fn drop(&mut self) {
+        for f in ["/etc/subuid", "/etc/subgid"] {
+            let text = std::fs::read_to_string(f).unwrap_or_default();
+            let kept: String = text
+                .lines()
+                .filter(|l| *l != SUB)
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let _ = std::fs::write(f, kept);
+        }
+        if self.made_user {
+            let _ = Command::new("userdel").arg(NAME).status();
+        }
+    }
+}
+
+#[test]
+fn several_ranges_are_mapped_through_newuidmap() {
+    if !can_run() {
+        return;
+    }
+    let Some(_ids) = SubIds::new() else { return };
+    let r = Rootless::as_uid(MAP_UID);
+    let (code, _, err) = r.berth(&["spec", "--rootless"]);
+    assert_eq!(code, 0, "spec --rootless: {err}");
+    let maps = serde_json::json!([
+        {"containerID": 0, "hostID": MAP_UID, "size": 1},
+        {"containerID": 1, "hostID": 300000, "size": 65536}
+    ]);
+    r.set_args(&["cat", "/proc/self/uid_map", "/proc/self/gid_map"], |c| {
+        c["linux"]["uidMappings"] = maps.clone();
+        c["linux"]["gidMappings"] = maps.clone();
+    });
+    let (code, out, err) = r.berth(&["run", "rl-run"]);
+    assert_eq!(code, 0, "run with two ranges: {out} {err}");
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let uid = MAP_UID.to_string();
+    let want = vec![
+        vec!["0", uid.as_str(), "1"],
+        vec!["1", "300000", "65536"],
+        vec!["0", uid.as_str(), "1"],
+        vec!["1", "300000", "65536"],
+    ];
+    assert_eq!(lines, want, "{out}");
 }

@@ -349,23 +349,60 @@ pub(crate) fn hook_state(state: &State, status: Status) -> String {
 
 fn write_id_maps(spec: &oci_spec::runtime::Spec, pid: i32) -> Result<(), String> {
     let linux = spec.linux().as_ref();
-    let fmt = |maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| {
+    let triples = |maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| {
         maps.into_iter()
             .flatten()
-            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-            .collect::<String>()
+            .map(|m| (m.container_id(), m.host_id(), m.size()))
+            .collect::<Vec<_>>()
     };
-    let uid = fmt(linux.and_then(|l| l.uid_mappings().as_ref()));
-    let gid = fmt(linux.and_then(|l| l.gid_mappings().as_ref()));
-    std::fs::write(format!("/proc/{pid}/uid_map"), &uid)
-        .map_err(|e| format!("linux.uidMappings: write uid_map: {e}"))?;
+    let uid = triples(linux.and_then(|l| l.uid_mappings().as_ref()));
+    let gid = triples(linux.and_then(|l| l.gid_mappings().as_ref()));
+    let root = nix::unistd::geteuid().is_root();
+    // An unprivileged caller may map its own id alone; anything more goes through the setuid
+    // helpers newuidmap/newgidmap (Debian's uidmap), which check /etc/subuid and /etc/subgid.
+    let own =
+        |maps: &[(u32, u32, u32)], id: u32| maps.len() == 1 && maps[0].1 == id && maps[0].2 == 1;
+    if !root && !own(&uid, nix::unistd::geteuid().as_raw()) {
+        helper_map("newuidmap", "linux.uidMappings", pid, &uid)?;
+    } else {
+        std::fs::write(format!("/proc/{pid}/uid_map"), text_of(&uid))
+            .map_err(|e| format!("linux.uidMappings: write uid_map: {e}"))?;
+    }
+    if !root && !own(&gid, nix::unistd::getegid().as_raw()) {
+        return helper_map("newgidmap", "linux.gidMappings", pid, &gid);
+    }
     // Without CAP_SETGID in the parent namespace, gid_map can only be written once setgroups
     // is denied (the kernel's rule for unprivileged user namespaces).
-    if !nix::unistd::geteuid().is_root() {
+    if !root {
         let _ = std::fs::write(format!("/proc/{pid}/setgroups"), "deny");
     }
-    std::fs::write(format!("/proc/{pid}/gid_map"), &gid)
+    std::fs::write(format!("/proc/{pid}/gid_map"), text_of(&gid))
         .map_err(|e| format!("linux.gidMappings: write gid_map: {e}"))?;
+    Ok(())
+}
+
+fn text_of(maps: &[(u32, u32, u32)]) -> String {
+    maps.iter()
+        .map(|(c, h, n)| format!("{c} {h} {n}\n"))
+        .collect()
+}
+
+/// Writes mappings with newuidmap/newgidmap (`helper PID c h n [c h n ...]`).
+fn helper_map(helper: &str, field: &str, pid: i32, maps: &[(u32, u32, u32)]) -> Result<(), String> {
+    let mut cmd = std::process::Command::new(helper);
+    cmd.arg(pid.to_string());
+    for (c, h, n) in maps {
+        cmd.args([c.to_string(), h.to_string(), n.to_string()]);
+    }
+    let out = cmd.output().map_err(|e| {
+        format!("{field}: mapping more than the caller's own id needs {helper} (apt-get install uidmap): {e}")
+    })?;
+    if !out.status.success() {
+        return Err(format!(
+            "{field}: {helper} failed (are the ranges in /etc/subuid and /etc/subgid?): {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
     Ok(())
 }
 
