@@ -1,4 +1,5 @@
-//! `berth exec`: run a process in a running container (runc's flags).
+//! `berth exec`: run a process in a created or running container (runc's flags). Errors of
+//! the runtime itself exit with 255 (see `cli::main`), the process's own status otherwise.
 
 use super::log::Logger;
 use super::Ctx;
@@ -55,6 +56,9 @@ pub struct Args {
     /// Allow exec in a paused container.
     #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,
+    /// Run the process in an existing sub-cgroup: [CONTROLLER[,CONTROLLER]:]PATH, repeatable.
+    #[arg(long = "cgroup")]
+    pub cgroup: Vec<String>,
     /// Container id, then the command and its arguments.
     pub id: String,
     /// Command and arguments.
@@ -62,17 +66,56 @@ pub struct Args {
     pub command: Vec<String>,
 }
 
+/// Reads `--process FILE` as runc does: an absent `user` is uid 0, gid 0; `cwd` must be given
+/// and absolute and `args` non-empty (runc's messages); capabilities, rlimits, AppArmor and
+/// SELinux labels that the file leaves out are the container's, and oomScoreAdj is always the
+/// container's (runc applies the container's value to every process it starts).
+fn process_from_file(path: &std::path::Path, container: &Process) -> anyhow::Result<Process> {
+    let text =
+        std::fs::read(path).map_err(|e| anyhow::anyhow!("--process {}: {e}", path.display()))?;
+    let mut v: serde_json::Value = serde_json::from_slice(&text)
+        .map_err(|e| anyhow::anyhow!("--process {}: {e}", path.display()))?;
+    let Some(obj) = v.as_object_mut() else {
+        anyhow::bail!("process property must not be empty");
+    };
+    obj.entry("user")
+        .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+    match obj.get("cwd").and_then(|c| c.as_str()) {
+        None | Some("") => anyhow::bail!("Cwd property must not be empty"),
+        Some(c) if !c.starts_with('/') => anyhow::bail!("Cwd must be an absolute path"),
+        Some(_) => {}
+    }
+    let text = serde_json::to_vec(&v)?;
+    let mut p = berth::spec::parse_json::<Process>(path, &text)?;
+    if p.args().as_ref().map(|a| a.is_empty()).unwrap_or(true) {
+        anyhow::bail!("args must not be empty");
+    }
+    if p.capabilities().is_none() {
+        p.set_capabilities(container.capabilities().clone());
+    }
+    if p.rlimits().as_ref().map(|r| r.is_empty()).unwrap_or(true) {
+        p.set_rlimits(container.rlimits().clone());
+    }
+    if p.apparmor_profile().as_deref().unwrap_or("").is_empty() {
+        p.set_apparmor_profile(container.apparmor_profile().clone());
+    }
+    if p.selinux_label().as_deref().unwrap_or("").is_empty() {
+        p.set_selinux_label(container.selinux_label().clone());
+    }
+    p.set_oom_score_adj(container.oom_score_adj());
+    Ok(p)
+}
+
 fn build_process(ctx: &Ctx, a: &Args) -> anyhow::Result<Process> {
+    let (_dir, state) = container::peek(&ctx.root, &a.id)?;
+    let container_process = state.spec.process().clone().unwrap_or_default();
     if let Some(path) = &a.process {
-        let text = std::fs::read(path)
-            .map_err(|e| anyhow::anyhow!("--process {}: {e}", path.display()))?;
-        return Ok(berth::spec::parse_json::<Process>(path, &text)?);
+        return process_from_file(path, &container_process);
     }
     if a.command.is_empty() {
-        anyhow::bail!("exec: a command is required (or --process FILE)");
+        anyhow::bail!("process args cannot be empty");
     }
-    let (_dir, state) = container::peek(&ctx.root, &a.id)?;
-    let mut p = state.spec.process().clone().unwrap_or_default();
+    let mut p = container_process;
     p.set_args(Some(a.command.clone()));
     p.set_terminal(Some(a.tty));
     let mut env = p.env().clone().unwrap_or_default();
@@ -85,14 +128,14 @@ fn build_process(ctx: &Ctx, a: &Args) -> anyhow::Result<Process> {
     if let Some(cwd) = &a.cwd {
         p.set_cwd(cwd.clone());
     }
-    if let Some(u) = &a.user {
+    if let Some(u) = a.user.as_deref().filter(|u| !u.is_empty()) {
+        let num = |s: &str, what: &str| {
+            s.parse::<u32>()
+                .map_err(|e| anyhow::anyhow!("parsing {s} as int for {what} failed: {e}"))
+        };
         let (uid, gid) = match u.split_once(':') {
-            Some((u, g)) => (u.parse::<u32>()?, Some(g.parse::<u32>()?)),
-            None => (
-                u.parse::<u32>()
-                    .map_err(|_| anyhow::anyhow!("--user {u:?}: give a numeric uid[:gid]"))?,
-                None,
-            ),
+            Some((u, g)) => (num(u, "uid")?, Some(num(g, "gid")?)),
+            None => (num(u, "uid")?, None),
         };
         let mut user = p.user().clone();
         user.set_uid(uid);
@@ -102,8 +145,11 @@ fn build_process(ctx: &Ctx, a: &Args) -> anyhow::Result<Process> {
         p.set_user(user);
     }
     if !a.additional_gids.is_empty() {
+        // Added to the container's, as runc appends them.
         let mut user = p.user().clone();
-        user.set_additional_gids(Some(a.additional_gids.clone()));
+        let mut gids = user.additional_gids().clone().unwrap_or_default();
+        gids.extend(&a.additional_gids);
+        user.set_additional_gids(Some(gids));
         p.set_user(user);
     }
     if a.no_new_privs {
@@ -123,26 +169,45 @@ fn build_process(ctx: &Ctx, a: &Args) -> anyhow::Result<Process> {
             let mut pm = caps.permitted().clone().unwrap_or_default();
             pm.insert(c);
             caps.set_permitted(Some(pm));
+            // runc adds --cap to the ambient set too, so it survives a non-root exec.
+            let mut am = caps.ambient().clone().unwrap_or_default();
+            am.insert(c);
+            caps.set_ambient(Some(am));
         }
         p.set_capabilities(Some(caps));
     }
     Ok(p)
 }
 
-/// Runs exec.
-pub fn run(ctx: &Ctx, a: Args, _log: &Logger) -> anyhow::Result<i32> {
+/// Runs exec; returns the process's exit status (or 0 when detached).
+pub fn run(ctx: &Ctx, a: Args, log: &Logger) -> anyhow::Result<i32> {
     let process = build_process(ctx, &a)?;
+    let sub_cgroups = container::parse_sub_cgroups(&a.cgroup)?;
+    // A terminal in the foreground without a console socket: berth holds the pty and copies
+    // between it and its own stdio, as `run` does (runc does the same).
+    let own_console =
+        if process.terminal().unwrap_or(false) && a.console_socket.is_none() && !a.detach {
+            Some(super::tty::OwnConsole::bind()?)
+        } else {
+            None
+        };
     if !a.detach {
         container::become_subreaper();
     }
+    let console_socket = match &own_console {
+        Some(c) => Some(c.path.clone()),
+        None => a.console_socket.clone(),
+    };
     let pid = container::exec(&ExecOptions {
         root: ctx.root.clone(),
         id: a.id.clone(),
         process,
-        console_socket: a.console_socket.clone(),
+        console_socket,
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
+        sub_cgroups,
     })?;
+    tracing::debug!(pid, "exec'd process started");
     if let Some(p) = &a.pid_file {
         super::write_pid_file(p, pid)?;
     }
@@ -150,5 +215,13 @@ pub fn run(ctx: &Ctx, a: Args, _log: &Logger) -> anyhow::Result<i32> {
         return Ok(0);
     }
     super::signals::forward_to(pid);
-    Ok(container::wait_for(pid))
+    if let Some(console) = &own_console {
+        match console.receive() {
+            Ok(master) => super::tty::proxy(&master),
+            Err(e) => log.warn(&format!("terminal: {e}")),
+        }
+    }
+    let code = container::wait_for(pid);
+    tracing::debug!(pid, status = code, "process exited");
+    Ok(code)
 }

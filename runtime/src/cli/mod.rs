@@ -67,7 +67,7 @@ enum Cmd {
     State(state::Args),
     /// Send a signal to the container's init process.
     Kill(kill::Args),
-    /// Run a process in a running container.
+    /// Run a new process in a created or running container.
     Exec(exec::Args),
     /// Delete a container and everything create made.
     Delete(delete::Args),
@@ -131,6 +131,9 @@ pub fn main() -> i32 {
             .clone()
             .unwrap_or_else(berth::container::default_root),
     };
+    // runc's exec exits with 255 when the runtime fails, so callers can tell that from the
+    // process's own exit status; its messages are prefixed with "exec failed: ".
+    let is_exec = matches!(cmd, Cmd::Exec(_));
     let result = match cmd {
         Cmd::Create(a) => create::run(&ctx, a),
         Cmd::Start(a) => start::run(&ctx, a, &logger),
@@ -150,6 +153,10 @@ pub fn main() -> i32 {
     };
     match result {
         Ok(code) => code,
+        Err(e) if is_exec => {
+            logger.error(&format!("exec failed: {e}"));
+            255
+        }
         Err(e) => {
             logger.error(&format!("{e}"));
             1

@@ -86,21 +86,40 @@ pub fn start(dir: &ContainerDir, state: &State) -> Result<Vec<String>, Error> {
     Ok(warnings)
 }
 
-/// Sends `signal` to the container's init, or with `all` to every process in its cgroup.
+/// Sends `signal` to the container's init, or with `all` to every process in its cgroup, as
+/// runc does: signal 0 is a liveness probe (no signal is sent), `--all` on a stopped container
+/// whose cgroup is empty succeeds, and SIGKILL to a paused container thaws it so it dies.
 pub fn kill(dir: &ContainerDir, state: &State, signal: i32, all: bool) -> Result<(), Error> {
     let status = state.status(&dir.path);
-    let others_alive = all && !state.cgroup.pids().is_empty();
-    if status == Status::Stopped && !others_alive {
-        return Err(Error::NotRunning);
-    }
-    let sig = Signal::try_from(signal)
-        .map_err(|_| Error::BadState(format!("invalid signal {signal}")))?;
+    let sig = if signal == 0 {
+        None
+    } else {
+        Some(
+            Signal::try_from(signal)
+                .map_err(|_| Error::BadState(format!("invalid signal {signal}")))?,
+        )
+    };
     if all {
-        crate::cgroups::manager::signal_all(&state.cgroup, sig)?;
+        match sig {
+            Some(s) => crate::cgroups::manager::signal_all(&state.cgroup, s)?,
+            None => {
+                for pid in state.cgroup.pids() {
+                    let _ = sys_kill(Pid::from_raw(pid), None);
+                }
+            }
+        }
         return Ok(());
     }
+    if status == Status::Stopped {
+        return Err(Error::NotRunning);
+    }
     sys_kill(Pid::from_raw(state.pid), sig)
-        .map_err(|e| Error::io(format!("kill {}", state.pid), std::io::Error::from(e)))
+        .map_err(|e| Error::io("unable to signal init".to_string(), std::io::Error::from(e)))?;
+    if status == Status::Paused && sig == Some(Signal::SIGKILL) {
+        // A frozen task only dies once thawed (runc thaws for SIGKILL only).
+        let _ = crate::cgroups::manager::thaw(&state.cgroup);
+    }
+    Ok(())
 }
 
 /// Waits up to `timeout_ms` for `pid` to exit (not needing to be its parent).
