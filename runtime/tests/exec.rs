@@ -149,5 +149,5 @@ fn exec_errors() {
     std::thread::sleep(std::time::Duration::from_millis(100));
     let (code, _, err) = exec(&w, &[&id, "true"]);
     assert_ne!(code, 0);
-    assert!(err.contains("container not running"), "{err}");
+    assert!(err.contains("cannot exec in a stopped container"), "{err}");
 }

@@ -12,6 +12,7 @@ pub mod io;
 pub mod lifecycle;
 pub mod mounts;
 pub mod namespaces;
+pub mod output;
 pub mod process;
 pub mod security;
 
@@ -37,6 +38,7 @@ pub fn all() -> Vec<Case> {
     v.extend(hooks::cases());
     v.extend(io::cases());
     v.extend(exec::cases());
+    v.extend(output::cases());
     v
 }
 

@@ -107,7 +107,9 @@ fn process_from_file(path: &std::path::Path, container: &Process) -> anyhow::Res
 }
 
 fn build_process(ctx: &Ctx, a: &Args) -> anyhow::Result<Process> {
-    let (_dir, state) = container::peek(&ctx.root, &a.id)?;
+    let (dir, state) = container::peek(&ctx.root, &a.id)?;
+    // The state is checked before the arguments, as runc orders its errors.
+    container::check_exec_status(state.status(&dir.path), a.ignore_paused)?;
     let container_process = state.spec.process().clone().unwrap_or_default();
     if let Some(path) = &a.process {
         return process_from_file(path, &container_process);

@@ -116,28 +116,27 @@ pub fn sub_placement(
     Ok(p)
 }
 
+/// Whether a container in `status` takes an exec, with runc's messages. runc allows exec into
+/// a created (not yet started) container: its namespaces exist.
+pub fn check_status(status: Status, ignore_paused: bool) -> Result<(), Error> {
+    match status {
+        Status::Running | Status::Created => Ok(()),
+        Status::Paused if ignore_paused => Ok(()),
+        Status::Paused => Err(Error::BadState(
+            "cannot exec in a paused container (use --ignore-paused to override)".into(),
+        )),
+        Status::Stopped => Err(Error::BadState("cannot exec in a stopped container".into())),
+        Status::Creating => Err(Error::BadState(
+            "cannot exec in a container that is still being created".into(),
+        )),
+    }
+}
+
 /// Starts the process in the container and returns its host PID once it has exec'd.
 /// The caller waits for it (as a subreaper) or leaves it running (detached).
 pub fn exec(opts: &ExecOptions) -> Result<i32, Error> {
     let (dir, state) = load(&opts.root, &opts.id)?;
-    // runc allows exec into a created (not yet started) container: its namespaces exist.
-    match state.status(&dir.path) {
-        Status::Running | Status::Created => {}
-        Status::Paused if opts.ignore_paused => {}
-        Status::Paused => {
-            return Err(Error::BadState(
-                "cannot exec in a paused container (use --ignore-paused to override)".into(),
-            ))
-        }
-        Status::Stopped => {
-            return Err(Error::BadState("cannot exec in a stopped container".into()))
-        }
-        Status::Creating => {
-            return Err(Error::BadState(
-                "cannot exec in a container that is still being created".into(),
-            ))
-        }
-    }
+    check_status(state.status(&dir.path), opts.ignore_paused)?;
     drop(dir);
     match opts.process.args() {
         Some(a) if !a.is_empty() => {}

@@ -35,9 +35,14 @@ pub fn start(dir: &ContainerDir, state: &State) -> Result<Vec<String>, Error> {
                 "cannot start a container that has stopped".into(),
             ))
         }
-        Status::Running | Status::Paused => {
+        Status::Running => {
             return Err(Error::BadState(
                 "cannot start an already running container".into(),
+            ))
+        }
+        Status::Paused => {
+            return Err(Error::BadState(
+                "cannot start a container in the paused state".into(),
             ))
         }
         Status::Creating => {
@@ -206,20 +211,19 @@ pub fn list(root: &Path) -> Result<Vec<OciState>, Error> {
     Ok(out)
 }
 
-/// Freezes a running container (`pause`).
+/// Freezes a running or created container (`pause`); anything else is "container not
+/// running", runc's answer (also for one already paused).
 pub fn pause(dir: &ContainerDir, state: &State) -> Result<(), Error> {
     match state.status(&dir.path) {
-        Status::Running => Ok(crate::cgroups::manager::freeze(&state.cgroup)?),
-        Status::Paused => Err(Error::BadState("container already paused".into())),
+        Status::Running | Status::Created => Ok(crate::cgroups::manager::freeze(&state.cgroup)?),
         _ => Err(Error::NotRunning),
     }
 }
 
-/// Thaws a paused container (`resume`).
+/// Thaws a paused container (`resume`); anything else is "container not paused" (runc).
 pub fn resume(dir: &ContainerDir, state: &State) -> Result<(), Error> {
     match state.status(&dir.path) {
         Status::Paused => Ok(crate::cgroups::manager::thaw(&state.cgroup)?),
-        Status::Stopped => Err(Error::NotRunning),
         _ => Err(Error::BadState("container not paused".into())),
     }
 }
