@@ -5,6 +5,7 @@ use std::time::Duration;
 
 pub mod cgroups;
 pub mod cli;
+pub mod commands;
 pub mod devices;
 pub mod exec;
 pub mod hooks;
@@ -29,6 +30,7 @@ pub fn all() -> Vec<Case> {
     let mut v = Vec::new();
     v.extend(lifecycle::cases());
     v.extend(cli::cases());
+    v.extend(commands::cases());
     v.extend(process::cases());
     v.extend(security::cases());
     v.extend(namespaces::cases());

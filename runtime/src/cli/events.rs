@@ -23,7 +23,11 @@ pub struct Args {
 fn parse_interval(s: &str) -> anyhow::Result<Duration> {
     let bad = || anyhow::anyhow!("--interval {s:?}: use a duration such as 5s or 500ms");
     if let Some(ms) = s.strip_suffix("ms") {
-        return Ok(Duration::from_millis(ms.parse().map_err(|_| bad())?));
+        let ms: u64 = ms.parse().map_err(|_| bad())?;
+        if ms == 0 {
+            anyhow::bail!("duration interval must be greater than 0");
+        }
+        return Ok(Duration::from_millis(ms));
     }
     if let Some(m) = s.strip_suffix('m') {
         return Ok(Duration::from_secs(
@@ -36,7 +40,7 @@ fn parse_interval(s: &str) -> anyhow::Result<Duration> {
         .parse()
         .map_err(|_| bad())?;
     if secs <= 0.0 {
-        return Err(bad());
+        anyhow::bail!("duration interval must be greater than 0");
     }
     Ok(Duration::from_secs_f64(secs))
 }

@@ -38,10 +38,10 @@ pub struct Args {
     /// File to write the process's PID to.
     #[arg(long = "pid-file")]
     pub pid_file: Option<PathBuf>,
-    /// SELinux label (accepted; SELinux is not supported).
+    /// SELinux label (an error unless SELinux is enabled, as in runc).
     #[arg(long = "process-label")]
     pub process_label: Option<String>,
-    /// AppArmor profile (accepted; AppArmor is not supported).
+    /// AppArmor profile (an error: berth does not apply AppArmor profiles yet).
     #[arg(long)]
     pub apparmor: Option<String>,
     /// Set no_new_privs.
@@ -106,7 +106,44 @@ fn process_from_file(path: &std::path::Path, container: &Process) -> anyhow::Res
     Ok(p)
 }
 
-fn build_process(ctx: &Ctx, a: &Args) -> anyhow::Result<Process> {
+/// Whether the kernel has SELinux enabled (selinuxfs mounted).
+fn selinux_enabled() -> bool {
+    std::path::Path::new("/sys/fs/selinux/enforce").exists()
+}
+
+/// Whether AppArmor is enabled in the kernel.
+fn apparmor_enabled() -> bool {
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .map(|s| s.trim() == "Y")
+        .unwrap_or(false)
+}
+
+/// Labels berth cannot apply are errors rather than silently dropped: an SELinux label
+/// without SELinux (runc's check and message), an AppArmor profile asked for with --apparmor.
+fn check_labels(p: &Process, a: &Args) -> anyhow::Result<()> {
+    if p.selinux_label().as_deref().is_some_and(|l| !l.is_empty()) && !selinux_enabled() {
+        anyhow::bail!(
+            "selinux label is specified in config, but selinux is disabled or not supported"
+        );
+    }
+    if let Some(prof) = a.apparmor.as_deref().filter(|s| !s.is_empty()) {
+        if apparmor_enabled() {
+            anyhow::bail!(
+                "--apparmor {prof:?}: applying AppArmor profiles is not supported by berth yet"
+            );
+        }
+        anyhow::bail!("--apparmor {prof:?}: apparmor failed to apply profile: AppArmor is not enabled on this host");
+    }
+    Ok(())
+}
+
+fn build_process(ctx: &Ctx, a: &Args, log: &Logger) -> anyhow::Result<Process> {
+    let p = build_process_inner(ctx, a, log)?;
+    check_labels(&p, a)?;
+    Ok(p)
+}
+
+fn build_process_inner(ctx: &Ctx, a: &Args, log: &Logger) -> anyhow::Result<Process> {
     let (dir, state) = container::peek(&ctx.root, &a.id)?;
     // The state is checked before the arguments, as runc orders its errors.
     container::check_exec_status(state.status(&dir.path), a.ignore_paused)?;
@@ -154,14 +191,24 @@ fn build_process(ctx: &Ctx, a: &Args) -> anyhow::Result<Process> {
         user.set_additional_gids(Some(gids));
         p.set_user(user);
     }
+    if let Some(l) = a.process_label.as_ref().filter(|l| !l.is_empty()) {
+        p.set_selinux_label(Some(l.clone()));
+    }
+    if let Some(ap) = a.apparmor.as_ref().filter(|s| !s.is_empty()) {
+        p.set_apparmor_profile(Some(ap.clone()));
+    }
     if a.no_new_privs {
         p.set_no_new_privileges(Some(true));
     }
     if !a.cap.is_empty() {
         let mut caps = p.capabilities().clone().unwrap_or_default();
+        let mut unknown = Vec::new();
         for name in &a.cap {
-            let c = Capability::from_str(name.trim_start_matches("CAP_"))
-                .map_err(|_| anyhow::anyhow!("--cap {name:?}: unknown capability"))?;
+            // runc warns about unknown capabilities and goes on without them.
+            let Ok(c) = Capability::from_str(name.trim_start_matches("CAP_")) else {
+                unknown.push(name.as_str());
+                continue;
+            };
             let mut b = caps.bounding().clone().unwrap_or_default();
             b.insert(c);
             caps.set_bounding(Some(b));
@@ -177,13 +224,19 @@ fn build_process(ctx: &Ctx, a: &Args) -> anyhow::Result<Process> {
             caps.set_ambient(Some(am));
         }
         p.set_capabilities(Some(caps));
+        if !unknown.is_empty() {
+            log.warn(&format!(
+                "ignoring unknown or unavailable capabilities: [{}]",
+                unknown.join(" ")
+            ));
+        }
     }
     Ok(p)
 }
 
 /// Runs exec; returns the process's exit status (or 0 when detached).
 pub fn run(ctx: &Ctx, a: Args, log: &Logger) -> anyhow::Result<i32> {
-    let process = build_process(ctx, &a)?;
+    let process = build_process(ctx, &a, log)?;
     let sub_cgroups = container::parse_sub_cgroups(&a.cgroup)?;
     // A terminal in the foreground without a console socket: berth holds the pty and copies
     // between it and its own stdio, as `run` does (runc does the same).

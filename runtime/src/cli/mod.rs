@@ -102,7 +102,12 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { 1 } else { 0 };
+            // runc (urfave/cli) exits 3 for an unknown command, 1 for other usage errors.
+            let code = match e.kind() {
+                clap::error::ErrorKind::InvalidSubcommand => 3,
+                _ if e.use_stderr() => 1,
+                _ => 0,
+            };
             let _ = e.print();
             return code;
         }
@@ -120,6 +125,11 @@ pub fn main() -> i32 {
         let _ = Cli::command().print_help();
         return 0;
     };
+    if !matches!(cli.log_format.as_str(), "text" | "json") {
+        let logger = log::Logger::new(None, "text", false);
+        logger.error(&format!("invalid log-format: {}", cli.log_format));
+        return 1;
+    }
     let logger = log::Logger::new(cli.log.as_deref(), &cli.log_format, cli.debug);
     if cli.systemd_cgroup {
         logger.error("--systemd-cgroup: the systemd cgroup driver is not built into this berth yet; use the cgroupfs driver (omit the flag)");

@@ -113,6 +113,7 @@ pub fn prepare_process(process: &Process, settings: &ProcessSettings) -> Result<
 
     let user = process.user();
     let mut env = process.env().clone().unwrap_or_default();
+    crate::process::validate_env(&env)?;
     if settings.listen_fds > 0 {
         env.push(format!("LISTEN_FDS={}", settings.listen_fds));
         env.push("LISTEN_PID=1".to_string());
