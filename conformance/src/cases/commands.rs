@@ -56,7 +56,7 @@ pub fn cases() -> Vec<Case> {
         case!(
             C,
             "pause-paused",
-            "pause of a paused container: \"container not running\"; resume of a running one: \"container not paused\"",
+            "pause of a paused container: \"container not running\"; resume of a running one: \"container not paused\"; KILL kills a paused one",
             [Need::CgroupManager],
             pause_paused
         ),
@@ -241,7 +241,14 @@ fn pause_paused(ctx: &mut Ctx) -> Result<()> {
         out.code == Some(255) && out.stderr.contains("cannot exec in a paused container"),
         format!("{}: {:?}", out.status(), out.stderr),
     );
-    ctx.call(&["resume", &id])?.require()?;
+    let out = ctx.call(&["kill", &id, "KILL"])?;
+    ctx.check_ok("kill KILL of the paused container succeeds", &out);
+    let st = ctx.wait_status(&id, "stopped", super::WAIT)?;
+    ctx.check_eq(
+        "and it dies (runc thaws it for SIGKILL)",
+        st.as_str(),
+        "stopped",
+    );
     Ok(())
 }
 

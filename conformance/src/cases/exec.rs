@@ -522,6 +522,12 @@ fn runtime_error_255(ctx: &mut Ctx) -> Result<()> {
         out.stderr.contains("cannot exec in a stopped container"),
         format!("stderr {:?}", out.stderr),
     );
+    let out = ctx.call(&["exec", &done])?;
+    ctx.check(
+        "the state is checked before the arguments",
+        out.code == Some(255) && out.stderr.contains("cannot exec in a stopped container"),
+        format!("{}: stderr {:?}", out.status(), out.stderr),
+    );
     Ok(())
 }
 

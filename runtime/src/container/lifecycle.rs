@@ -118,13 +118,21 @@ pub fn kill(dir: &ContainerDir, state: &State, signal: i32, all: bool) -> Result
     if status == Status::Stopped {
         return Err(Error::NotRunning);
     }
-    sys_kill(Pid::from_raw(state.pid), sig)
-        .map_err(|e| Error::io("unable to signal init".to_string(), std::io::Error::from(e)))?;
+    sys_kill(Pid::from_raw(state.pid), sig).map_err(signal_error)?;
     if status == Status::Paused && sig == Some(Signal::SIGKILL) {
         // A frozen task only dies once thawed (runc thaws for SIGKILL only).
         let _ = crate::cgroups::manager::thaw(&state.cgroup);
     }
     Ok(())
+}
+
+/// runc's wording for a failed kill(2) of the init, Go's lower-case errno text included:
+/// callers match "no such process" (cri-o exactly, containerd in any case).
+fn signal_error(e: nix::errno::Errno) -> Error {
+    Error::BadState(format!(
+        "unable to signal init: {}",
+        crate::process::errno_text(&std::io::Error::from(e))
+    ))
 }
 
 /// Waits up to `timeout_ms` for `pid` to exit (not needing to be its parent).
@@ -275,4 +283,17 @@ fn merge_resources(
         }
     }
     serde_json::from_value(a).unwrap_or(old)
+}
+
+#[cfg(test)]
+mod kill_tests {
+    use super::*;
+
+    #[test]
+    fn signal_errors_use_gos_wording() {
+        assert_eq!(
+            signal_error(nix::errno::Errno::ESRCH).to_string(),
+            "unable to signal init: no such process"
+        );
+    }
 }
