@@ -120,6 +120,13 @@ pub fn cases() -> Vec<Case> {
             sub_cgroup
         ),
         case!(
+            E,
+            "sub-cgroup-v2",
+            "exec --cgroup path runs the process in an existing cgroup2 sub-cgroup",
+            [Need::CgroupV2(None)],
+            sub_cgroup_v2
+        ),
+        case!(
             K,
             "signal-zero",
             "kill ID 0 probes: success on a created or running container, error once stopped",
@@ -662,6 +669,37 @@ fn sub_cgroup(ctx: &mut Ctx) -> Result<()> {
     for s in made.iter().rev() {
         let _ = std::fs::remove_dir(s);
     }
+    Ok(())
+}
+
+fn sub_cgroup_v2(ctx: &mut Ctx) -> Result<()> {
+    ctx.use_cgroup2_view();
+    let b = ctx.bundle(SLEEP)?;
+    let id = ctx.start_ok(&b)?;
+    let sub = ctx.v2_dir(&b)?.join("sub");
+    std::fs::create_dir(&sub).map_err(io("creating", &sub))?;
+    let out = ctx.call(&[
+        "exec",
+        "--cgroup",
+        "sub",
+        &id,
+        "/bin/cat",
+        "/proc/self/cgroup",
+    ])?;
+    ctx.check_ok("exec --cgroup sub succeeds", &out);
+    let want = format!("0::{}/sub", b.cgroups_path);
+    ctx.check(
+        "the process is in <container>/sub",
+        out.stdout.lines().any(|l| l == want),
+        format!("want {want:?}: {:?}", out.stdout),
+    );
+    let out = ctx.call(&["exec", "--cgroup", "..", &id, "/bin/true"])?;
+    ctx.check(
+        "--cgroup .. fails: \"is not a sub cgroup path\"",
+        !out.ok() && out.stderr.contains("is not a sub cgroup path"),
+        format!("{}: stderr {:?}", out.status(), out.stderr),
+    );
+    let _ = std::fs::remove_dir(&sub);
     Ok(())
 }
 

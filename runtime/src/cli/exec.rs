@@ -280,3 +280,48 @@ pub fn run(ctx: &Ctx, a: Args, log: &Logger) -> anyhow::Result<i32> {
     tracing::debug!(pid, status = code, "process exited");
     Ok(code)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container() -> Process {
+        let mut p = Process::default();
+        p.set_oom_score_adj(Some(100));
+        p.set_env(Some(vec!["FROM_CONFIG=1".into()]));
+        p
+    }
+
+    fn from(json: &str) -> anyhow::Result<Process> {
+        let dir = tempfile::tempdir()?;
+        let f = dir.path().join("process.json");
+        std::fs::write(&f, json)?;
+        process_from_file(&f, &container())
+    }
+
+    #[test]
+    fn process_file_defaults_are_runcs() {
+        let p = from(r#"{"args": ["/bin/true"], "cwd": "/"}"#).unwrap();
+        assert_eq!((p.user().uid(), p.user().gid()), (0, 0));
+        assert_eq!(p.env().clone().unwrap_or_default(), Vec::<String>::new());
+        assert_eq!(p.capabilities(), container().capabilities());
+        assert_eq!(p.oom_score_adj(), Some(100));
+        let p =
+            from(r#"{"args": ["/bin/true"], "cwd": "/", "user": {"uid": 7, "gid": 8}}"#).unwrap();
+        assert_eq!((p.user().uid(), p.user().gid()), (7, 8));
+    }
+
+    #[test]
+    fn process_file_errors_are_runcs() {
+        let err = |j: &str| from(j).unwrap_err().to_string();
+        assert_eq!(err(r#"{"args": ["x"]}"#), "Cwd property must not be empty");
+        assert_eq!(
+            err(r#"{"args": ["x"], "cwd": "rel"}"#),
+            "Cwd must be an absolute path"
+        );
+        assert_eq!(err(r#"{"cwd": "/"}"#), "args must not be empty");
+        assert_eq!(err(r#"{"cwd": "/", "args": []}"#), "args must not be empty");
+        assert!(err("[1]").contains("process property must not be empty"));
+        assert!(err("{").contains("process.json"));
+    }
+}
