@@ -97,6 +97,13 @@ pub fn cases() -> Vec<Case> {
         ),
         case!(
             C,
+            "exec-args-after-id",
+            "exec flags go before the id: after it every word, flag-like or not, is the command",
+            [],
+            exec_args_after_id
+        ),
+        case!(
+            C,
             "exec-tty-flags",
             "exec -d -t needs --console-socket, and --console-socket needs -t (255)",
             [],
@@ -365,6 +372,26 @@ fn exec_tty_flags(ctx: &mut Ctx) -> Result<()> {
         "--console-socket without -t: 255, \"cannot use console socket\"",
         out.code == Some(255) && out.stderr.contains("cannot use console socket"),
         format!("{}: {:?}", out.status(), out.stderr),
+    );
+    Ok(())
+}
+
+fn exec_args_after_id(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.bundle(SLEEP)?;
+    let id = ctx.start_ok(&b)?;
+    let out = ctx.call(&["exec", "--cwd", "/tmp", &id, "/bin/pwd"])?;
+    ctx.check_eq("--cwd before the id applies", out.stdout.trim(), "/tmp");
+    let out = ctx.call(&["exec", &id, "--cwd", "/tmp", "/bin/pwd"])?;
+    ctx.check(
+        "--cwd after the id is the command (not found, 255)",
+        out.code == Some(255) && out.stderr.contains("--cwd"),
+        format!("{}: {:?}", out.status(), out.stderr),
+    );
+    let out = ctx.call(&["exec", &id, "/bin/echo", "-u", "--env", "x"])?;
+    ctx.check_eq(
+        "flag-like arguments reach the process",
+        out.stdout.trim(),
+        "-u --env x",
     );
     Ok(())
 }

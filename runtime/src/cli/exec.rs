@@ -59,11 +59,27 @@ pub struct Args {
     /// Run the process in an existing sub-cgroup: [CONTROLLER[,CONTROLLER]:]PATH, repeatable.
     #[arg(long = "cgroup")]
     pub cgroup: Vec<String>,
-    /// Container id, then the command and its arguments.
-    pub id: String,
-    /// Command and arguments.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub command: Vec<String>,
+    /// The container id, then the command and its arguments. As in runc, flags go before the
+    /// id: everything after it is the command, even words that look like exec's flags.
+    #[arg(
+        value_name = "ID [COMMAND]...",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub args: Vec<String>,
+}
+
+impl Args {
+    /// The container id.
+    fn id(&self) -> &str {
+        self.args.first().map(String::as_str).unwrap_or_default()
+    }
+
+    /// The command and its arguments.
+    fn command(&self) -> &[String] {
+        self.args.get(1..).unwrap_or_default()
+    }
 }
 
 /// Reads `--process FILE` as runc does: an absent `user` is uid 0, gid 0; `cwd` must be given
@@ -144,18 +160,18 @@ fn build_process(ctx: &Ctx, a: &Args, log: &Logger) -> anyhow::Result<Process> {
 }
 
 fn build_process_inner(ctx: &Ctx, a: &Args, log: &Logger) -> anyhow::Result<Process> {
-    let (dir, state) = container::peek(&ctx.root, &a.id)?;
+    let (dir, state) = container::peek(&ctx.root, a.id())?;
     // The state is checked before the arguments, as runc orders its errors.
     container::check_exec_status(state.status(&dir.path), a.ignore_paused)?;
     let container_process = state.spec.process().clone().unwrap_or_default();
     if let Some(path) = &a.process {
         return process_from_file(path, &container_process);
     }
-    if a.command.is_empty() {
+    if a.command().is_empty() {
         anyhow::bail!("process args cannot be empty");
     }
     let mut p = container_process;
-    p.set_args(Some(a.command.clone()));
+    p.set_args(Some(a.command().to_vec()));
     p.set_terminal(Some(a.tty));
     let mut env = p.env().clone().unwrap_or_default();
     for kv in &a.env {
@@ -255,7 +271,7 @@ pub fn run(ctx: &Ctx, a: Args, log: &Logger) -> anyhow::Result<i32> {
     };
     let pid = container::exec(&ExecOptions {
         root: ctx.root.clone(),
-        id: a.id.clone(),
+        id: a.id().to_string(),
         process,
         console_socket,
         preserve_fds: a.preserve_fds,

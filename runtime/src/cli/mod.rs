@@ -237,6 +237,18 @@ mod tests {
         ])
         .unwrap();
         parse(&["berth", "exec", "-t", "id", "sh", "-c", "echo -n x"]).unwrap();
+        // Everything after the id is the command, as in runc (flags go before the id).
+        let exec_args = |args: &[&str]| match Cli::try_parse_from(args).map(|c| c.cmd) {
+            Ok(Some(Cmd::Exec(a))) => (a.cwd.clone(), a.args.clone()),
+            other => panic!("{args:?}: {other:?}"),
+        };
+        let (cwd, rest) = exec_args(&["berth", "exec", "--cwd", "/tmp", "id", "ls", "-l"]);
+        assert_eq!(cwd, Some(PathBuf::from("/tmp")));
+        assert_eq!(rest, ["id", "ls", "-l"]);
+        let (cwd, rest) = exec_args(&["berth", "exec", "id", "--cwd", "/tmp", "pwd"]);
+        assert_eq!(cwd, None);
+        assert_eq!(rest, ["id", "--cwd", "/tmp", "pwd"]);
+        assert!(parse(&["berth", "exec"]).is_err());
         parse(&["berth", "kill", "--all", "id", "9"]).unwrap();
         parse(&["berth", "delete", "--force", "id"]).unwrap();
         parse(&["berth", "update", "--resources=/dev/stdin", "id"]).unwrap();
