@@ -100,6 +100,20 @@ pub fn cases() -> Vec<Case> {
         ),
         case!(
             E,
+            "pid-file-error",
+            "exec --pid-file in a missing directory fails with 255 and leaves no process behind",
+            [Need::CgroupManager],
+            pid_file_error
+        ),
+        case!(
+            E,
+            "dev-null-owner",
+            "exec --user 1000 with stdin on /dev/null leaves the host's /dev/null owned by root",
+            [],
+            dev_null_owner
+        ),
+        case!(
+            E,
             "tty-foreground",
             "exec -t without --console-socket gives the process a pty and relays it",
             [],
@@ -535,6 +549,51 @@ fn runtime_error_255(ctx: &mut Ctx) -> Result<()> {
         out.code == Some(255) && out.stderr.contains("cannot exec in a stopped container"),
         format!("{}: stderr {:?}", out.status(), out.stderr),
     );
+    Ok(())
+}
+
+fn pid_file_error(ctx: &mut Ctx) -> Result<()> {
+    let id = running(ctx)?;
+    let pf = ctx.work.join("no-such-dir/exec.pid");
+    let pfs = pf.to_string_lossy().into_owned();
+    let out = ctx.call(&[
+        "exec",
+        "--pid-file",
+        &pfs,
+        &id,
+        "/bin/sh",
+        "-c",
+        "exec sleep 567",
+    ])?;
+    ctx.check_eq("exit 255", out.code, Some(255));
+    ctx.check_eq("no pid file", pf.exists(), false);
+    std::thread::sleep(Duration::from_millis(200));
+    let out = ctx.call(&["ps", "--format", "json", &id])?;
+    let pids: Vec<i64> = out
+        .json()
+        .ok()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
+    let left = pids.iter().any(|p| {
+        std::fs::read(format!("/proc/{p}/cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).contains("567"))
+            .unwrap_or(false)
+    });
+    ctx.check(
+        "the exec'd process is gone",
+        !left,
+        format!("pids {pids:?}"),
+    );
+    Ok(())
+}
+
+fn dev_null_owner(ctx: &mut Ctx) -> Result<()> {
+    let id = running(ctx)?;
+    let out = ctx.call(&["exec", "--user", "1000:1000", &id, "/bin/true"])?;
+    ctx.check_ok("exec --user 1000:1000 succeeds", &out);
+    let md = std::fs::metadata("/dev/null").map_err(io("stat", "/dev/null"))?;
+    use std::os::unix::fs::MetadataExt;
+    ctx.check_eq("/dev/null is still 0:0", (md.uid(), md.gid()), (0, 0));
     Ok(())
 }
 

@@ -280,7 +280,15 @@ pub fn run(ctx: &Ctx, a: Args, log: &Logger) -> anyhow::Result<i32> {
     })?;
     tracing::debug!(pid, "exec'd process started");
     if let Some(p) = &a.pid_file {
-        super::write_pid_file(p, pid)?;
+        if let Err(e) = super::write_pid_file(p, pid) {
+            // runc does not leave a process behind that its caller cannot know the pid of.
+            // SAFETY: kill(2) of the process this call just started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            if !a.detach {
+                container::wait_for(pid);
+            }
+            return Err(e);
+        }
     }
     if a.detach {
         return Ok(0);
