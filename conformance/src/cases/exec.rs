@@ -114,6 +114,13 @@ pub fn cases() -> Vec<Case> {
         ),
         case!(
             E,
+            "console-size",
+            "exec -d -t --console-socket -p: the file's consoleSize sizes the new pty",
+            [],
+            exec_console_size
+        ),
+        case!(
+            E,
             "tty-foreground",
             "exec -t without --console-socket gives the process a pty and relays it",
             [],
@@ -594,6 +601,35 @@ fn dev_null_owner(ctx: &mut Ctx) -> Result<()> {
     let md = std::fs::metadata("/dev/null").map_err(io("stat", "/dev/null"))?;
     use std::os::unix::fs::MetadataExt;
     ctx.check_eq("/dev/null is still 0:0", (md.uid(), md.gid()), (0, 0));
+    Ok(())
+}
+
+fn exec_console_size(ctx: &mut Ctx) -> Result<()> {
+    let id = running(ctx)?;
+    let ps = write_process(
+        ctx,
+        "tty.json",
+        &json!({
+            "terminal": true, "consoleSize": {"height": 10, "width": 110}, "cwd": "/",
+            "args": ["/bin/sh", "-c", "echo size=$(stty size) END"]
+        }),
+    )?;
+    let sock = ctx.work.join("exec-console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).map_err(io("binding", &sock))?;
+    let receiver =
+        std::thread::spawn(move || super::io::receive_fd(&listener, Duration::from_secs(20)));
+    let s = sock.to_string_lossy().into_owned();
+    let out = ctx.call(&["exec", "-t", "-d", "--console-socket", &s, "-p", &ps, &id])?;
+    ctx.check_ok("exec -d -t --console-socket -p succeeds", &out);
+    let fd = receiver
+        .join()
+        .map_err(|_| crate::error::Error::Other("console receiver panicked".into()))??;
+    let text = super::io::read_pty(fd, Duration::from_secs(10), |t| t.contains("END"));
+    ctx.check(
+        "stty size is 10 110",
+        text.contains("size=10 110"),
+        format!("terminal output {text:?}"),
+    );
     Ok(())
 }
 

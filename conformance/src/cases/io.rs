@@ -77,7 +77,7 @@ pub fn cases() -> Vec<Case> {
 }
 
 /// Accepts one connection on `listener` and receives one fd by SCM_RIGHTS, within `timeout`.
-fn receive_fd(listener: &UnixListener, timeout: Duration) -> Result<OwnedFd> {
+pub(crate) fn receive_fd(listener: &UnixListener, timeout: Duration) -> Result<OwnedFd> {
     listener
         .set_nonblocking(true)
         .map_err(io("setting non-blocking", "console socket"))?;
@@ -126,7 +126,7 @@ fn receive_fd(listener: &UnixListener, timeout: Duration) -> Result<OwnedFd> {
 }
 
 /// Reads from the pty master until `done` holds, EIO (slave closed) or the timeout.
-fn read_pty(fd: OwnedFd, timeout: Duration, done: impl Fn(&str) -> bool) -> String {
+pub(crate) fn read_pty(fd: OwnedFd, timeout: Duration, done: impl Fn(&str) -> bool) -> String {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut f = std::fs::File::from(fd);
