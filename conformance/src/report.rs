@@ -246,6 +246,20 @@ fn md(s: &str) -> String {
     one_line(s).replace('|', "\\|")
 }
 
+/// The line after which docs/compatibility.md holds hand-written sections, kept as they are
+/// when the generated part above it is rewritten.
+pub const HAND_WRITTEN_MARKER: &str =
+    "<!-- Hand-written sections follow; the generator keeps everything below this line. -->";
+
+/// `generated` followed by the hand-written tail of `old` (from [`HAND_WRITTEN_MARKER`] on),
+/// if `old` has one.
+pub fn keep_hand_written(old: &str, generated: &str) -> String {
+    match old.find(HAND_WRITTEN_MARKER) {
+        Some(i) => format!("{}\n\n{}", generated.trim_end(), &old[i..]),
+        None => generated.to_string(),
+    }
+}
+
 /// The comparison as a Markdown document (docs/compatibility.md).
 pub fn markdown(reps: &[RuntimeReport], command: &str) -> String {
     let mut s = String::new();
@@ -324,6 +338,18 @@ pub fn markdown(reps: &[RuntimeReport], command: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hand_written_tail_is_kept() {
+        use super::{keep_hand_written, HAND_WRITTEN_MARKER};
+        let old = format!("# old table\n\n{HAND_WRITTEN_MARKER}\n## Mine\ntext\n");
+        let new = keep_hand_written(&old, "# new table\n");
+        assert_eq!(
+            new,
+            format!("# new table\n\n{HAND_WRITTEN_MARKER}\n## Mine\ntext\n")
+        );
+        assert_eq!(keep_hand_written("# no marker\n", "# new\n"), "# new\n");
+    }
+
     use super::*;
     use crate::case::Assertion;
     use std::time::Duration;

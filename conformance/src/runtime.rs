@@ -104,6 +104,10 @@ pub struct Invoke {
     pub extra_fds: Vec<PathBuf>,
     /// Timeout (default 30 s).
     pub timeout: Option<Duration>,
+    /// Run the runtime on a new pseudo-terminal (its stdin, stdout and stderr, and its
+    /// controlling terminal), as an interactive user would; everything it writes there is
+    /// returned as `stdout`. `stdin` bytes are typed into the terminal.
+    pub tty: bool,
 }
 
 /// The result of one runtime invocation.
@@ -244,6 +248,9 @@ impl Runtime {
             wrapped.args(cargs);
             cmd = wrapped;
         }
+        if opts.tty {
+            return self.invoke_on_pty(cmd, args, opts);
+        }
         let stdout = File::create(&out_path).map_err(io("creating", &out_path))?;
         let stderr = File::create(&err_path).map_err(io("creating", &err_path))?;
         cmd.stdout(stdout).stderr(stderr);
@@ -291,6 +298,102 @@ impl Runtime {
         let _ = std::fs::remove_file(&err_path);
         let _ = std::fs::remove_file(&stdin_path);
         Ok(out)
+    }
+
+    /// Runs `cmd` with a new pty as its stdio and controlling terminal (see [`Invoke::tty`]).
+    fn invoke_on_pty(&self, mut cmd: Command, args: &[String], opts: &Invoke) -> Result<Outcome> {
+        use std::io::{Read, Write};
+        use std::os::unix::process::CommandExt;
+        let ws = nix::pty::Winsize {
+            ws_row: 24,
+            ws_col: 80,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        let pty = nix::pty::openpty(Some(&ws), None)
+            .map_err(|e| Error::Other(format!("openpty: {e}")))?;
+        let dup = |what: &str| {
+            pty.slave
+                .try_clone()
+                .map_err(|e| Error::Other(format!("dup pty slave for {what}: {e}")))
+        };
+        cmd.stdin(Stdio::from(dup("stdin")?));
+        cmd.stdout(Stdio::from(dup("stdout")?));
+        cmd.stderr(Stdio::from(dup("stderr")?));
+        // SAFETY: only async-signal-safe calls (setsid, ioctl) between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let spawned = cmd.spawn();
+        // Our copies of the slave must go, or the master never sees the end of output.
+        drop(cmd);
+        drop(pty.slave);
+        let mut child = spawned.map_err(|source| Error::Spawn {
+            program: self.path.display().to_string(),
+            source,
+        })?;
+        let mut master = std::fs::File::from(pty.master);
+        if let Some(bytes) = &opts.stdin {
+            let _ = master.write_all(bytes);
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let mut reader = master
+            .try_clone()
+            .map_err(|e| Error::Other(format!("dup pty master: {e}")))?;
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            // EIO once every slave descriptor is closed.
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let limit = opts.timeout.unwrap_or(Duration::from_secs(30));
+        let start = Instant::now();
+        let mut out = Vec::new();
+        let mut timed_out = false;
+        let mut status = None;
+        loop {
+            while let Ok(b) = rx.try_recv() {
+                out.extend(b);
+            }
+            match child.try_wait() {
+                Ok(Some(st)) => {
+                    status = Some(st);
+                    break;
+                }
+                Ok(None) if start.elapsed() > limit => {
+                    let _ = child.kill();
+                    timed_out = true;
+                    status = child.wait().ok();
+                    break;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+                Err(_) => break,
+            }
+        }
+        // Whatever is still buffered in the terminal (a short grace period).
+        let grace = Instant::now();
+        while grace.elapsed() < Duration::from_millis(500) {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(b) => out.extend(b),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(_) => break,
+            }
+        }
+        Ok(Outcome {
+            command: args.join(" "),
+            code: status.and_then(|s| s.code()),
+            stdout: String::from_utf8_lossy(&out).into_owned(),
+            stderr: String::new(),
+            timed_out,
+        })
     }
 
     /// The first line of `--version`, for reports.

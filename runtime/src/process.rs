@@ -75,6 +75,18 @@ pub fn final_env(env: &[String], uid: u32) -> Vec<String> {
     out
 }
 
+/// Checks `process.env` entries as runc does: each must be `NAME=value` with a non-empty name.
+pub fn validate_env(env: &[String]) -> Result<(), String> {
+    for e in env {
+        match e.split_once('=') {
+            Some((name, _)) if !name.is_empty() => {}
+            Some(_) => return Err(format!("environment variable name can't be empty: {e:?}")),
+            None => return Err(format!("invalid environment variable: {e:?}")),
+        }
+    }
+    Ok(())
+}
+
 /// Converts strings to C strings for execve, rejecting interior NULs.
 pub fn cstrings(items: &[String], what: &str) -> Result<Vec<CString>, String> {
     items
@@ -126,6 +138,18 @@ mod tests {
         assert_eq!(env_get(&env, "A"), Some("2"));
         assert_eq!(env_get(&env, "PATH"), Some("/bin"));
         assert_eq!(env_get(&env, "PAT"), None);
+    }
+
+    #[test]
+    fn env_entries_need_a_name_and_an_equals_sign() {
+        assert!(validate_env(&["A=1".into(), "B=".into(), "C==x".into()]).is_ok());
+        assert_eq!(
+            validate_env(&["NOEQUALS".into()]).unwrap_err(),
+            "invalid environment variable: \"NOEQUALS\""
+        );
+        assert!(validate_env(&["=x".into()])
+            .unwrap_err()
+            .contains("name can't be empty"));
     }
 
     #[test]

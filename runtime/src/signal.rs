@@ -3,10 +3,11 @@
 use nix::sys::signal::Signal;
 use std::str::FromStr;
 
-/// Parses a signal given by name (with or without `SIG`, any case) or number.
+/// Parses a signal given by name (with or without `SIG`, any case) or number; 0 is accepted
+/// (`kill ID 0` probes whether the container's init is alive, as with kill(2)).
 pub fn parse(s: &str) -> Result<i32, String> {
     if let Ok(n) = s.parse::<i32>() {
-        if (1..=64).contains(&n) {
+        if (0..=64).contains(&n) {
             return Ok(n);
         }
         return Err(format!("invalid signal number {n}"));
@@ -55,6 +56,7 @@ mod tests {
         assert_eq!(parse("10").unwrap(), 10);
         assert_eq!(parse("SIGRTMIN+1").unwrap(), libc::SIGRTMIN() + 1);
         assert!(parse("NOPE").is_err());
-        assert!(parse("0").is_err());
+        assert_eq!(parse("0").unwrap(), 0);
+        assert!(parse("65").is_err());
     }
 }

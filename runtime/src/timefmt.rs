@@ -40,6 +40,15 @@ pub fn now_rfc3339_nano() -> String {
     rfc3339_nano(now.as_secs() as i64, now.subsec_nanos())
 }
 
+/// The current time as an RFC 3339 string in whole seconds (logrus's default, used by runc's
+/// log lines).
+pub fn now_rfc3339() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    rfc3339_nano(now.as_secs() as i64, 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

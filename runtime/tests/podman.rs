@@ -130,6 +130,24 @@ fn podman_drives_berth() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("exec-ok\nsleep"), "{out}");
+    // podman maps berth's runc-worded exec errors and statuses: 127 for a missing command,
+    // the process's own status otherwise; a non-root exec's stdout is its own (fchowned).
+    let (code, _, err) = p.podman(&["exec", "web", "no-such-command"]);
+    assert_eq!(code, 127, "{err}");
+    let (code, _, err) = p.podman(&["exec", "web", "sh", "-c", "exit 5"]);
+    assert_eq!(code, 5, "{err}");
+    let (code, out, err) = p.podman(&[
+        "exec",
+        "-t",
+        "-u",
+        "1000",
+        "web",
+        "sh",
+        "-c",
+        "stat -c %u:%g $(tty)",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "1000:5", "{out}");
     let (code, _, err) = p.podman(&["pause", "web"]);
     assert_eq!(code, 0, "{err}");
     let (_, out, _) = p.podman(&["inspect", "--format", "{{.State.Status}}", "web"]);

@@ -2,7 +2,7 @@
 //! (`--runtime PATH` or `RUNTIME=`) or several side by side (`--compare runc,crun,berth`).
 
 use anyhow::{bail, Context, Result};
-use berth_conformance::report::{compare_table, markdown, summary_table, Tap};
+use berth_conformance::report::{compare_table, keep_hand_written, markdown, summary_table, Tap};
 use berth_conformance::{cases, runtime, suite, RuntimeReport, Suite, Verdict};
 use clap::Parser;
 use std::io::Write;
@@ -105,8 +105,9 @@ fn main() -> Result<()> {
         if let Some(dir) = md.parent() {
             std::fs::create_dir_all(dir).ok();
         }
-        std::fs::write(md, markdown(&reports, &cli.regenerate_command))
-            .with_context(|| format!("writing {}", md.display()))?;
+        let old = std::fs::read_to_string(md).unwrap_or_default();
+        let text = keep_hand_written(&old, &markdown(&reports, &cli.regenerate_command));
+        std::fs::write(md, text).with_context(|| format!("writing {}", md.display()))?;
         eprintln!("wrote {}", md.display());
     }
     for rep in &reports {

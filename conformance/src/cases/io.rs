@@ -26,6 +26,20 @@ pub fn cases() -> Vec<Case> {
         ),
         case!(
             C,
+            "pty-owner",
+            "the pty slave belongs to the process's uid and keeps devpts's tty gid (5)",
+            [],
+            pty_owner
+        ),
+        case!(
+            C,
+            "console-size",
+            "process.consoleSize sets the terminal's rows and columns",
+            [],
+            console_size
+        ),
+        case!(
+            C,
             "terminal-needs-socket",
             "terminal true without --console-socket fails for create",
             [],
@@ -63,7 +77,7 @@ pub fn cases() -> Vec<Case> {
 }
 
 /// Accepts one connection on `listener` and receives one fd by SCM_RIGHTS, within `timeout`.
-fn receive_fd(listener: &UnixListener, timeout: Duration) -> Result<OwnedFd> {
+pub(crate) fn receive_fd(listener: &UnixListener, timeout: Duration) -> Result<OwnedFd> {
     listener
         .set_nonblocking(true)
         .map_err(io("setting non-blocking", "console socket"))?;
@@ -112,7 +126,7 @@ fn receive_fd(listener: &UnixListener, timeout: Duration) -> Result<OwnedFd> {
 }
 
 /// Reads from the pty master until `done` holds, EIO (slave closed) or the timeout.
-fn read_pty(fd: OwnedFd, timeout: Duration, done: impl Fn(&str) -> bool) -> String {
+pub(crate) fn read_pty(fd: OwnedFd, timeout: Duration, done: impl Fn(&str) -> bool) -> String {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut f = std::fs::File::from(fd);
@@ -184,6 +198,69 @@ fn console_socket(ctx: &mut Ctx) -> Result<()> {
             l,
         );
     }
+    Ok(())
+}
+
+/// Creates a container whose process runs `script` on a terminal sent to a console socket,
+/// starts it and returns what it printed there.
+fn on_console(
+    ctx: &mut Ctx,
+    script: &str,
+    setup: impl FnOnce(&mut crate::bundle::Bundle),
+) -> Result<String> {
+    let mut b = ctx.bundle(&[])?;
+    b.sh(script);
+    b.config["process"]["terminal"] = json!(true);
+    setup(&mut b);
+    let sock = ctx.work.join("console.sock");
+    let _ = std::fs::remove_file(&sock);
+    let listener = UnixListener::bind(&sock).map_err(io("binding", &sock))?;
+    let receiver = std::thread::spawn(move || receive_fd(&listener, Duration::from_secs(20)));
+    let s = sock.to_string_lossy().into_owned();
+    let (id, out) = ctx.create(&b, &["--console-socket", &s])?;
+    out.require()?;
+    let fd = receiver
+        .join()
+        .map_err(|_| Error::Other("console receiver panicked".into()))??;
+    ctx.call(&["start", &id])?.require()?;
+    Ok(read_pty(fd, Duration::from_secs(10), |t| t.contains("END")))
+}
+
+fn pty_owner(ctx: &mut Ctx) -> Result<()> {
+    let text = on_console(
+        ctx,
+        "echo owner=$(stat -c %u:%g $(readlink /proc/self/fd/0)) END",
+        |b| {
+            b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        },
+    )?;
+    ctx.check(
+        "the slave is owned by uid 1000 and gid 5",
+        text.contains("owner=1000:5"),
+        format!("terminal output {text:?}"),
+    );
+    let text = on_console(
+        ctx,
+        "echo owner=$(stat -c %u:%g $(readlink /proc/self/fd/0)) END",
+        |_| {},
+    )?;
+    ctx.check(
+        "for root it is 0:5",
+        text.contains("owner=0:5"),
+        format!("terminal output {text:?}"),
+    );
+    Ok(())
+}
+
+fn console_size(ctx: &mut Ctx) -> Result<()> {
+    let text = on_console(ctx, "echo size=$(stty size) END", |b| {
+        b.config["process"]["consoleSize"] = json!({"height": 37, "width": 123});
+    })?;
+    ctx.check(
+        "stty size is 37 123",
+        text.contains("size=37 123"),
+        format!("terminal output {text:?}"),
+    );
     Ok(())
 }
 

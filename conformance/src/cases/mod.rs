@@ -5,6 +5,7 @@ use std::time::Duration;
 
 pub mod cgroups;
 pub mod cli;
+pub mod commands;
 pub mod devices;
 pub mod exec;
 pub mod hooks;
@@ -12,6 +13,7 @@ pub mod io;
 pub mod lifecycle;
 pub mod mounts;
 pub mod namespaces;
+pub mod output;
 pub mod process;
 pub mod security;
 
@@ -28,6 +30,7 @@ pub fn all() -> Vec<Case> {
     let mut v = Vec::new();
     v.extend(lifecycle::cases());
     v.extend(cli::cases());
+    v.extend(commands::cases());
     v.extend(process::cases());
     v.extend(security::cases());
     v.extend(namespaces::cases());
@@ -37,6 +40,7 @@ pub fn all() -> Vec<Case> {
     v.extend(hooks::cases());
     v.extend(io::cases());
     v.extend(exec::cases());
+    v.extend(output::cases());
     v
 }
 

@@ -3,7 +3,7 @@
 
 use super::Ctx;
 use berth::container;
-use serde_json::json;
+use serde_json::Value;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,11 @@ pub struct Args {
 fn parse_interval(s: &str) -> anyhow::Result<Duration> {
     let bad = || anyhow::anyhow!("--interval {s:?}: use a duration such as 5s or 500ms");
     if let Some(ms) = s.strip_suffix("ms") {
-        return Ok(Duration::from_millis(ms.parse().map_err(|_| bad())?));
+        let ms: u64 = ms.parse().map_err(|_| bad())?;
+        if ms == 0 {
+            anyhow::bail!("duration interval must be greater than 0");
+        }
+        return Ok(Duration::from_millis(ms));
     }
     if let Some(m) = s.strip_suffix('m') {
         return Ok(Duration::from_secs(
@@ -36,9 +40,19 @@ fn parse_interval(s: &str) -> anyhow::Result<Duration> {
         .parse()
         .map_err(|_| bad())?;
     if secs <= 0.0 {
-        return Err(bad());
+        anyhow::bail!("duration interval must be greater than 0");
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// One event as runc prints it, keys in runc's order: `{"type":...,"id":...,"data":...}`
+/// (`data` left out when there is none, as for `oom`).
+fn event_line(kind: &str, id: &str, data: Option<&Value>) -> String {
+    let q = |s: &str| Value::String(s.to_string()).to_string();
+    match data {
+        Some(d) => format!("{{\"type\":{},\"id\":{},\"data\":{d}}}", q(kind), q(id)),
+        None => format!("{{\"type\":{},\"id\":{}}}", q(kind), q(id)),
+    }
 }
 
 /// Runs events until the container stops (or once with --stats).
@@ -46,9 +60,15 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     let interval = parse_interval(&a.interval)?;
     let (dir, state) = container::peek(&ctx.root, &a.id)?;
     if state.status(&dir.path) == container::Status::Stopped {
-        return Err(container::Error::NotRunning.into());
+        anyhow::bail!("container with id {} is not running", a.id);
     }
-    let stats = || json!({"type": "stats", "id": a.id, "data": berth::cgroups::stats::collect(&state.cgroup)});
+    let stats = || {
+        event_line(
+            "stats",
+            &a.id,
+            Some(&berth::cgroups::stats::collect(&state.cgroup)),
+        )
+    };
     let mut out = std::io::stdout();
     if a.stats {
         writeln!(out, "{}", stats())?;
@@ -65,7 +85,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         let now = berth::cgroups::stats::oom_kills(&state.cgroup);
         if now > ooms {
             ooms = now;
-            writeln!(out, "{}", json!({"type": "oom", "id": a.id}))?;
+            writeln!(out, "{}", event_line("oom", &a.id, None))?;
             out.flush()?;
         }
         if !state.alive() {
@@ -78,6 +98,16 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_keep_runc_key_order() {
+        let d = serde_json::json!({"b": 1, "a": 2});
+        assert_eq!(
+            event_line("stats", "c\"1", Some(&d)),
+            r#"{"type":"stats","id":"c\"1","data":{"a":2,"b":1}}"#
+        );
+        assert_eq!(event_line("oom", "x", None), r#"{"type":"oom","id":"x"}"#);
+    }
 
     #[test]
     fn intervals() {

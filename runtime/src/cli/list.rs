@@ -61,7 +61,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
                 println!("{}", line.join("   ").trim_end());
             }
         }
-        other => anyhow::bail!("--format: invalid format {other:?}: use table or json"),
+        _ => anyhow::bail!("invalid format option"),
     }
     Ok(0)
 }

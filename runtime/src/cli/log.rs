@@ -1,62 +1,254 @@
-//! Error and debug output: stderr, plus `--log FILE` in text or runc's JSON line format
-//! (`{"level":"error","msg":"...","time":"..."}`), which containerd and podman parse.
+//! Error, warning and debug output in runc's shapes. Everything goes to one sink: `--log FILE`
+//! when given, else stderr, in logrus's text format (`time="..." level=error msg="..."`) or,
+//! with `--log-format json`, runc's JSON lines (`{"level":"error","msg":"...","time":"..."}`),
+//! which containerd and podman parse. Debug lines (`--debug`) go to the same sink only, never to
+//! both. As runc does, an error is also printed plainly on stderr when the sink is a file, so a
+//! caller reading stderr sees it too.
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
-/// Where messages go.
-pub struct Logger {
-    file: Option<std::fs::File>,
+/// Where the formatted lines go.
+enum Sink {
+    Stderr,
+    File(std::fs::File),
+}
+
+/// The line writer shared by the logger and the tracing layer.
+struct Lines {
+    sink: Sink,
     json: bool,
 }
 
+impl Lines {
+    /// Writes one formatted line with a single write (children of berth share the sink).
+    fn emit(&mut self, level: &str, msg: &str, fields: &[(String, String)]) {
+        let time = berth::timefmt::now_rfc3339();
+        let mut text = if self.json {
+            json_line(level, msg, &time, fields)
+        } else {
+            text_line(level, msg, &time, fields)
+        };
+        text.push('\n');
+        let _ = match &mut self.sink {
+            Sink::Stderr => std::io::stderr().write_all(text.as_bytes()),
+            Sink::File(f) => f.write_all(text.as_bytes()),
+        };
+    }
+}
+
+/// Whether logrus's text formatter quotes a value: anything but `[A-Za-z0-9-._/@^+]`.
+fn needs_quoting(s: &str) -> bool {
+    s.is_empty()
+        || s.chars().any(|c| {
+            !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '/' | '@' | '^' | '+'))
+        })
+}
+
+/// A value as logrus's text formatter writes it (Go-style double-quoted when needed).
+fn text_value(s: &str) -> String {
+    if !needs_quoting(s) {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// `time="..." level=L msg="..." k=v...`, logrus's text format.
+fn text_line(level: &str, msg: &str, time: &str, fields: &[(String, String)]) -> String {
+    let mut s = format!(
+        "time={} level={level} msg={}",
+        text_value(time),
+        text_value(msg)
+    );
+    for (k, v) in fields {
+        s.push_str(&format!(" {k}={}", text_value(v)));
+    }
+    s
+}
+
+/// `{"level":...,"msg":...,"time":...}` with extra fields, keys sorted as logrus writes them.
+fn json_line(level: &str, msg: &str, time: &str, fields: &[(String, String)]) -> String {
+    let mut m = serde_json::Map::new();
+    for (k, v) in fields {
+        m.insert(k.clone(), serde_json::Value::String(v.clone()));
+    }
+    m.insert("level".into(), level.into());
+    m.insert("msg".into(), msg.into());
+    m.insert("time".into(), time.into());
+    serde_json::Value::Object(m).to_string()
+}
+
+/// Reports errors and warnings and, with `--debug`, receives the `tracing` events.
+pub struct Logger {
+    lines: Arc<Mutex<Lines>>,
+    to_file: bool,
+}
+
 impl Logger {
-    /// Opens the log file (append) if one was given; debug enables tracing to it or stderr.
+    /// Opens the log file (append) if one was given; `debug` (or RUST_LOG) turns on tracing
+    /// into the same sink. A log file that cannot be opened falls back to stderr with a warning.
     pub fn new(path: Option<&Path>, format: &str, debug: bool) -> Logger {
-        let file = path.and_then(|p| {
-            std::fs::OpenOptions::new()
+        let mut warning = None;
+        let sink = match path {
+            Some(p) => match std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(p)
-                .ok()
-        });
-        let json = format == "json";
+            {
+                Ok(f) => Sink::File(f),
+                Err(e) => {
+                    warning = Some(format!("--log {}: {e}; logging to stderr", p.display()));
+                    Sink::Stderr
+                }
+            },
+            None => Sink::Stderr,
+        };
+        let to_file = matches!(sink, Sink::File(_));
+        let lines = Arc::new(Mutex::new(Lines {
+            sink,
+            json: format == "json",
+        }));
         if debug || std::env::var_os("RUST_LOG").is_some() {
+            use tracing_subscriber::layer::SubscriberExt;
             let filter = if debug {
                 "debug".to_string()
             } else {
                 std::env::var("RUST_LOG").unwrap_or_default()
             };
-            let builder = tracing_subscriber::fmt()
-                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-                .with_writer(std::io::stderr);
-            let _ = builder.try_init();
+            let subscriber = tracing_subscriber::registry()
+                .with(tracing_subscriber::EnvFilter::new(filter))
+                .with(Layer {
+                    lines: lines.clone(),
+                });
+            let _ = tracing::subscriber::set_global_default(subscriber);
         }
-        Logger { file, json }
+        let logger = Logger { lines, to_file };
+        if let Some(w) = warning {
+            logger.warn(&w);
+        }
+        logger
     }
 
-    /// Reports an error: one line to the log file (if any) and to stderr.
+    fn emit(&self, level: &str, msg: &str) {
+        if let Ok(mut l) = self.lines.lock() {
+            l.emit(level, msg, &[]);
+        }
+    }
+
+    /// Reports an error: one line to the sink, and the bare message on stderr when the sink
+    /// is a file (runc's `fatal`).
     pub fn error(&self, msg: &str) {
-        self.line("error", msg);
-        eprintln!("berth: {msg}");
+        self.emit("error", msg);
+        if self.to_file {
+            eprintln!("{msg}");
+        }
     }
 
-    /// Reports a warning.
+    /// Reports a warning (to the sink only, like logrus.Warn).
     pub fn warn(&self, msg: &str) {
-        self.line("warning", msg);
-        eprintln!("berth: warning: {msg}");
+        self.emit("warning", msg);
+    }
+}
+
+/// The `tracing` layer that writes events as logrus lines.
+struct Layer {
+    lines: Arc<Mutex<Lines>>,
+}
+
+/// Collects an event's message and fields.
+#[derive(Default)]
+struct Fields {
+    msg: String,
+    rest: Vec<(String, String)>,
+}
+
+impl tracing::field::Visit for Fields {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.msg = value.to_string();
+        } else {
+            self.rest
+                .push((field.name().to_string(), value.to_string()));
+        }
     }
 
-    fn line(&self, level: &str, msg: &str) {
-        let Some(mut f) = self.file.as_ref() else {
-            return;
-        };
-        let time = berth::timefmt::now_rfc3339_nano();
-        let text = if self.json {
-            serde_json::json!({"level": level, "msg": msg, "time": time}).to_string()
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.msg = format!("{value:?}");
         } else {
-            format!("time={time:?} level={level} msg={msg:?}")
+            self.rest
+                .push((field.name().to_string(), format!("{value:?}")));
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Layer {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let mut f = Fields::default();
+        event.record(&mut f);
+        let level = match *event.metadata().level() {
+            tracing::Level::ERROR => "error",
+            tracing::Level::WARN => "warning",
+            tracing::Level::INFO => "info",
+            tracing::Level::DEBUG => "debug",
+            tracing::Level::TRACE => "trace",
         };
-        let _ = writeln!(f, "{text}");
+        if let Ok(mut l) = self.lines.lock() {
+            l.emit(level, &f.msg, &f.rest);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_lines_match_logrus() {
+        assert_eq!(
+            text_line(
+                "error",
+                "container not running",
+                "2026-12-01T21:34:09Z",
+                &[]
+            ),
+            "time=\"2026-12-01T21:34:09Z\" level=error msg=\"container not running\""
+        );
+        assert_eq!(
+            text_line("debug", "ok", "T", &[("pid".into(), "12".into())]),
+            "time=T level=debug msg=ok pid=12"
+        );
+        assert_eq!(text_value("a\"b\n"), "\"a\\\"b\\n\"");
+        assert_eq!(text_value(""), "\"\"");
+    }
+
+    #[test]
+    fn json_lines_match_runc() {
+        let l = json_line("error", "boom", "2026-12-01T21:34:10Z", &[]);
+        assert_eq!(
+            l,
+            "{\"level\":\"error\",\"msg\":\"boom\",\"time\":\"2026-12-01T21:34:10Z\"}"
+        );
     }
 }

@@ -67,7 +67,7 @@ enum Cmd {
     State(state::Args),
     /// Send a signal to the container's init process.
     Kill(kill::Args),
-    /// Run a process in a running container.
+    /// Run a new process in a created or running container.
     Exec(exec::Args),
     /// Delete a container and everything create made.
     Delete(delete::Args),
@@ -102,7 +102,12 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { 1 } else { 0 };
+            // runc (urfave/cli) exits 3 for an unknown command, 1 for other usage errors.
+            let code = match e.kind() {
+                clap::error::ErrorKind::InvalidSubcommand => 3,
+                _ if e.use_stderr() => 1,
+                _ => 0,
+            };
             let _ = e.print();
             return code;
         }
@@ -120,6 +125,11 @@ pub fn main() -> i32 {
         let _ = Cli::command().print_help();
         return 0;
     };
+    if !matches!(cli.log_format.as_str(), "text" | "json") {
+        let logger = log::Logger::new(None, "text", false);
+        logger.error(&format!("invalid log-format: {}", cli.log_format));
+        return 1;
+    }
     let logger = log::Logger::new(cli.log.as_deref(), &cli.log_format, cli.debug);
     if cli.systemd_cgroup {
         logger.error("--systemd-cgroup: the systemd cgroup driver is not built into this berth yet; use the cgroupfs driver (omit the flag)");
@@ -131,6 +141,9 @@ pub fn main() -> i32 {
             .clone()
             .unwrap_or_else(berth::container::default_root),
     };
+    // runc's exec exits with 255 when the runtime fails, so callers can tell that from the
+    // process's own exit status; its messages are prefixed with "exec failed: ".
+    let is_exec = matches!(cmd, Cmd::Exec(_));
     let result = match cmd {
         Cmd::Create(a) => create::run(&ctx, a),
         Cmd::Start(a) => start::run(&ctx, a, &logger),
@@ -150,6 +163,10 @@ pub fn main() -> i32 {
     };
     match result {
         Ok(code) => code,
+        Err(e) if is_exec => {
+            logger.error(&format!("exec failed: {e}"));
+            255
+        }
         Err(e) => {
             logger.error(&format!("{e}"));
             1
@@ -220,6 +237,18 @@ mod tests {
         ])
         .unwrap();
         parse(&["berth", "exec", "-t", "id", "sh", "-c", "echo -n x"]).unwrap();
+        // Everything after the id is the command, as in runc (flags go before the id).
+        let exec_args = |args: &[&str]| match Cli::try_parse_from(args).map(|c| c.cmd) {
+            Ok(Some(Cmd::Exec(a))) => (a.cwd.clone(), a.args.clone()),
+            other => panic!("{args:?}: {other:?}"),
+        };
+        let (cwd, rest) = exec_args(&["berth", "exec", "--cwd", "/tmp", "id", "ls", "-l"]);
+        assert_eq!(cwd, Some(PathBuf::from("/tmp")));
+        assert_eq!(rest, ["id", "ls", "-l"]);
+        let (cwd, rest) = exec_args(&["berth", "exec", "id", "--cwd", "/tmp", "pwd"]);
+        assert_eq!(cwd, None);
+        assert_eq!(rest, ["id", "--cwd", "/tmp", "pwd"]);
+        assert!(parse(&["berth", "exec"]).is_err());
         parse(&["berth", "kill", "--all", "id", "9"]).unwrap();
         parse(&["berth", "delete", "--force", "id"]).unwrap();
         parse(&["berth", "update", "--resources=/dev/stdin", "id"]).unwrap();

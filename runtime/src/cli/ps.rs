@@ -63,6 +63,6 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
-        other => anyhow::bail!("--format: invalid format {other:?}: use table or json"),
+        _ => anyhow::bail!("invalid format option"),
     }
 }

@@ -55,6 +55,13 @@ pub struct Args {
     /// Kernel TCP memory limit (accepted and ignored).
     #[arg(long = "kernel-memory-tcp")]
     pub kernel_memory_tcp: Option<String>,
+    /// Intel RDT/CAT L3 cache schema (refused: berth has no Intel RDT support, which is what
+    /// runc answers on hosts without RDT).
+    #[arg(long = "l3-cache-schema")]
+    pub l3_cache_schema: Option<String>,
+    /// Intel RDT/MBA memory bandwidth schema (refused, as above).
+    #[arg(long = "mem-bw-schema")]
+    pub mem_bw_schema: Option<String>,
     /// Container id.
     pub id: String,
 }
@@ -88,6 +95,12 @@ fn set(v: &mut Value, section: &str, key: &str, val: Value) {
 
 /// Runs update.
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
+    if a.l3_cache_schema.is_some() {
+        anyhow::bail!("Intel RDT/CAT: l3 cache schema is not enabled");
+    }
+    if a.mem_bw_schema.is_some() {
+        anyhow::bail!("Intel RDT/MBA: memory bandwidth schema is not enabled");
+    }
     let mut v: Value = match &a.resources {
         Some(p) => {
             let mut text = Vec::new();

@@ -2,11 +2,13 @@
 
 use super::state::Status;
 use super::{load, Error};
+use crate::cgroups::Placement;
 use crate::init::exec::{exec_stage1, ExecConfig};
 use crate::init::sync::{Channel, Msg};
 use oci_spec::runtime::Process;
+use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 
 /// Options of `exec`.
 pub struct ExecOptions {
@@ -22,36 +24,125 @@ pub struct ExecOptions {
     pub preserve_fds: u32,
     /// `--ignore-paused`: allow exec into a paused container.
     pub ignore_paused: bool,
+    /// `--cgroup`: sub-cgroups to run the process in, from [`parse_sub_cgroups`] (empty: the
+    /// container's own cgroups).
+    pub sub_cgroups: BTreeMap<String, String>,
+}
+
+/// Parses `--cgroup` values as runc does: `PATH` alone (one value only) applies to every
+/// hierarchy, `CTRL[,CTRL...]:PATH` to the named v1 controllers. The result maps a controller
+/// (or "" for all) to the sub-path.
+pub fn parse_sub_cgroups(args: &[String]) -> Result<BTreeMap<String, String>, Error> {
+    let mut out = BTreeMap::new();
+    for a in args {
+        let parts: Vec<&str> = a.splitn(3, ':').collect();
+        match parts.as_slice() {
+            [path] => {
+                if args.len() != 1 {
+                    return Err(Error::BadState(format!(
+                        "invalid --cgroup argument: {a} (missing <controller>: prefix)"
+                    )));
+                }
+                out.insert(String::new(), path.to_string());
+            }
+            [ctrls, path] => {
+                for c in ctrls.split(',') {
+                    out.insert(c.to_string(), path.to_string());
+                }
+            }
+            _ => return Err(Error::BadState(format!("invalid --cgroup argument: {a}"))),
+        }
+    }
+    Ok(out)
+}
+
+/// `base` joined with `sub` (cleaned lexically), which must stay at or below `base`, compared
+/// by path components (runc compares strings, so `../ctr1x` escapes into a sibling there).
+fn sub_dir(base: &Path, sub: &str) -> Result<PathBuf, Error> {
+    let mut out = base.to_path_buf();
+    let depth = base.components().count();
+    for c in Path::new(sub).components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                if out.components().count() <= depth {
+                    return Err(Error::BadState(format!("{sub} is not a sub cgroup path")));
+                }
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    Ok(out)
+}
+
+/// The container's cgroups with the `--cgroup` sub-paths applied (pure; see
+/// [`parse_sub_cgroups`]). A named controller the container has no directory for is an error.
+pub fn sub_placement(
+    base: &Placement,
+    subs: &BTreeMap<String, String>,
+) -> Result<Placement, Error> {
+    if subs.is_empty() {
+        return Ok(base.clone());
+    }
+    let mut p = base.clone();
+    p.created.clear();
+    if let Some(all) = subs.get("") {
+        p.dirs = base
+            .dirs
+            .iter()
+            .map(|d| sub_dir(d, all))
+            .collect::<Result<_, _>>()?;
+        p.unified = base.unified.as_ref().map(|d| sub_dir(d, all)).transpose()?;
+        for d in p.v1.values_mut() {
+            *d = sub_dir(d, all)?;
+        }
+        return Ok(p);
+    }
+    for (ctrl, sub) in subs {
+        let Some(dir) = base.v1.get(ctrl) else {
+            return Err(Error::BadState(format!(
+                "unknown controller {ctrl} in SubCgroupPaths"
+            )));
+        };
+        let new = sub_dir(dir, sub)?;
+        for (i, d) in base.dirs.iter().enumerate() {
+            if d == dir {
+                p.dirs[i] = new.clone();
+            }
+        }
+        p.v1.insert(ctrl.clone(), new);
+    }
+    Ok(p)
+}
+
+/// Whether a container in `status` takes an exec, with runc's messages. runc allows exec into
+/// a created (not yet started) container: its namespaces exist.
+pub fn check_status(status: Status, ignore_paused: bool) -> Result<(), Error> {
+    match status {
+        Status::Running | Status::Created => Ok(()),
+        Status::Paused if ignore_paused => Ok(()),
+        Status::Paused => Err(Error::BadState(
+            "cannot exec in a paused container (use --ignore-paused to override)".into(),
+        )),
+        Status::Stopped => Err(Error::BadState("cannot exec in a stopped container".into())),
+        Status::Creating => Err(Error::BadState(
+            "cannot exec in a container that is still being created".into(),
+        )),
+    }
 }
 
 /// Starts the process in the container and returns its host PID once it has exec'd.
 /// The caller waits for it (as a subreaper) or leaves it running (detached).
 pub fn exec(opts: &ExecOptions) -> Result<i32, Error> {
     let (dir, state) = load(&opts.root, &opts.id)?;
-    match state.status(&dir.path) {
-        Status::Running => {}
-        Status::Paused if opts.ignore_paused => {}
-        Status::Paused => {
-            return Err(Error::BadState(
-                "cannot exec in a paused container (use --ignore-paused to override)".into(),
-            ))
-        }
-        Status::Created => {
-            return Err(Error::BadState(
-                "cannot exec in a created container: start it first".into(),
-            ))
-        }
-        _ => return Err(Error::NotRunning),
-    }
+    check_status(state.status(&dir.path), opts.ignore_paused)?;
     drop(dir);
     match opts.process.args() {
         Some(a) if !a.is_empty() => {}
-        _ => {
-            return Err(Error::BadState(
-                "exec: no command given (args are empty)".into(),
-            ))
-        }
+        _ => return Err(Error::BadState("args must not be empty".into())),
     }
+    let cgroup = sub_placement(&state.cgroup, &opts.sub_cgroups)?;
     if !opts.process.terminal().unwrap_or(false) && opts.console_socket.is_some() {
         return Err(Error::BadState(
             "cannot use console socket if berth will not detach or allocate tty".into(),
@@ -71,7 +162,7 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, Error> {
     let mut cfg = ExecConfig {
         process: opts.process.clone(),
         init_pid: state.pid,
-        cgroup: state.cgroup.clone(),
+        cgroup,
         in_unified_cgroup: false,
         console_socket: console,
         preserve_fds: opts.preserve_fds as i32,
@@ -120,4 +211,81 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, Error> {
         );
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Placement {
+        let mem = PathBuf::from("/sys/fs/cgroup/memory/p/c");
+        let cpu = PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/p/c");
+        let uni = PathBuf::from("/sys/fs/cgroup/unified/p/c");
+        Placement {
+            path: "/p/c".into(),
+            dirs: vec![mem.clone(), cpu.clone(), uni.clone()],
+            created: vec![mem.clone()],
+            unified: Some(uni),
+            v1: [
+                ("memory".to_string(), mem),
+                ("cpu".to_string(), cpu.clone()),
+                ("cpuacct".to_string(), cpu),
+            ]
+            .into_iter()
+            .collect(),
+        }
+    }
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn parses_runc_cgroup_flags() {
+        let m = parse_sub_cgroups(&args(&["sub"])).unwrap();
+        assert_eq!(m.get(""), Some(&"sub".to_string()));
+        let m = parse_sub_cgroups(&args(&["memory:a", "cpu,cpuacct:b"])).unwrap();
+        assert_eq!(m["memory"], "a");
+        assert_eq!(m["cpu"], "b");
+        assert_eq!(m["cpuacct"], "b");
+        assert!(parse_sub_cgroups(&args(&["a", "memory:b"]))
+            .unwrap_err()
+            .to_string()
+            .contains("missing <controller>: prefix"));
+        assert!(parse_sub_cgroups(&args(&["a:b:c"])).is_err());
+    }
+
+    #[test]
+    fn sub_paths_stay_below_the_container() {
+        let all = parse_sub_cgroups(&args(&["x/y"])).unwrap();
+        let p = sub_placement(&base(), &all).unwrap();
+        assert_eq!(p.dirs[0], PathBuf::from("/sys/fs/cgroup/memory/p/c/x/y"));
+        assert_eq!(
+            p.unified,
+            Some(PathBuf::from("/sys/fs/cgroup/unified/p/c/x/y"))
+        );
+        assert!(p.created.is_empty(), "exec never removes cgroups");
+        let root = sub_placement(&base(), &parse_sub_cgroups(&args(&["/"])).unwrap()).unwrap();
+        assert_eq!(root.dirs, base().dirs);
+        for bad in ["..", "../cx", "a/../../b"] {
+            let e = sub_placement(&base(), &parse_sub_cgroups(&args(&[bad])).unwrap())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("is not a sub cgroup path"), "{bad}: {e}");
+        }
+        assert!(sub_placement(&base(), &parse_sub_cgroups(&args(&["a/../b"])).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn per_controller_sub_paths() {
+        let m = parse_sub_cgroups(&args(&["memory:m"])).unwrap();
+        let p = sub_placement(&base(), &m).unwrap();
+        assert_eq!(p.dirs[0], PathBuf::from("/sys/fs/cgroup/memory/p/c/m"));
+        assert_eq!(p.dirs[1], base().dirs[1]);
+        assert_eq!(p.dirs[2], base().dirs[2]);
+        let e = sub_placement(&base(), &parse_sub_cgroups(&args(&["whaaat:/"])).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown controller whaaat"), "{e}");
+    }
 }

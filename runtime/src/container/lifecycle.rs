@@ -35,9 +35,14 @@ pub fn start(dir: &ContainerDir, state: &State) -> Result<Vec<String>, Error> {
                 "cannot start a container that has stopped".into(),
             ))
         }
-        Status::Running | Status::Paused => {
+        Status::Running => {
             return Err(Error::BadState(
                 "cannot start an already running container".into(),
+            ))
+        }
+        Status::Paused => {
+            return Err(Error::BadState(
+                "cannot start a container in the paused state".into(),
             ))
         }
         Status::Creating => {
@@ -87,21 +92,48 @@ pub fn start(dir: &ContainerDir, state: &State) -> Result<Vec<String>, Error> {
     Ok(warnings)
 }
 
-/// Sends `signal` to the container's init, or with `all` to every process in its cgroup.
+/// Sends `signal` to the container's init, or with `all` to every process in its cgroup, as
+/// runc does: signal 0 is a liveness probe (no signal is sent), `--all` on a stopped container
+/// whose cgroup is empty succeeds, and SIGKILL to a paused container thaws it so it dies.
 pub fn kill(dir: &ContainerDir, state: &State, signal: i32, all: bool) -> Result<(), Error> {
     let status = state.status(&dir.path);
-    let others_alive = all && !state.cgroup.pids().is_empty();
-    if status == Status::Stopped && !others_alive {
-        return Err(Error::NotRunning);
-    }
-    let sig = Signal::try_from(signal)
-        .map_err(|_| Error::BadState(format!("invalid signal {signal}")))?;
+    let sig = if signal == 0 {
+        None
+    } else {
+        Some(
+            Signal::try_from(signal)
+                .map_err(|_| Error::BadState(format!("invalid signal {signal}")))?,
+        )
+    };
     if all {
-        crate::cgroups::manager::signal_all(&state.cgroup, sig)?;
+        match sig {
+            Some(s) => crate::cgroups::manager::signal_all(&state.cgroup, s)?,
+            None => {
+                for pid in state.cgroup.pids() {
+                    let _ = sys_kill(Pid::from_raw(pid), None);
+                }
+            }
+        }
         return Ok(());
     }
-    sys_kill(Pid::from_raw(state.pid), sig)
-        .map_err(|e| Error::io(format!("kill {}", state.pid), std::io::Error::from(e)))
+    if status == Status::Stopped {
+        return Err(Error::NotRunning);
+    }
+    sys_kill(Pid::from_raw(state.pid), sig).map_err(signal_error)?;
+    if status == Status::Paused && sig == Some(Signal::SIGKILL) {
+        // A frozen task only dies once thawed (runc thaws for SIGKILL only).
+        let _ = crate::cgroups::manager::thaw(&state.cgroup);
+    }
+    Ok(())
+}
+
+/// runc's wording for a failed kill(2) of the init, Go's lower-case errno text included:
+/// callers match "no such process" (cri-o exactly, containerd in any case).
+fn signal_error(e: nix::errno::Errno) -> Error {
+    Error::BadState(format!(
+        "unable to signal init: {}",
+        crate::process::errno_text(&std::io::Error::from(e))
+    ))
 }
 
 /// Waits up to `timeout_ms` for `pid` to exit (not needing to be its parent).
@@ -189,20 +221,19 @@ pub fn list(root: &Path) -> Result<Vec<OciState>, Error> {
     Ok(out)
 }
 
-/// Freezes a running container (`pause`).
+/// Freezes a running or created container (`pause`); anything else is "container not
+/// running", runc's answer (also for one already paused).
 pub fn pause(dir: &ContainerDir, state: &State) -> Result<(), Error> {
     match state.status(&dir.path) {
-        Status::Running => Ok(crate::cgroups::manager::freeze(&state.cgroup)?),
-        Status::Paused => Err(Error::BadState("container already paused".into())),
+        Status::Running | Status::Created => Ok(crate::cgroups::manager::freeze(&state.cgroup)?),
         _ => Err(Error::NotRunning),
     }
 }
 
-/// Thaws a paused container (`resume`).
+/// Thaws a paused container (`resume`); anything else is "container not paused" (runc).
 pub fn resume(dir: &ContainerDir, state: &State) -> Result<(), Error> {
     match state.status(&dir.path) {
         Status::Paused => Ok(crate::cgroups::manager::thaw(&state.cgroup)?),
-        Status::Stopped => Err(Error::NotRunning),
         _ => Err(Error::BadState("container not paused".into())),
     }
 }
@@ -272,4 +303,17 @@ fn merge_resources(
         }
     }
     serde_json::from_value(a).unwrap_or(old)
+}
+
+#[cfg(test)]
+mod kill_tests {
+    use super::*;
+
+    #[test]
+    fn signal_errors_use_gos_wording() {
+        assert_eq!(
+            signal_error(nix::errno::Errno::ESRCH).to_string(),
+            "unable to signal init: no such process"
+        );
+    }
 }

@@ -95,11 +95,12 @@ impl State {
         if !self.alive() {
             return Status::Stopped;
         }
-        if dir.join("exec.sock").exists() {
-            return Status::Created;
-        }
+        // A created container can be paused too (runc allows it); it reports paused then.
         if crate::cgroups::placement::is_frozen(&self.cgroup) {
             return Status::Paused;
+        }
+        if dir.join("exec.sock").exists() {
+            return Status::Created;
         }
         Status::Running
     }

@@ -111,9 +111,11 @@ fn run(cfg: &ExecConfig, ch: &Channel) -> Result<(), String> {
         f.install().map_err(|e| e.to_string())?;
     }
     let e = nix::unistd::execve(&p.path, &p.argv, &p.envp).err();
+    // runc's wording, Go's lower-case errno text ("exec /x: no such file or directory").
     Err(format!(
-        "exec {:?}: {}",
-        p.path,
-        e.map(|e| e.desc()).unwrap_or("failed")
+        "exec {}: {}",
+        p.path.to_string_lossy(),
+        e.map(|e| crate::process::errno_text(&std::io::Error::from(e)))
+            .unwrap_or_else(|| "failed".into())
     ))
 }

@@ -51,6 +51,29 @@ pub fn join_session_keyring(id: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Gives the process's stdio to its user, keeping the group, as runc does: so a non-root process
+/// can reopen `/dev/stdout` or use its terminal. The pty slave thus belongs to the process's uid
+/// and keeps the group devpts gave it (`gid=5`, tty, in the usual mount options). Descriptors on
+/// /dev/null and ones already owned by the user are left alone; EINVAL (group not mapped), EPERM
+/// (owner not mapped) and EROFS are ignored.
+fn fix_stdio_owner(uid: u32) {
+    use std::os::unix::fs::MetadataExt;
+    let null = std::fs::metadata("/dev/null").ok().map(|m| m.rdev());
+    for fd in 0..3 {
+        // SAFETY: fstat into a zeroed stat buffer.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstat(fd, &mut st) } != 0 {
+            continue;
+        }
+        let is_null = (st.st_mode & libc::S_IFMT) == libc::S_IFCHR && Some(st.st_rdev) == null;
+        if st.st_uid == uid || is_null {
+            continue;
+        }
+        // SAFETY: fchown on one of our stdio descriptors with plain integer ids.
+        let _ = unsafe { libc::fchown(fd, uid, st.st_gid) };
+    }
+}
+
 /// Applies `process` to the calling process (which is already inside the container's
 /// namespaces and root) and returns what to exec.
 pub fn prepare_process(process: &Process, settings: &ProcessSettings) -> Result<Prepared, String> {
@@ -65,9 +88,13 @@ pub fn prepare_process(process: &Process, settings: &ProcessSettings) -> Result<
             .ok_or("process.terminal is true but no --console-socket was given")?;
         let (master, slave, name) =
             crate::console::open_pty().map_err(|e| format!("process.terminal: {e}"))?;
-        if let Some(sz) = process.console_size() {
-            let _ =
-                crate::console::set_size(slave.as_raw_fd(), sz.height() as u16, sz.width() as u16);
+        // process.consoleSize, applied only when both sides are set (runc's rule).
+        if let Some(sz) = process
+            .console_size()
+            .filter(|s| s.height() > 0 && s.width() > 0)
+        {
+            crate::console::set_size(slave.as_raw_fd(), sz.height() as u16, sz.width() as u16)
+                .map_err(errs("process.consoleSize"))?;
         }
         crate::console::send_fd(sock.as_raw_fd(), master.as_raw_fd(), &name)
             .map_err(errs("--console-socket: send pty"))?;
@@ -86,6 +113,7 @@ pub fn prepare_process(process: &Process, settings: &ProcessSettings) -> Result<
 
     let user = process.user();
     let mut env = process.env().clone().unwrap_or_default();
+    crate::process::validate_env(&env)?;
     if settings.listen_fds > 0 {
         env.push(format!("LISTEN_FDS={}", settings.listen_fds));
         env.push("LISTEN_PID=1".to_string());
@@ -111,6 +139,7 @@ pub fn prepare_process(process: &Process, settings: &ProcessSettings) -> Result<
     let setgroups_allowed = std::fs::read_to_string("/proc/self/setgroups")
         .map(|s| s.trim() != "deny")
         .unwrap_or(true);
+    fix_stdio_owner(user.uid());
     crate::process::switch_user(
         user.uid(),
         user.gid(),
