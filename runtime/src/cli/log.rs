@@ -138,6 +138,16 @@ impl Logger {
                     lines: lines.clone(),
                 });
             let _ = tracing::subscriber::set_global_default(subscriber);
+        } else {
+            // Warnings from the library (a cgroup that already holds processes, ...) are shown
+            // as runc shows its warnings; a plain level filter, no env-filter parsing.
+            use tracing_subscriber::layer::SubscriberExt;
+            let subscriber = tracing_subscriber::registry()
+                .with(tracing_subscriber::filter::LevelFilter::WARN)
+                .with(Layer {
+                    lines: lines.clone(),
+                });
+            let _ = tracing::subscriber::set_global_default(subscriber);
         }
         let logger = Logger { lines, to_file };
         if let Some(w) = warning {
