@@ -7,6 +7,7 @@ pub mod capabilities;
 pub mod cgroups;
 pub mod console;
 pub mod container;
+pub mod fault;
 pub mod hooks;
 pub mod init;
 pub mod namespaces;

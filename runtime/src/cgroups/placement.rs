@@ -143,6 +143,26 @@ impl Placement {
         Ok(())
     }
 
+    /// The directories [`Placement::create`] would make (missing ones, parents first), for the
+    /// intent record a killed create is cleaned up from.
+    pub fn missing_dirs(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for dir in &self.dirs {
+            let mut missing: Vec<PathBuf> = dir
+                .ancestors()
+                .take_while(|d| !d.exists())
+                .map(Path::to_path_buf)
+                .collect();
+            missing.reverse();
+            for m in missing {
+                if !out.contains(&m) {
+                    out.push(m);
+                }
+            }
+        }
+        out
+    }
+
     /// Rootless: creates what the caller may create and leaves out every hierarchy where it
     /// may not (not delegated to it), as runc's rootless mode does. Returns the hierarchies
     /// left out, for the caller to decide whether that is acceptable (resource limits).

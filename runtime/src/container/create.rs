@@ -83,6 +83,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     }
 
     let dir = ContainerDir::create(&opts.root, &opts.id)?;
+    crate::fault::point("after-dir");
     let mut placement = match Placement::compute(&hierarchies, &cg_path) {
         Ok(p) => p,
         Err(e) => {
@@ -95,6 +96,12 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         placement: None,
         pid: 0,
     };
+    if let Some(d) = guard.dir.as_ref() {
+        let missing = placement.missing_dirs();
+        if !missing.is_empty() {
+            d.save_intent(&missing)?;
+        }
+    }
     if nix::unistd::geteuid().is_root() {
         placement.create().inspect_err(|_| {
             let _ = placement.remove();
@@ -129,6 +136,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     }
     guard.placement = Some(placement.clone());
     crate::cgroups::manager::ensure_not_frozen(&placement)?;
+    crate::fault::point("after-cgroup");
     for (dir, n) in placement.populated_existing() {
         tracing::warn!(
             "the container's cgroup {} already has {n} process(es); they share its limits and \
@@ -210,12 +218,17 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     if let Some(d) = guard.dir.as_ref() {
         d.save(&state)?;
     }
+    crate::fault::point("after-state");
     let (parent_ch, child_ch) = Channel::pair().map_err(|e| Error::io("socketpair", e))?;
     // SAFETY: the CLI is single-threaded here; the child runs init::stage1, which execs or
     // _exits and never returns.
     let stage1 = match unsafe { super::fork_for(&cfg.cgroup) } {
         Ok((0, in_unified)) => {
             drop(parent_ch);
+            if let Some(fd) = guard.dir.as_ref().and_then(|d| d.lock_fd()) {
+                // SAFETY: closes this child's copy of the lock descriptor; the parent keeps its own.
+                unsafe { libc::close(fd) };
+            }
             cfg.in_unified_cgroup = in_unified;
             init::stage1(&cfg, &child_ch)
         }
@@ -224,6 +237,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     };
     drop(child_ch);
     drop(cfg);
+    crate::fault::point("after-fork");
 
     tracing::debug!(stage1 = stage1.as_raw(), "forked container process");
     let result = serve_child(&parent_ch, stage1.as_raw(), &mut state, &mut guard);
@@ -302,6 +316,8 @@ fn serve_child(
                 guard.pid = pid;
             }
             Some(Msg::RunHooks) => {
+                // The init has built the rootfs and waits for this process.
+                crate::fault::point("after-rootfs");
                 let json = hook_state(state, Status::Creating);
                 let mut res = Ok(());
                 for kind in [HookKind::Prestart, HookKind::CreateRuntime] {
@@ -320,7 +336,11 @@ fn serve_child(
                     }
                 }
             }
-            Some(Msg::Ready) => return Ok(()),
+            Some(Msg::Ready) => {
+                // The init is set up and waits for `start`; its pid may not be recorded yet.
+                crate::fault::point("before-ready");
+                return Ok(());
+            }
             Some(Msg::Error(e)) => return Err(Error::Init(e)),
             Some(Msg::Ack { .. }) => {
                 return Err(Error::Init("unexpected message from container init".into()))

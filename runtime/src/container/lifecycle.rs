@@ -59,6 +59,8 @@ pub fn start(dir: &ContainerDir, state: &State) -> Result<Vec<String>, Error> {
     let _ = std::fs::remove_file(&sock);
     conn.write_all(b"s")
         .map_err(|e| Error::io("signal container init", e))?;
+    // `start` dies while the init goes on to exec.
+    crate::fault::point("before-exec");
     let mut reply = Vec::new();
     let _ = conn.read_to_end(&mut reply);
     match reply.first() {
@@ -147,6 +149,48 @@ pub fn wait_exit(pid: i32, timeout_ms: i32) -> bool {
 /// Deletes a container: refused while it runs unless `force`, in which case everything in it
 /// is killed. Removes its cgroups and state, then runs poststop hooks (failures are warnings).
 pub fn delete(dir: ContainerDir, state: &State, force: bool) -> Result<Vec<String>, Error> {
+    delete_loaded(dir, state, force)
+}
+
+/// `delete --force` of a container whose `create` was killed before it wrote state.json: the
+/// cgroups it recorded it was about to make lose their processes and are removed (only those
+/// that exist: it may have died before making them), then its directory. Returns false when
+/// the container has a state (use [`delete`]) or does not exist.
+pub fn delete_incomplete(root: &std::path::Path, id: &str) -> Result<bool, Error> {
+    let dir = match ContainerDir::open(root, id) {
+        Ok(d) => d,
+        Err(Error::NotExist(_)) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if dir.has_state() {
+        return Ok(false);
+    }
+    let dirs = dir.load_intent();
+    let p = crate::cgroups::Placement {
+        dirs: dirs.clone(),
+        created: dirs.clone(),
+        v1: dirs
+            .iter()
+            .filter(|d| d.join("freezer.state").exists())
+            .map(|d| ("freezer".to_string(), d.clone()))
+            .collect(),
+        ..Default::default()
+    };
+    for d in &dirs {
+        for pid in std::fs::read_to_string(d.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse::<i32>().ok())
+        {
+            let _ = sys_kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+    let _ = p.remove();
+    dir.remove()?;
+    Ok(true)
+}
+
+fn delete_loaded(dir: ContainerDir, state: &State, force: bool) -> Result<Vec<String>, Error> {
     let status = state.status(&dir.path);
     match status {
         Status::Stopped | Status::Created => {}

@@ -13,7 +13,9 @@ pub use exec::{
     check_status as check_exec_status, exec, parse_sub_cgroups, sub_placement, ExecOptions,
 };
 pub use id::validate_id;
-pub use lifecycle::{delete, kill, list, load, pause, peek, resume, start, update, wait_exit};
+pub use lifecycle::{
+    delete, delete_incomplete, kill, list, load, pause, peek, resume, start, update, wait_exit,
+};
 pub use run::{become_subreaper, run_to_completion, wait_for};
 pub use state::{ContainerDir, OciState, State, Status};
 

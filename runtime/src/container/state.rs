@@ -184,6 +184,14 @@ impl ContainerDir {
         })
     }
 
+    /// The descriptor holding the lock, for a forked child to close: the lock belongs to the
+    /// open file, so a child that kept it would hold the container locked after this process
+    /// died (a `delete --force` would wait forever).
+    pub fn lock_fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        self._lock.as_ref().map(|l| l.as_raw_fd())
+    }
+
     /// The socket the init waits on until `start`.
     pub fn exec_socket(&self) -> PathBuf {
         self.path.join("exec.sock")
@@ -195,6 +203,28 @@ impl ContainerDir {
         let text = std::fs::read(&f).map_err(|e| Error::io(format!("read {}", f.display()), e))?;
         serde_json::from_slice(&text)
             .map_err(|e| Error::io(format!("parse {}", f.display()), std::io::Error::other(e)))
+    }
+
+    /// Records the cgroup directories `create` is about to make, before it makes them, so a
+    /// create killed before state.json exists can still be cleaned up ([`super::delete_incomplete`]).
+    pub fn save_intent(&self, cgroups: &[std::path::PathBuf]) -> Result<(), Error> {
+        let f = self.path.join("cgroups.intent");
+        let text = serde_json::to_vec(cgroups)
+            .map_err(|e| Error::io("serialize intent", std::io::Error::other(e)))?;
+        write_atomic(&f, &text).map_err(|e| Error::io(format!("write {}", f.display()), e))
+    }
+
+    /// The intent record, if `create` wrote one.
+    pub fn load_intent(&self) -> Vec<std::path::PathBuf> {
+        std::fs::read(self.path.join("cgroups.intent"))
+            .ok()
+            .and_then(|t| serde_json::from_slice(&t).ok())
+            .unwrap_or_default()
+    }
+
+    /// Whether state.json has been written.
+    pub fn has_state(&self) -> bool {
+        self.path.join("state.json").exists()
     }
 
     /// Writes state.json atomically.
