@@ -690,7 +690,7 @@ fn tty_foreground(ctx: &mut Ctx) -> Result<()> {
             &id,
             "/bin/sh",
             "-c",
-            "echo tty=$(readlink /proc/self/fd/0); exit 4",
+            "echo tty=$(readlink /proc/self/fd/0) size=$(stty size); exit 4",
         ],
         &opts,
     )?;
@@ -698,6 +698,11 @@ fn tty_foreground(ctx: &mut Ctx) -> Result<()> {
     ctx.check(
         "the process's stdin is a /dev/pts terminal and its output is relayed",
         out.stdout.contains("tty=/dev/pts/"),
+        format!("terminal output {:?}", out.stdout),
+    );
+    ctx.check(
+        "the pty has the caller's terminal size (24 80)",
+        out.stdout.contains("size=24 80"),
         format!("terminal output {:?}", out.stdout),
     );
     Ok(())
