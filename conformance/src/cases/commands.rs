@@ -41,6 +41,13 @@ pub fn cases() -> Vec<Case> {
         ),
         case!(
             C,
+            "list-layout",
+            "list's table is Go tabwriter-aligned (min width 12, padding 3) and names the owner (root)",
+            [],
+            list_layout
+        ),
+        case!(
+            C,
             "ps-args",
             "ps ID ARGS... passes ARGS to ps(1) and keeps the container's processes only",
             [Need::CgroupManager],
@@ -171,6 +178,44 @@ fn format_invalid(ctx: &mut Ctx) -> Result<()> {
         out.code == Some(1) && out.stderr.contains("invalid format option"),
         format!("{}: {:?}", out.status(), out.stderr),
     );
+    Ok(())
+}
+
+fn list_layout(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.bundle(SLEEP)?;
+    let id = ctx.create_ok(&b)?;
+    let out = ctx.call(&["list"])?;
+    ctx.check_ok("list succeeds", &out);
+    let l: Vec<&str> = out.stdout.lines().collect();
+    let header = l.first().copied().unwrap_or("");
+    let row = l.iter().find(|x| x.starts_with(&id)).copied().unwrap_or("");
+    let col = (id.len() + 3).max(12);
+    ctx.check_eq(
+        "PID starts at max(12, len(id)+3)",
+        header.find("PID"),
+        Some(col),
+    );
+    ctx.check(
+        "the row's pid starts there too",
+        row.len() > col && row.as_bytes()[col - 1] == b' ' && row.as_bytes()[col] != b' ',
+        format!("{:?}", out.stdout),
+    );
+    ctx.check(
+        "STATUS is 12 columns after PID (pids are short)",
+        header.find("STATUS") == Some(col + 12),
+        format!("{header:?}"),
+    );
+    ctx.check(
+        "the owner column says root",
+        row.trim_end().ends_with(" root"),
+        format!("{row:?}"),
+    );
+    let v = ctx.call(&["list", "--format", "json"])?.json()?;
+    let owner = v
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["id"] == id.as_str()))
+        .map(|x| x["owner"].clone());
+    ctx.check_eq("json owner is root", owner, Some(serde_json::json!("root")));
     Ok(())
 }
 

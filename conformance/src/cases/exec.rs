@@ -114,6 +114,13 @@ pub fn cases() -> Vec<Case> {
         ),
         case!(
             E,
+            "preserve-fds",
+            "exec --preserve-fds 1 passes fd 3 to the new process, and nothing more without it",
+            [],
+            exec_preserve_fds
+        ),
+        case!(
+            E,
             "console-size",
             "exec -d -t --console-socket -p: the file's consoleSize sizes the new pty",
             [],
@@ -604,6 +611,42 @@ fn dev_null_owner(ctx: &mut Ctx) -> Result<()> {
     Ok(())
 }
 
+fn exec_preserve_fds(ctx: &mut Ctx) -> Result<()> {
+    let id = running(ctx)?;
+    let p = ctx.work.join("extra.txt");
+    std::fs::write(&p, "through-fd-3").map_err(io("writing", &p))?;
+    let opts = Invoke {
+        extra_fds: vec![p],
+        ..Invoke::default()
+    };
+    let out = ctx.call_with(
+        &[
+            "exec",
+            "--preserve-fds",
+            "1",
+            &id,
+            "/bin/cat",
+            "/proc/self/fd/3",
+        ],
+        &opts,
+    )?;
+    ctx.check_ok("exec --preserve-fds 1 succeeds", &out);
+    ctx.check_eq("fd 3 reads the file", out.stdout.trim(), "through-fd-3");
+    let out = ctx.call_with(&["exec", &id, "/bin/checker", "fds"], &opts)?;
+    let v: Value = out.json().unwrap_or(Value::Null);
+    let mut fds: Vec<String> = v
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    fds.sort();
+    ctx.check_eq(
+        "without it only 0, 1 and 2 are open",
+        fds,
+        vec!["0".to_string(), "1".to_string(), "2".to_string()],
+    );
+    Ok(())
+}
+
 fn exec_console_size(ctx: &mut Ctx) -> Result<()> {
     let id = running(ctx)?;
     let ps = write_process(
@@ -647,7 +690,7 @@ fn tty_foreground(ctx: &mut Ctx) -> Result<()> {
             &id,
             "/bin/sh",
             "-c",
-            "echo tty=$(readlink /proc/self/fd/0); exit 4",
+            "echo tty=$(readlink /proc/self/fd/0) size=$(stty size); exit 4",
         ],
         &opts,
     )?;
@@ -655,6 +698,11 @@ fn tty_foreground(ctx: &mut Ctx) -> Result<()> {
     ctx.check(
         "the process's stdin is a /dev/pts terminal and its output is relayed",
         out.stdout.contains("tty=/dev/pts/"),
+        format!("terminal output {:?}", out.stdout),
+    );
+    ctx.check(
+        "the pty has the caller's terminal size (24 80)",
+        out.stdout.contains("size=24 80"),
         format!("terminal output {:?}", out.stdout),
     );
     Ok(())

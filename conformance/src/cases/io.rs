@@ -40,6 +40,13 @@ pub fn cases() -> Vec<Case> {
         ),
         case!(
             C,
+            "run-tty-foreground",
+            "run of a terminal process without --console-socket relays the pty and returns the status",
+            [],
+            run_tty_foreground
+        ),
+        case!(
+            C,
             "terminal-needs-socket",
             "terminal true without --console-socket fails for create",
             [],
@@ -260,6 +267,30 @@ fn console_size(ctx: &mut Ctx) -> Result<()> {
         "stty size is 37 123",
         text.contains("size=37 123"),
         format!("terminal output {text:?}"),
+    );
+    Ok(())
+}
+
+fn run_tty_foreground(ctx: &mut Ctx) -> Result<()> {
+    let mut b = ctx.bundle(&[])?;
+    b.sh("echo tty=$(readlink /proc/self/fd/0) size=$(stty size); exit 6");
+    b.config["process"]["terminal"] = json!(true);
+    let opts = Invoke {
+        tty: true,
+        timeout: Some(Duration::from_secs(20)),
+        ..Invoke::default()
+    };
+    let out = ctx.run_with(&b, &[], &opts)?;
+    ctx.check_eq("run returns the process's status", out.code, Some(6));
+    ctx.check(
+        "the process runs on a /dev/pts terminal, output relayed",
+        out.stdout.contains("tty=/dev/pts/"),
+        format!("terminal output {:?}", out.stdout),
+    );
+    ctx.check(
+        "the terminal has the caller's size (24 80)",
+        out.stdout.contains("size=24 80"),
+        format!("terminal output {:?}", out.stdout),
     );
     Ok(())
 }

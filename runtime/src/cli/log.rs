@@ -23,7 +23,7 @@ struct Lines {
 
 impl Lines {
     /// Writes one formatted line with a single write (children of berth share the sink).
-    fn emit(&mut self, level: &str, msg: &str, fields: &[(String, String)]) {
+    fn emit(&mut self, level: &str, msg: &str, fields: &[(String, serde_json::Value)]) {
         let time = berth::timefmt::now_rfc3339();
         let mut text = if self.json {
             json_line(level, msg, &time, fields)
@@ -71,23 +71,27 @@ fn text_value(s: &str) -> String {
 }
 
 /// `time="..." level=L msg="..." k=v...`, logrus's text format.
-fn text_line(level: &str, msg: &str, time: &str, fields: &[(String, String)]) -> String {
+fn text_line(level: &str, msg: &str, time: &str, fields: &[(String, serde_json::Value)]) -> String {
     let mut s = format!(
         "time={} level={level} msg={}",
         text_value(time),
         text_value(msg)
     );
     for (k, v) in fields {
-        s.push_str(&format!(" {k}={}", text_value(v)));
+        let v = match v {
+            serde_json::Value::String(t) => text_value(t),
+            other => other.to_string(),
+        };
+        s.push_str(&format!(" {k}={v}"));
     }
     s
 }
 
 /// `{"level":...,"msg":...,"time":...}` with extra fields, keys sorted as logrus writes them.
-fn json_line(level: &str, msg: &str, time: &str, fields: &[(String, String)]) -> String {
+fn json_line(level: &str, msg: &str, time: &str, fields: &[(String, serde_json::Value)]) -> String {
     let mut m = serde_json::Map::new();
     for (k, v) in fields {
-        m.insert(k.clone(), serde_json::Value::String(v.clone()));
+        m.insert(k.clone(), v.clone());
     }
     m.insert("level".into(), level.into());
     m.insert("msg".into(), msg.into());
@@ -186,7 +190,13 @@ struct Layer {
 #[derive(Default)]
 struct Fields {
     msg: String,
-    rest: Vec<(String, String)>,
+    rest: Vec<(String, serde_json::Value)>,
+}
+
+impl Fields {
+    fn put(&mut self, field: &tracing::field::Field, value: serde_json::Value) {
+        self.rest.push((field.name().to_string(), value));
+    }
 }
 
 impl tracing::field::Visit for Fields {
@@ -194,17 +204,27 @@ impl tracing::field::Visit for Fields {
         if field.name() == "message" {
             self.msg = value.to_string();
         } else {
-            self.rest
-                .push((field.name().to_string(), value.to_string()));
+            self.put(field, value.into());
         }
+    }
+
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.put(field, value.into());
+    }
+
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.put(field, value.into());
+    }
+
+    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+        self.put(field, value.into());
     }
 
     fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
         if field.name() == "message" {
             self.msg = format!("{value:?}");
         } else {
-            self.rest
-                .push((field.name().to_string(), format!("{value:?}")));
+            self.put(field, format!("{value:?}").into());
         }
     }
 }
@@ -246,8 +266,13 @@ mod tests {
             "time=\"2026-12-01T21:34:09Z\" level=error msg=\"container not running\""
         );
         assert_eq!(
-            text_line("debug", "ok", "T", &[("pid".into(), "12".into())]),
-            "time=T level=debug msg=ok pid=12"
+            text_line(
+                "debug",
+                "ok",
+                "T",
+                &[("pid".into(), 12.into()), ("path".into(), "/a b".into())]
+            ),
+            "time=T level=debug msg=ok pid=12 path=\"/a b\""
         );
         assert_eq!(text_value("a\"b\n"), "\"a\\\"b\\n\"");
         assert_eq!(text_value(""), "\"\"");
@@ -259,6 +284,11 @@ mod tests {
         assert_eq!(
             l,
             "{\"level\":\"error\",\"msg\":\"boom\",\"time\":\"2026-12-01T21:34:10Z\"}"
+        );
+        let l = json_line("debug", "x", "T", &[("pid".into(), 7.into())]);
+        assert_eq!(
+            l,
+            "{\"level\":\"debug\",\"msg\":\"x\",\"pid\":7,\"time\":\"T\"}"
         );
     }
 }

@@ -26,6 +26,8 @@ use std::path::PathBuf;
 #[command(
     name = "berth",
     disable_version_flag = true,
+    // A flag given twice takes the last value, as with runc's CLI library.
+    args_override_self = true,
     about = "berth: a fast, runc-compatible OCI container runtime"
 )]
 pub struct Cli {
@@ -254,5 +256,8 @@ mod tests {
         parse(&["berth", "update", "--resources=/dev/stdin", "id"]).unwrap();
         parse(&["berth", "ps", "--format", "json", "id"]).unwrap();
         assert!(parse(&["berth", "create"]).is_err());
+        // Repeated flags: the last one wins (runc's CLI library), not an error.
+        let cli = Cli::try_parse_from(["berth", "--root", "/a", "--root", "/b", "list"]).unwrap();
+        assert_eq!(cli.root, Some(PathBuf::from("/b")));
     }
 }

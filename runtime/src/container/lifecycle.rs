@@ -259,10 +259,34 @@ pub fn list(root: &Path) -> Result<Vec<OciState>, Error> {
         };
         // No lock is taken for listing: state.json is replaced atomically.
         let status = state.status(&entry.path());
-        out.push(state.oci(status));
+        let mut oci = state.oci(status);
+        // runc's list names the owner of the state directory ("root"); `state` leaves it empty.
+        oci.owner = owner_name(&entry.path());
+        out.push(oci);
     }
     out.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(out)
+}
+
+/// The user name of `dir`'s owner from the host's /etc/passwd, `#UID` when unknown (runc's list).
+fn owner_name(dir: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(md) = std::fs::metadata(dir) else {
+        return String::new();
+    };
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    user_name(md.uid(), &passwd)
+}
+
+/// The name of `uid` in passwd text, `#UID` when it is not listed.
+fn user_name(uid: u32, passwd: &str) -> String {
+    passwd
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > 2 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[0].to_string())
+        })
+        .unwrap_or_else(|| format!("#{uid}"))
 }
 
 /// Freezes a running or created container (`pause`); anything else is "container not
@@ -352,6 +376,14 @@ fn merge_resources(
 #[cfg(test)]
 mod kill_tests {
     use super::*;
+
+    #[test]
+    fn owner_names_like_runc() {
+        let p = "root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\n";
+        assert_eq!(user_name(0, p), "root");
+        assert_eq!(user_name(1000, p), "u");
+        assert_eq!(user_name(7, p), "#7");
+    }
 
     #[test]
     fn signal_errors_use_gos_wording() {

@@ -51,22 +51,46 @@ pub fn join_session_keyring(id: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Gives the process's stdio to its user, keeping the group, as runc does: so a non-root process
-/// can reopen `/dev/stdout` or use its terminal. The pty slave thus belongs to the process's uid
-/// and keeps the group devpts gave it (`gid=5`, tty, in the usual mount options). Descriptors on
-/// /dev/null and ones already owned by the user are left alone; EINVAL (group not mapped), EPERM
-/// (owner not mapped) and EROFS are ignored.
+/// The filesystem magic of pipefs (anonymous pipes), from linux/magic.h.
+const PIPEFS_MAGIC: i64 = 0x5049_5045;
+
+/// Whether a stdio descriptor of this kind is handed to the process's user (see
+/// [`fix_stdio_owner`]): a terminal of the container's own devpts (the pty slave berth made),
+/// an anonymous pipe or a socket. Host objects that outlive the container (regular files, the
+/// caller's terminal, /dev/null and other devices, named FIFOs) keep their owner.
+fn stdio_is_ours(
+    mode: u32,
+    dev: u64,
+    container_pts_dev: Option<u64>,
+    fs_magic: Option<i64>,
+) -> bool {
+    match mode & libc::S_IFMT {
+        libc::S_IFCHR => Some(dev) == container_pts_dev,
+        libc::S_IFSOCK => true,
+        libc::S_IFIFO => fs_magic == Some(PIPEFS_MAGIC),
+        _ => false,
+    }
+}
+
+/// Gives the process's stdio to its user, keeping the group, as runc's fixStdioPermissions
+/// does, so a non-root process can use its terminal and reopen `/dev/stdout`: the pty slave
+/// then belongs to the process's uid with devpts's group (`gid=5`, tty). Unlike runc, only
+/// descriptors that live and die with the container are changed ([`stdio_is_ours`]): runc also
+/// chowns a caller's regular file or host terminal, which hands that host object to a host uid
+/// for good. Failures (EINVAL: group not mapped; EPERM: owner not mapped; EROFS) are ignored.
 fn fix_stdio_owner(uid: u32) {
     use std::os::unix::fs::MetadataExt;
-    let null = std::fs::metadata("/dev/null").ok().map(|m| m.rdev());
+    let pts_dev = std::fs::metadata("/dev/pts").ok().map(|m| m.dev());
     for fd in 0..3 {
         // SAFETY: fstat into a zeroed stat buffer.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        if unsafe { libc::fstat(fd, &mut st) } != 0 || st.st_uid == uid {
             continue;
         }
-        let is_null = (st.st_mode & libc::S_IFMT) == libc::S_IFCHR && Some(st.st_rdev) == null;
-        if st.st_uid == uid || is_null {
+        // SAFETY: fstatfs into a zeroed statfs buffer.
+        let mut sfs: libc::statfs = unsafe { std::mem::zeroed() };
+        let magic = (unsafe { libc::fstatfs(fd, &mut sfs) } == 0).then_some(sfs.f_type as i64);
+        if !stdio_is_ours(st.st_mode, st.st_dev, pts_dev, magic) {
             continue;
         }
         // SAFETY: fchown on one of our stdio descriptors with plain integer ids.
@@ -193,4 +217,46 @@ pub fn prepare_process(process: &Process, settings: &ProcessSettings) -> Result<
         envp,
         seccomp,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_container_owned_stdio_is_chowned() {
+        let pts = Some(42);
+        assert!(
+            stdio_is_ours(libc::S_IFCHR | 0o620, 42, pts, None),
+            "our pty slave"
+        );
+        assert!(
+            !stdio_is_ours(libc::S_IFCHR | 0o620, 7, pts, None),
+            "a host terminal"
+        );
+        assert!(
+            !stdio_is_ours(libc::S_IFCHR | 0o666, 5, pts, None),
+            "/dev/null"
+        );
+        assert!(
+            stdio_is_ours(libc::S_IFIFO | 0o600, 13, pts, Some(PIPEFS_MAGIC)),
+            "a pipe"
+        );
+        assert!(
+            !stdio_is_ours(libc::S_IFIFO | 0o600, 13, pts, Some(0xEF53)),
+            "a named FIFO"
+        );
+        assert!(
+            stdio_is_ours(libc::S_IFSOCK | 0o777, 9, pts, None),
+            "a socket"
+        );
+        assert!(
+            !stdio_is_ours(libc::S_IFREG | 0o644, 3, pts, None),
+            "a host file"
+        );
+        assert!(
+            !stdio_is_ours(libc::S_IFCHR | 0o620, 42, None, None),
+            "no devpts"
+        );
+    }
 }
