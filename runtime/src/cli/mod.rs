@@ -95,6 +95,8 @@ enum Cmd {
 pub struct Ctx {
     /// State root.
     pub root: PathBuf,
+    /// `--systemd-cgroup`.
+    pub systemd_cgroup: bool,
 }
 
 /// Parses the command line, runs the command, returns the exit status.
@@ -121,15 +123,12 @@ pub fn main() -> i32 {
         return 0;
     };
     let logger = log::Logger::new(cli.log.as_deref(), &cli.log_format, cli.debug);
-    if cli.systemd_cgroup {
-        logger.error("--systemd-cgroup: the systemd cgroup driver is not built into this berth yet; use the cgroupfs driver (omit the flag)");
-        return 1;
-    }
     let ctx = Ctx {
         root: cli
             .root
             .clone()
             .unwrap_or_else(berth::container::default_root),
+        systemd_cgroup: cli.systemd_cgroup,
     };
     let result = match cmd {
         Cmd::Create(a) => create::run(&ctx, a),

@@ -31,6 +31,8 @@ pub struct CreateOptions {
     pub no_new_keyring: bool,
     /// `--preserve-fds`.
     pub preserve_fds: u32,
+    /// `--systemd-cgroup`: the container's cgroup is a transient systemd scope.
+    pub systemd_cgroup: bool,
 }
 
 /// A created container, not yet started.
@@ -64,13 +66,29 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
                 .into(),
         }));
     }
-    let cg_path = cgroups::resolve_path(
-        spec.linux()
-            .as_ref()
-            .and_then(|l| l.cgroups_path().as_deref()),
-        &opts.id,
-    )?;
+    let configured_path = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_deref());
     let (_mode, hierarchies) = cgroups::detect()?;
+    // The systemd driver: the unit and its directories are known now, systemd makes them once
+    // the first process exists (see start_systemd_scope).
+    let systemd_plan = if opts.systemd_cgroup {
+        let rootless = !nix::unistd::geteuid().is_root();
+        let p = configured_path.map(|p| p.to_string_lossy().into_owned());
+        Some(cgroups::systemd::plan(
+            &hierarchies,
+            p.as_deref(),
+            &opts.id,
+            rootless,
+        )?)
+    } else {
+        None
+    };
+    let cg_path = match &systemd_plan {
+        Some((unit, _)) => unit.cgroup.clone(),
+        None => cgroups::resolve_path(configured_path, &opts.id)?,
+    };
     let console = match &opts.console_socket {
         Some(p) => Some(OwnedFd::from(
             crate::console::connect(p).map_err(|e| Error::io("console socket", e))?,
@@ -105,13 +123,16 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         dir: Some(dir),
         placement: None,
         pid: 0,
+        systemd: None,
     };
-    placement.create().inspect_err(|_| {
-        let _ = placement.remove();
-    })?;
-    guard.placement = Some(placement.clone());
-    if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-        crate::cgroups::manager::apply(&placement, res)?;
+    if systemd_plan.is_none() {
+        placement.create().inspect_err(|_| {
+            let _ = placement.remove();
+        })?;
+        guard.placement = Some(placement.clone());
+        if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+            crate::cgroups::manager::apply(&placement, res)?;
+        }
     }
 
     let dir_path = guard
@@ -164,6 +185,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
             .iter()
             .any(|n| n.kind == NsKind::Pid && n.path.is_none()),
         spec: cfg.spec.clone(),
+        systemd: None,
     };
 
     // Record the container before forking: if this process dies half-way (killed, OOM),
@@ -172,11 +194,27 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         d.save(&state)?;
     }
     let (parent_ch, child_ch) = Channel::pair().map_err(|e| Error::io("socketpair", e))?;
+    // With systemd the scope does not exist yet: fork plainly, and hold the child at a gate
+    // until systemd has moved it into the new scope.
+    let gate = match systemd_plan {
+        Some(_) => Some(Gate::new()?),
+        None => None,
+    };
+    let fork_placement = match systemd_plan {
+        Some(_) => Placement {
+            unified: None,
+            ..cfg.cgroup.clone()
+        },
+        None => cfg.cgroup.clone(),
+    };
     // SAFETY: the CLI is single-threaded here; the child runs init::stage1, which execs or
     // _exits and never returns.
-    let stage1 = match unsafe { super::fork_for(&cfg.cgroup) } {
+    let stage1 = match unsafe { super::fork_for(&fork_placement) } {
         Ok((0, in_unified)) => {
             drop(parent_ch);
+            if let Some(g) = gate {
+                g.wait_in_child();
+            }
             cfg.in_unified_cgroup = in_unified;
             init::stage1(&cfg, &child_ch)
         }
@@ -185,6 +223,20 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     };
     drop(child_ch);
     drop(cfg);
+    if let (Some((unit, _)), Some(gate)) = (&systemd_plan, gate) {
+        guard.pid = stage1.as_raw();
+        let started = start_systemd_scope(unit, stage1.as_raw(), &mut state, &mut guard);
+        match started {
+            Ok(()) => gate.open(),
+            Err(e) => {
+                drop(gate);
+                let _ = nix::sys::wait::waitpid(stage1, None);
+                guard.pid = 0;
+                return Err(e);
+            }
+        }
+        guard.pid = 0;
+    }
 
     tracing::debug!(stage1 = stage1.as_raw(), "forked container process");
     let result = serve_child(&parent_ch, stage1.as_raw(), &mut state, &mut guard);
@@ -203,10 +255,70 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
             dir: Some(dir),
             placement: Some(state.cgroup.clone()),
             pid: state.pid,
+            systemd: state.systemd.clone(),
         });
         return Err(e);
     }
     Ok(Created { state, dir })
+}
+
+/// Starts the container's systemd scope with the (gated) first process `pid` in it, creates the
+/// directories systemd leaves to berth, applies the resources to the files and records all of it.
+fn start_systemd_scope(
+    unit: &cgroups::systemd::path::UnitPath,
+    pid: i32,
+    state: &mut State,
+    guard: &mut Cleanup,
+) -> Result<(), Error> {
+    let user = !nix::unistd::geteuid().is_root();
+    let mut placement = state.cgroup.clone();
+    let rec = cgroups::systemd::start_container(unit, user, pid, &state.spec, &mut placement)?;
+    guard.systemd = Some(rec.clone());
+    guard.placement = Some(placement.clone());
+    state.cgroup = placement;
+    state.systemd = Some(rec);
+    if let Some(res) = state
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+    {
+        crate::cgroups::manager::apply(&state.cgroup, res)?;
+    }
+    if let Some(d) = guard.dir.as_ref() {
+        d.save(state)?;
+    }
+    Ok(())
+}
+
+/// A pipe that holds a forked child until the parent has placed it (systemd scopes).
+struct Gate {
+    r: OwnedFd,
+    w: OwnedFd,
+}
+
+impl Gate {
+    fn new() -> Result<Gate, Error> {
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| Error::io("pipe", std::io::Error::from(e)))?;
+        Ok(Gate { r, w })
+    }
+
+    /// In the child: waits for the parent's byte; exits when the parent gave up.
+    fn wait_in_child(self) {
+        drop(self.w);
+        let mut b = [0u8; 1];
+        let n = nix::unistd::read(&self.r, &mut b).unwrap_or(0);
+        if n != 1 {
+            // SAFETY: _exit is async-signal-safe and ends the forked child at once.
+            unsafe { libc::_exit(1) };
+        }
+    }
+
+    /// In the parent: lets the child go on.
+    fn open(self) {
+        let _ = nix::unistd::write(&self.w, b"g");
+    }
 }
 
 /// Answers the child's messages until Ready; errors from the child become `Error::Init`.
@@ -358,6 +470,7 @@ struct Cleanup {
     dir: Option<ContainerDir>,
     placement: Option<Placement>,
     pid: i32,
+    systemd: Option<cgroups::systemd::SystemdUnit>,
 }
 
 impl Cleanup {
@@ -365,6 +478,7 @@ impl Cleanup {
     fn disarm(&mut self) -> Option<ContainerDir> {
         self.placement = None;
         self.pid = 0;
+        self.systemd = None;
         self.dir.take()
     }
 }
@@ -387,6 +501,11 @@ impl Drop for Cleanup {
                     nix::sys::signal::Signal::SIGKILL,
                 );
             }
+        }
+        if let Some(u) = &self.systemd {
+            let _ = cgroups::systemd::stop_container(u);
+        }
+        if let Some(p) = &self.placement {
             let _ = p.remove();
         }
         if let Some(d) = self.dir.take() {

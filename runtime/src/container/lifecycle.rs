@@ -146,6 +146,10 @@ pub fn delete(dir: ContainerDir, state: &State, force: bool) -> Result<Vec<Strin
         }
     }
     let mut warnings = Vec::new();
+    if let Some(u) = &state.systemd {
+        // Stopped after its processes are gone; a scope systemd already removed is fine.
+        crate::cgroups::systemd::stop_container(u)?;
+    }
     if let Err(e) = state.cgroup.remove() {
         warnings.push(e.to_string());
     }
@@ -213,6 +217,10 @@ pub fn update(
 ) -> Result<(), Error> {
     if state.status(&dir.path) == Status::Stopped {
         return Err(Error::NotRunning);
+    }
+    if let Some(u) = &state.systemd {
+        let v1 = crate::cgroups::manager::is_v1(&state.cgroup);
+        crate::cgroups::systemd::update_container(u, res, v1)?;
     }
     crate::cgroups::manager::apply(&state.cgroup, res)?;
     let merged = merge_resources(
