@@ -541,8 +541,11 @@ impl Connection {
             what: "auth".into(),
             source,
         };
+        // BEGIN is pipelined with AUTH (as sd-bus clients do): systemd's server leaves a first
+        // message that arrives in the same read as a separate BEGIN unprocessed until more
+        // data comes, so the first call must not follow BEGIN in one packet.
         self.sock
-            .write_all(format!("\0AUTH EXTERNAL {hex}\r\n").as_bytes())
+            .write_all(format!("\0AUTH EXTERNAL {hex}\r\nBEGIN\r\n").as_bytes())
             .map_err(io)?;
         let mut line = Vec::new();
         let mut b = [0u8; 1];
@@ -561,7 +564,6 @@ impl Connection {
                 String::from_utf8_lossy(&line).trim()
             )));
         }
-        self.sock.write_all(b"BEGIN\r\n").map_err(io)?;
         Ok(())
     }
 
