@@ -25,9 +25,13 @@ log() { echo "with-systemd: $*" >&2; }
 
 ensure_rootfs() {
   [ -x "$rootfs_cache/lib/systemd/systemd" ] && return 0
+  mkdir -p "$cache"
+  # Parallel tests boot at the same time: one builds, the others wait for it.
+  exec 9>"$cache/.lock"
+  flock 9
+  if [ -x "$rootfs_cache/lib/systemd/systemd" ]; then exec 9>&-; return 0; fi
   . "$here/lib.sh"
   need_packages debootstrap
-  mkdir -p "$cache"
   local tmp=$cache/bookworm.tmp
   rm -rf "$tmp"
   log "debootstrap bookworm into $rootfs_cache (once; a few minutes)"
@@ -41,6 +45,7 @@ ensure_rootfs() {
   rm -f "$tmp"/etc/systemd/system/getty.target.wants/* \
     "$tmp"/etc/systemd/system/multi-user.target.wants/systemd-networkd.service 2>/dev/null || true
   mv "$tmp" "$rootfs_cache"
+  exec 9>&-
 }
 
 name_of() { cat "$1/name"; }

@@ -272,7 +272,8 @@ fn start_systemd_scope(
 ) -> Result<(), Error> {
     let user = !nix::unistd::geteuid().is_root();
     let mut placement = state.cgroup.clone();
-    let rec = cgroups::systemd::start_container(unit, user, pid, &state.spec, &mut placement)?;
+    let rec =
+        cgroups::systemd::start_container(unit, &state.id, user, pid, &state.spec, &mut placement)?;
     guard.systemd = Some(rec.clone());
     guard.placement = Some(placement.clone());
     state.cgroup = placement;

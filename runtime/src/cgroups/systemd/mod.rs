@@ -124,12 +124,12 @@ pub fn plan(
 /// they win, as in runc).
 pub fn unit_properties(
     unit: &path::UnitPath,
+    id: &str,
     pid: i32,
     spec: &Spec,
     v1: bool,
 ) -> Result<Vec<properties::Property>, CgroupError> {
     let s = |v: &str| Value::Str(v.to_string());
-    let id = unit.unit.trim_end_matches(".scope");
     let mut props: Vec<properties::Property> =
         vec![("Description".into(), s(&format!("berth container {id}")))];
     if unit.unit.ends_with(".slice") {
@@ -345,13 +345,14 @@ pub fn get_property(
 /// manage (v1 controllers such as cpuset or freezer), recording them in `placement.created`.
 pub fn start_container(
     unit: &path::UnitPath,
+    id: &str,
     user: bool,
     pid: i32,
     spec: &Spec,
     placement: &mut Placement,
 ) -> Result<SystemdUnit, CgroupError> {
     let v1 = super::manager::is_v1(placement);
-    let props = unit_properties(unit, pid, spec, v1)?;
+    let props = unit_properties(unit, id, pid, spec, v1)?;
     let mut c = connect(user)?;
     start_unit(&mut c, &unit.unit, &props)?;
     let rec = SystemdUnit {

@@ -1,0 +1,390 @@
+//! The systemd cgroup driver against a real systemd: each test boots systemd 252 as PID 1 in a
+//! berth container (hack/with-systemd.sh: a cached debootstrap rootfs, hybrid cgroups), runs the
+//! berth under test inside it with `--systemd-cgroup` through `berth exec`, and checks placement,
+//! unit properties, cgroup files and the lifecycle with systemctl and /proc. The environment is
+//! stopped and removed when the test ends, also on failure.
+
+mod common;
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static N: AtomicUsize = AtomicUsize::new(0);
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../hack/with-systemd.sh")
+}
+
+/// One booted systemd environment.
+struct Env {
+    dir: PathBuf,
+    tag: String,
+}
+
+impl Env {
+    /// Boots an environment, or None (with the reason printed) when this machine cannot and we
+    /// are not in CI.
+    fn boot() -> Option<Env> {
+        if !common::can_run() {
+            return None;
+        }
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let tag = format!("{}x{n}", std::process::id());
+        let dir = std::env::temp_dir().join(format!("berth-sd-{tag}"));
+        let out = Command::new("bash")
+            .arg(script())
+            .arg("up")
+            .arg(&dir)
+            .arg(common::berth_bin())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let env = Env { dir, tag };
+        if !out.status.success() {
+            let why = String::from_utf8_lossy(&out.stderr).into_owned();
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("booting systemd failed: {why}");
+            }
+            eprintln!("skipped: cannot boot a systemd test environment here: {why}");
+            return None;
+        }
+        Some(env)
+    }
+
+    /// Runs a shell command inside; returns (status, stdout, stderr).
+    fn sh(&self, cmd: &str) -> (i32, String, String) {
+        let out = Command::new("bash")
+            .arg(script())
+            .arg("exec")
+            .arg(&self.dir)
+            .args(["sh", "-c", cmd])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        common::decode(out)
+    }
+
+    /// Runs a shell command inside and returns its stdout, asserting success.
+    fn ok(&self, cmd: &str) -> String {
+        let (code, out, err) = self.sh(cmd);
+        assert_eq!(code, 0, "{cmd}: stdout={out} stderr={err}");
+        out
+    }
+
+    /// A berth command line inside, with this test's state root.
+    fn berth(&self, args: &str) -> String {
+        format!("berth --root /run/berth-{} {args}", self.tag)
+    }
+
+    /// Runs a berth command that leaves a container behind (create, run -d, exec -d): its stdio
+    /// goes to files so that nothing waits for the container.
+    fn detached(&self, args: &str) -> (i32, String, String) {
+        self.sh(&format!(
+            "{} </dev/null >/tmp/out 2>/tmp/err; s=$?; cat /tmp/out; cat /tmp/err >&2; exit $s",
+            self.berth(args)
+        ))
+    }
+
+    /// Makes a busybox bundle under /share/NAME with `config` edits applied; returns its path
+    /// inside the environment.
+    fn bundle(&self, name: &str, args: &[&str], edit: impl FnOnce(&mut Value)) -> String {
+        let host = self.dir.join("share").join(name);
+        common::make_rootfs(&host.join("rootfs"));
+        let out = Command::new(common::berth_bin())
+            .args(["spec", "--bundle"])
+            .arg(&host)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let path = host.join("config.json");
+        let mut c: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        c["process"]["terminal"] = json!(false);
+        c["process"]["args"] = json!(args);
+        c["root"]["readonly"] = json!(false);
+        edit(&mut c);
+        std::fs::write(&path, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
+        format!("/share/{name}")
+    }
+
+    /// The init PID of a container inside.
+    fn pid(&self, id: &str) -> i64 {
+        let out = self.ok(&self.berth(&format!("state {id}")));
+        let v: Value = serde_json::from_str(&out).unwrap();
+        v["pid"].as_i64().unwrap()
+    }
+
+    /// `systemctl show -p P --value UNIT`.
+    fn prop(&self, unit: &str, p: &str) -> String {
+        self.ok(&format!("systemctl show -p {p} --value {unit}"))
+            .trim()
+            .to_string()
+    }
+
+    /// Whether systemd knows the unit at all (loaded, active, failed or inactive).
+    fn unit_exists(&self, unit: &str) -> bool {
+        let out = self.ok(&format!(
+            "systemctl list-units --all --no-legend --plain {unit} || true"
+        ));
+        out.lines()
+            .any(|l| l.split_whitespace().next() == Some(unit))
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(script())
+            .arg("down")
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .output();
+    }
+}
+
+/// The value of `hierarchy` in /proc/PID/cgroup text (`memory`, `name=systemd`, `` for v2).
+fn cgroup_of(text: &str, hierarchy: &str) -> Option<String> {
+    text.lines().find_map(|l| {
+        let mut p = l.splitn(3, ':');
+        let (_, h, path) = (p.next()?, p.next()?, p.next()?);
+        h.split(',')
+            .any(|c| c == hierarchy)
+            .then(|| path.to_string())
+    })
+}
+
+#[test]
+fn scope_placement_limits_and_lifecycle() {
+    let Some(env) = Env::boot() else { return };
+    let id = format!("c{}", env.tag);
+    let unit = format!("berth-test-{id}.scope");
+    let scope = format!("/system.slice/{unit}");
+    let bundle = env.bundle("b1", &["sleep", "1000"], |c| {
+        c["linux"]["cgroupsPath"] = json!(format!("system.slice:berth-test:{id}"));
+        c["linux"]["resources"] = json!({
+            "memory": {"limit": 64 << 20},
+            "pids": {"limit": 50},
+            "cpu": {"shares": 512, "quota": 50000, "period": 100000}
+        });
+        c["annotations"] = json!({
+            "org.systemd.property.TimeoutStopSec": "7",
+            "org.systemd.property.CollectMode": "'inactive-or-failed'"
+        });
+    });
+
+    // features: systemd usable inside; not on a host without systemd.
+    let f: Value = serde_json::from_str(&env.ok("berth features")).unwrap();
+    assert_eq!(f["linux"]["cgroup"]["systemd"], json!(true), "{f}");
+    if !Path::new("/run/systemd/system").exists() {
+        let out = Command::new(common::berth_bin())
+            .arg("features")
+            .output()
+            .unwrap();
+        let host: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(host["linux"]["cgroup"]["systemd"], json!(false));
+    }
+
+    let (code, _, err) = env.detached(&format!("--systemd-cgroup run -d -b {bundle} {id}"));
+    assert_eq!(code, 0, "run -d: {err}");
+    let pid = env.pid(&id);
+
+    // Placement: every hierarchy has the process in <slice>/<prefix>-<name>.scope.
+    let cg = env.ok(&format!("cat /proc/{pid}/cgroup"));
+    for h in [
+        "name=systemd",
+        "",
+        "memory",
+        "pids",
+        "cpu",
+        "devices",
+        "freezer",
+        "cpuset",
+    ] {
+        assert_eq!(
+            cgroup_of(&cg, h).as_deref(),
+            Some(scope.as_str()),
+            "{h}: {cg}"
+        );
+    }
+    let status = env.ok(&format!("systemctl status --no-pager {unit}"));
+    assert!(status.contains("Active: active (running)"), "{status}");
+    assert!(status.contains(&format!("CGroup: {scope}")), "{status}");
+    assert!(status.contains(&format!("{pid} sleep 1000")), "{status}");
+    assert!(
+        status.contains(&format!("berth container {id}")),
+        "{status}"
+    );
+
+    // Limits as unit properties and in the cgroup files.
+    assert_eq!(env.prop(&unit, "Delegate"), "yes");
+    assert_eq!(env.prop(&unit, "Slice"), "system.slice");
+    assert_eq!(env.prop(&unit, "MemoryLimit"), (64u64 << 20).to_string());
+    assert_eq!(env.prop(&unit, "TasksMax"), "50");
+    assert_eq!(env.prop(&unit, "CPUShares"), "512");
+    assert_eq!(env.prop(&unit, "CPUQuotaPerSecUSec"), "500ms");
+    assert_eq!(env.prop(&unit, "TimeoutStopUSec"), "7s");
+    assert_eq!(env.prop(&unit, "CollectMode"), "inactive-or-failed");
+    let file = |f: &str| {
+        env.ok(&format!("cat /sys/fs/cgroup/{f}"))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(
+        file(&format!("memory{scope}/memory.limit_in_bytes")),
+        (64u64 << 20).to_string()
+    );
+    assert_eq!(file(&format!("pids{scope}/pids.max")), "50");
+    assert_eq!(file(&format!("cpu{scope}/cpu.shares")), "512");
+    assert_eq!(file(&format!("cpu{scope}/cpu.cfs_quota_us")), "50000");
+
+    // update: unit properties and files.
+    env.ok(&env.berth(&format!("update --memory 32m --pids-limit 20 {id}")));
+    assert_eq!(env.prop(&unit, "MemoryLimit"), (32u64 << 20).to_string());
+    assert_eq!(env.prop(&unit, "TasksMax"), "20");
+    assert_eq!(
+        file(&format!("memory{scope}/memory.limit_in_bytes")),
+        (32u64 << 20).to_string()
+    );
+    assert_eq!(file(&format!("pids{scope}/pids.max")), "20");
+
+    // pause / resume.
+    env.ok(&env.berth(&format!("pause {id}")));
+    let st = env.ok(&env.berth(&format!("state {id}")));
+    assert!(st.contains("\"paused\""), "{st}");
+    assert_eq!(file(&format!("freezer{scope}/freezer.state")), "FROZEN");
+    env.ok(&env.berth(&format!("resume {id}")));
+    let st = env.ok(&env.berth(&format!("state {id}")));
+    assert!(st.contains("\"running\""), "{st}");
+
+    // exec joins the scope; ps lists both processes.
+    let (code, _, err) = env.detached(&format!("exec -d {id} sleep 999"));
+    assert_eq!(code, 0, "exec -d: {err}");
+    let ps: Vec<i64> =
+        serde_json::from_str(&env.ok(&env.berth(&format!("ps --format json {id}")))).unwrap();
+    assert_eq!(ps.len(), 2, "{ps:?}");
+    for p in &ps {
+        let cg = env.ok(&format!("cat /proc/{p}/cgroup"));
+        assert_eq!(cgroup_of(&cg, "").as_deref(), Some(scope.as_str()), "{cg}");
+        assert_eq!(
+            cgroup_of(&cg, "memory").as_deref(),
+            Some(scope.as_str()),
+            "{cg}"
+        );
+    }
+
+    // events --stats reads the scope's files.
+    let ev = env.ok(&env.berth(&format!("events --stats {id}")));
+    let ev: Value = serde_json::from_str(ev.lines().next().unwrap_or("{}")).unwrap();
+    assert_eq!(ev["type"], json!("stats"), "{ev}");
+    assert_eq!(ev["data"]["pids"]["current"], json!(2), "{ev}");
+
+    // kill --all empties the scope.
+    env.ok(&env.berth(&format!("kill --all {id} KILL")));
+    env.ok(&format!(
+        "for i in $(seq 100); do [ \"$({} ps --format json {id})\" = \"[]\" ] && exit 0; sleep 0.05; done; exit 1",
+        env.berth("")
+    ));
+
+    // delete: no unit and no cgroup left.
+    env.ok(&env.berth(&format!("delete {id}")));
+    assert!(!env.unit_exists(&unit), "{unit} left after delete");
+    let left = env.ok(&format!(
+        "ls -d /sys/fs/cgroup/*{scope} 2>/dev/null || true"
+    ));
+    assert!(left.trim().is_empty(), "cgroups left: {left}");
+    let (code, _, _) = env.sh(&env.berth(&format!("state {id}")));
+    assert_ne!(code, 0);
+}
+
+#[test]
+fn nested_slice_default_path_and_scope_removed_by_systemd_first() {
+    let Some(env) = Env::boot() else { return };
+    let id = format!("n{}", env.tag);
+    // A nested slice that does not exist yet: systemd creates it with the scope.
+    // The init handles SIGTERM (as PID 1 of its namespace it would ignore it otherwise), so
+    // systemd's stop does not wait for its 90s timeout.
+    let init = ["sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait"];
+    let bundle = env.bundle("b2", &init, |c| {
+        c["linux"]["cgroupsPath"] = json!(format!("berthtest-inner.slice:pfx:{id}"));
+    });
+    let (code, _, err) = env.detached(&format!("--systemd-cgroup create -b {bundle} {id}"));
+    assert_eq!(code, 0, "create: {err}");
+    let unit = format!("pfx-{id}.scope");
+    let scope = format!("/berthtest.slice/berthtest-inner.slice/{unit}");
+    let pid = env.pid(&id);
+    let cg = env.ok(&format!("cat /proc/{pid}/cgroup"));
+    assert_eq!(
+        cgroup_of(&cg, "name=systemd").as_deref(),
+        Some(scope.as_str()),
+        "{cg}"
+    );
+    assert_eq!(env.prop(&unit, "Slice"), "berthtest-inner.slice");
+    assert_eq!(env.prop("berthtest-inner.slice", "ActiveState"), "active");
+    env.ok(&env.berth(&format!("start {id}")));
+
+    // systemd stops and removes the scope itself; delete still cleans up.
+    env.ok(&format!("systemctl stop {unit}"));
+    env.ok(&format!(
+        "for i in $(seq 100); do {} state {id} | grep -q stopped && exit 0; sleep 0.05; done; exit 1",
+        env.berth("")
+    ));
+    env.ok(&env.berth(&format!("delete {id}")));
+    assert!(!env.unit_exists(&unit), "{unit} left after delete");
+    let left = env.ok(&format!(
+        "ls -d /sys/fs/cgroup/*{scope} 2>/dev/null || true"
+    ));
+    assert!(left.trim().is_empty(), "cgroups left: {left}");
+
+    // Empty cgroupsPath: system.slice/berth-<id>.scope, and run's exit status comes back.
+    let id2 = format!("d{}", env.tag);
+    let b3 = env.bundle("b3", &["sh", "-c", "cat /proc/self/cgroup; exit 3"], |c| {
+        let linux = c["linux"].as_object_mut().unwrap();
+        linux.remove("cgroupsPath");
+        // Without a cgroup namespace /proc/self/cgroup shows the host-side path.
+        let ns = linux["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "cgroup");
+    });
+    let (code, out, err) = env.sh(&env.berth(&format!("--systemd-cgroup run -b {b3} {id2}")));
+    assert_eq!(code, 3, "run: {out} {err}");
+    let want = format!("/system.slice/berth-{id2}.scope");
+    assert_eq!(
+        cgroup_of(&out, "name=systemd").as_deref(),
+        Some(want.as_str()),
+        "{out}"
+    );
+    assert!(!env.unit_exists(&format!("berth-{id2}.scope")));
+}
+
+#[test]
+fn bad_cgroups_path_is_an_error_naming_the_field() {
+    let Some(env) = Env::boot() else { return };
+    for (i, (path, want)) in [
+        ("a:b", "expects \"slice:prefix:name\""),
+        ("system:p:n", "must end in \".slice\""),
+        ("a--b.slice:p:n", "not a valid slice name"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = format!("e{i}{}", env.tag);
+        let bundle = env.bundle(&format!("e{i}"), &["true"], |c| {
+            c["linux"]["cgroupsPath"] = json!(path);
+        });
+        let (code, _, err) = env.detached(&format!("--systemd-cgroup create -b {bundle} {id}"));
+        assert_ne!(code, 0, "{path}: accepted");
+        assert!(err.contains("linux.cgroupsPath"), "{path}: {err}");
+        assert!(err.contains(want), "{path}: {err}");
+        // Nothing left: no state, no unit.
+        let (code, _, _) = env.sh(&env.berth(&format!("state {id}")));
+        assert_ne!(code, 0);
+        assert!(!env.unit_exists("p-n.scope"));
+    }
+    let units = env.ok("systemctl list-units --all --no-legend --plain '*.scope'");
+    assert!(
+        !units
+            .lines()
+            .any(|l| l.starts_with("p-") || l.starts_with("berth-")),
+        "{units}"
+    );
+}
