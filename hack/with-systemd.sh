@@ -20,23 +20,26 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${BERTH_TEST_CACHE:-/var/cache/berth-test}
 rootfs_cache=$cache/bookworm
+# What the rootfs holds (recorded in it; a different list rebuilds it): systemd and D-Bus, runc
+# for the benchmark, podman for the podman-with-systemd test.
+packages=systemd,systemd-sysv,dbus,runc,procps,podman,conmon,catatonit,netavark
+stamp=$rootfs_cache/.berth-packages
 
 log() { echo "with-systemd: $*" >&2; }
 
 ensure_rootfs() {
-  [ -x "$rootfs_cache/lib/systemd/systemd" ] && return 0
+  [ "$(cat "$stamp" 2>/dev/null)" = "$packages" ] && return 0
   mkdir -p "$cache"
   # Parallel tests boot at the same time: one builds, the others wait for it.
   exec 9>"$cache/.lock"
   flock 9
-  if [ -x "$rootfs_cache/lib/systemd/systemd" ]; then exec 9>&-; return 0; fi
+  if [ "$(cat "$stamp" 2>/dev/null)" = "$packages" ]; then exec 9>&-; return 0; fi
   . "$here/lib.sh"
   need_packages debootstrap
   local tmp=$cache/bookworm.tmp
   rm -rf "$tmp"
   log "debootstrap bookworm into $rootfs_cache (once; a few minutes)"
-  debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,runc,procps \
-    bookworm "$tmp" >"$cache/debootstrap.log" 2>&1 || {
+  debootstrap --variant=minbase --include="$packages" bookworm "$tmp" >"$cache/debootstrap.log" 2>&1 || {
     tail -20 "$cache/debootstrap.log" >&2
     rm -rf "$tmp"
     return 1
@@ -44,6 +47,8 @@ ensure_rootfs() {
   # Nothing in the env may try to reach a network or a console.
   rm -f "$tmp"/etc/systemd/system/getty.target.wants/* \
     "$tmp"/etc/systemd/system/multi-user.target.wants/systemd-networkd.service 2>/dev/null || true
+  echo "$packages" >"$tmp/.berth-packages"
+  rm -rf "$rootfs_cache"
   mv "$tmp" "$rootfs_cache"
   exec 9>&-
 }

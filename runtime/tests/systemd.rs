@@ -300,6 +300,8 @@ fn scope_placement_limits_and_lifecycle() {
 #[test]
 fn nested_slice_default_path_and_scope_removed_by_systemd_first() {
     let Some(env) = Env::boot() else { return };
+    // Without the system bus berth talks to systemd's private socket: this test covers that path.
+    env.ok("systemctl stop dbus.socket dbus.service && rm -f /run/dbus/system_bus_socket");
     let id = format!("n{}", env.tag);
     // A nested slice that does not exist yet: systemd creates it with the scope.
     // The init handles SIGTERM (as PID 1 of its namespace it would ignore it otherwise), so
@@ -387,4 +389,68 @@ fn bad_cgroups_path_is_an_error_naming_the_field() {
             .any(|l| l.starts_with("p-") || l.starts_with("berth-")),
         "{units}"
     );
+}
+
+#[test]
+fn podman_with_systemd_cgroup_manager_runs_berth() {
+    let Some(env) = Env::boot() else { return };
+    // A private podman configuration inside: berth as the runtime, systemd as cgroup manager,
+    // storage on the environment's tmpfs (overlay cannot sit on the rootfs overlay).
+    let image = env.dir.join("share/busybox-image");
+    let st = Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../hack/make-busybox-image.sh"))
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let conf = env.dir.join("share/podman");
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::write(
+        conf.join("containers.conf"),
+        "[containers]\ndefault_ulimits = [\"nofile=20000:20000\", \"nproc=32768:32768\"]\n\
+         [engine]\ncgroup_manager = \"systemd\"\nevents_logger = \"file\"\nruntime = \"berth\"\n\
+         runtime_supports_json = [\"berth\"]\n[engine.runtimes]\nberth = [\"/usr/local/bin/berth\"]\n\
+         [network]\nnetwork_backend = \"netavark\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        conf.join("storage.conf"),
+        "[storage]\ndriver = \"overlay\"\nrunroot = \"/tmp/podman/run\"\ngraphroot = \"/tmp/podman/graph\"\n",
+    )
+    .unwrap();
+    let podman = "CONTAINERS_CONF=/share/podman/containers.conf \
+                  CONTAINERS_STORAGE_CONF=/share/podman/storage.conf podman";
+    env.ok(&format!(
+        "cd /share/busybox-image && tar -cf /tmp/busybox.tar . && {podman} load -q -i /tmp/busybox.tar"
+    ));
+    let out = env.ok(&format!(
+        "{podman} run --rm --pull=never --network none --cgroupns host localhost/busybox:latest cat /proc/self/cgroup"
+    ));
+    // podman names the scope libpod-<container id>.scope in machine.slice.
+    let cg = cgroup_of(&out, "name=systemd").unwrap_or_default();
+    assert!(
+        cg.starts_with("/machine.slice/libpod-") && cg.ends_with(".scope"),
+        "{out}"
+    );
+    assert_eq!(cgroup_of(&out, "memory").unwrap_or_default(), cg, "{out}");
+    // Limits through podman: unit properties and files.
+    let (code, _, err) = env.sh(&format!(
+        "{podman} run -d --pull=never --network none --name lim --memory 48m --pids-limit 30 \
+         localhost/busybox:latest sleep 1000 >/dev/null"
+    ));
+    assert_eq!(code, 0, "podman run -d: {err}");
+    let cid = env.ok(&format!("{podman} inspect --format '{{{{.Id}}}}' lim"));
+    let unit = format!("libpod-{}.scope", cid.trim());
+    assert_eq!(env.prop(&unit, "MemoryLimit"), (48u64 << 20).to_string());
+    assert_eq!(env.prop(&unit, "TasksMax"), "30");
+    let f = env.ok(&format!(
+        "cat /sys/fs/cgroup/memory/machine.slice/{unit}/memory.limit_in_bytes"
+    ));
+    assert_eq!(f.trim(), (48u64 << 20).to_string());
+    env.ok(&format!("{podman} rm -f -t 0 lim"));
+    assert!(!env.unit_exists(&unit), "{unit} left after podman rm");
 }
