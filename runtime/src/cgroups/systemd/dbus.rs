@@ -136,7 +136,7 @@ pub struct Encoder {
 
 impl Encoder {
     fn pad(&mut self, a: usize) {
-        while self.buf.len() % a != 0 {
+        while !self.buf.len().is_multiple_of(a) {
             self.buf.push(0);
         }
     }
