@@ -15,7 +15,9 @@
 # cgroups: the env gets its own cgroup namespace and writable cgroup mounts of the host's layout
 # (on this hybrid host: a tmpfs with the v1 controllers plus the cgroup2 "unified" mount), so
 # systemd runs in hybrid mode and manages the v1 controllers of its own subtree
-# (/berth-systemd-<name> in every hierarchy, removed at the end).
+# (/berth-systemd-<name> in every hierarchy, removed at the end). With
+# BERTH_SYSTEMD_CGROUP=unified the env's /sys/fs/cgroup is a cgroup2 mount only, and systemd
+# runs in unified mode (on a hybrid host that cgroup2 has no memory/cpu/pids controllers).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${BERTH_TEST_CACHE:-/var/cache/berth-test}
@@ -57,7 +59,11 @@ name_of() { cat "$1/name"; }
 
 write_config() {
   local dir=$1 berth=$2 name=$3
-  local caps
+  local caps unified=/sys/fs/cgroup/unified
+  # unified mode: the env's own cgroup2 directory (berth makes it before the mounts) as its
+  # whole /sys/fs/cgroup.
+  [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ] && unified=/sys/fs/cgroup
+  unified=$unified/berth-systemd-$name
   # Every capability in our bounding set (root here lacks CAP_SYS_RESOURCE, for one).
   local bnd i=0 c list=()
   bnd=$((16#$(awk '/^CapBnd/ {print $2}' /proc/self/status)))
@@ -68,11 +74,12 @@ write_config() {
   caps=$(printf '%s\n' "${list[@]}" | jq -R . | jq -sc .)
   "$berth" spec --bundle "$dir"
   jq --argjson caps "$caps" --arg bindir "$(dirname "$berth")" --arg share "$dir/share" \
-     --arg cg "/berth-systemd-$name" --arg host "sd-$name" '
+     --arg cg "/berth-systemd-$name" --arg mode "${BERTH_SYSTEMD_CGROUP:-host}" --arg unified "$unified" --arg host "sd-$name" '
     .root = {"path": "merged", "readonly": false}
     | .hostname = $host
     | .process.terminal = false
     | .process.args = ["/lib/systemd/systemd", "--log-target=console", "--show-status=no"]
+      + (if $mode == "unified" then ["systemd.unified_cgroup_hierarchy=1"] else [] end)
     | .process.env = ["container=other", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
     | .process.noNewPrivileges = false
     | .process.capabilities = {"bounding": $caps, "effective": $caps, "permitted": $caps}
@@ -82,7 +89,11 @@ write_config() {
     | .linux.cgroupsPath = $cg
     | .mounts = [.mounts[] | select(.destination != "/sys/fs/cgroup" and .destination != "/sys")]
       + [{"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
-         {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "rw"]},
+         (if $mode == "unified" then
+           {"destination": "/sys/fs/cgroup", "type": "bind", "source": $unified, "options": ["rbind", "rw", "nosuid", "noexec", "nodev"]}
+         else
+           {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "rw"]}
+         end),
          {"destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=755"]},
          {"destination": "/run/lock", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "noexec"]},
          {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]},
@@ -103,6 +114,8 @@ up() {
   echo "$name" >"$dir/name"
   echo "$berth" >"$dir/berth"
   mount -t overlay overlay -o "lowerdir=$rootfs_cache,upperdir=$dir/upper,workdir=$dir/work" "$dir/merged"
+  # podman's own units cannot work in here (no network); keep them from failing the boot.
+  rm -f "$dir"/merged/etc/systemd/system/*.wants/podman*
   # The binary's directory is mounted, not the file, so a rebuilt binary is seen at once.
   ln -sf "/opt/berth/$(basename "$berth")" "$dir/merged/usr/local/bin/berth"
   write_config "$dir" "$berth" "$name"

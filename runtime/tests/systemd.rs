@@ -27,6 +27,11 @@ impl Env {
     /// Boots an environment, or None (with the reason printed) when this machine cannot and we
     /// are not in CI.
     fn boot() -> Option<Env> {
+        Self::boot_in("host")
+    }
+
+    /// Boots with systemd's cgroup mode: `host` (the host's layout; hybrid here) or `unified`.
+    fn boot_in(mode: &str) -> Option<Env> {
         if !common::can_run() {
             return None;
         }
@@ -38,6 +43,7 @@ impl Env {
             .arg("up")
             .arg(&dir)
             .arg(common::berth_bin())
+            .env("BERTH_SYSTEMD_CGROUP", mode)
             .stdin(Stdio::null())
             .output()
             .unwrap();
@@ -453,4 +459,46 @@ fn podman_with_systemd_cgroup_manager_runs_berth() {
     assert_eq!(f.trim(), (48u64 << 20).to_string());
     env.ok(&format!("{podman} rm -f -t 0 lim"));
     assert!(!env.unit_exists(&unit), "{unit} left after podman rm");
+}
+
+#[test]
+fn unified_mode_scope_pause_exec_kill_delete() {
+    let Some(env) = Env::boot_in("unified") else { return };
+    assert_eq!(env.ok("stat -fc %T /sys/fs/cgroup").trim(), "cgroup2fs");
+    let id = format!("u{}", env.tag);
+    let unit = format!("berth-{id}.scope");
+    let scope = format!("/system.slice/{unit}");
+    // The host's cgroup2 has no memory controller to delegate: the limit exists as a unit
+    // property only (set through the annotation, which is not written to files).
+    let bundle = env.bundle("u", &["sleep", "1000"], |c| {
+        c["linux"].as_object_mut().unwrap().remove("cgroupsPath");
+        c["annotations"] = json!({"org.systemd.property.MemoryMax": "uint64 50331648"});
+    });
+    let (code, _, err) = env.detached(&format!("--systemd-cgroup run -d -b {bundle} {id}"));
+    assert_eq!(code, 0, "run -d: {err}");
+    let pid = env.pid(&id);
+    let cg = env.ok(&format!("cat /proc/{pid}/cgroup"));
+    assert_eq!(cgroup_of(&cg, "").as_deref(), Some(scope.as_str()), "{cg}");
+    assert_eq!(env.prop(&unit, "MemoryMax"), "50331648");
+    assert_eq!(env.prop(&unit, "Delegate"), "yes");
+    env.ok(&env.berth(&format!("pause {id}")));
+    assert_eq!(
+        env.ok(&format!("cat /sys/fs/cgroup{scope}/cgroup.freeze")).trim(),
+        "1"
+    );
+    env.ok(&env.berth(&format!("resume {id}")));
+    let (code, _, err) = env.detached(&format!("exec -d {id} sleep 999"));
+    assert_eq!(code, 0, "exec -d: {err}");
+    let ps: Vec<i64> =
+        serde_json::from_str(&env.ok(&env.berth(&format!("ps --format json {id}")))).unwrap();
+    assert_eq!(ps.len(), 2, "{ps:?}");
+    env.ok(&env.berth(&format!("kill --all {id} KILL")));
+    env.ok(&format!(
+        "for i in $(seq 100); do [ \"$({} ps --format json {id})\" = \"[]\" ] && exit 0; sleep 0.05; done; exit 1",
+        env.berth("")
+    ));
+    env.ok(&env.berth(&format!("delete {id}")));
+    assert!(!env.unit_exists(&unit), "{unit} left after delete");
+    let (code, _, _) = env.sh(&format!("test -e /sys/fs/cgroup{scope}"));
+    assert_ne!(code, 0, "{scope} left after delete");
 }
