@@ -463,7 +463,9 @@ fn podman_with_systemd_cgroup_manager_runs_berth() {
 
 #[test]
 fn unified_mode_scope_pause_exec_kill_delete() {
-    let Some(env) = Env::boot_in("unified") else { return };
+    let Some(env) = Env::boot_in("unified") else {
+        return;
+    };
     assert_eq!(env.ok("stat -fc %T /sys/fs/cgroup").trim(), "cgroup2fs");
     let id = format!("u{}", env.tag);
     let unit = format!("berth-{id}.scope");
@@ -483,7 +485,8 @@ fn unified_mode_scope_pause_exec_kill_delete() {
     assert_eq!(env.prop(&unit, "Delegate"), "yes");
     env.ok(&env.berth(&format!("pause {id}")));
     assert_eq!(
-        env.ok(&format!("cat /sys/fs/cgroup{scope}/cgroup.freeze")).trim(),
+        env.ok(&format!("cat /sys/fs/cgroup{scope}/cgroup.freeze"))
+            .trim(),
         "1"
     );
     env.ok(&env.berth(&format!("resume {id}")));
