@@ -147,8 +147,12 @@ pub fn delete(dir: ContainerDir, state: &State, force: bool) -> Result<Vec<Strin
     }
     let mut warnings = Vec::new();
     if let Some(u) = &state.systemd {
-        // Stopped after its processes are gone; a scope systemd already removed is fine.
-        crate::cgroups::systemd::stop_container(u)?;
+        // Stopped after its processes are gone; a scope systemd already removed is fine. If
+        // systemd cannot be asked, the delete still goes on (systemd collects an empty
+        // transient scope by itself) and says so.
+        if let Err(e) = crate::cgroups::systemd::stop_container(u) {
+            warnings.push(format!("stop systemd unit {}: {e}", u.unit));
+        }
     }
     if let Err(e) = state.cgroup.remove() {
         warnings.push(e.to_string());
