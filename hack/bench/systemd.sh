@@ -54,7 +54,7 @@ read -r rm rp <<<"$(stats runc)"
 ratio=$(awk -v b="$bm" -v r="$rm" 'BEGIN { printf "%.2f", b / r }')
 section=$(cat <<EOF
 <!-- bench:systemd:start -->
-### \`run\` with the systemd cgroup driver (berth vs runc)
+## \`run\` with the systemd cgroup driver (berth vs runc)
 
 \`hack/bench/systemd.sh --write\`, $(date -u +%Y-%m-%d), $RUNS runs each (after $WARMUP warm-up), alternating,
 inside the systemd test environment ($sd_version as PID 1, hybrid cgroups; $runc_version from Debian
