@@ -362,6 +362,27 @@ fn nested_slice_default_path_and_scope_removed_by_systemd_first() {
         "{out}"
     );
     assert!(!env.unit_exists(&format!("berth-{id2}.scope")));
+
+    // A name ending in .slice: a transient slice of its own (kubelet's pod slices).
+    let id3 = format!("s{}", env.tag);
+    let pod = format!("berthtest-pod{}.slice", env.tag);
+    let b4 = env.bundle("b4", &["sleep", "1000"], |c| {
+        c["linux"]["cgroupsPath"] = json!(format!("berthtest.slice::{pod}"));
+    });
+    let (code, _, err) = env.detached(&format!("--systemd-cgroup run -d -b {b4} {id3}"));
+    assert_eq!(code, 0, "run -d: {err}");
+    let pid = env.pid(&id3);
+    let cg = env.ok(&format!("cat /proc/{pid}/cgroup"));
+    let want = format!("/berthtest.slice/{pod}");
+    assert_eq!(
+        cgroup_of(&cg, "memory").as_deref(),
+        Some(want.as_str()),
+        "{cg}"
+    );
+    assert_eq!(env.prop(&pod, "ActiveState"), "active");
+    assert_eq!(env.prop(&pod, "Wants"), "berthtest.slice");
+    env.ok(&env.berth(&format!("delete -f {id3}")));
+    assert!(!env.unit_exists(&pod), "{pod} left after delete");
 }
 
 #[test]

@@ -142,7 +142,10 @@ pub fn unit_properties(
     let mut props: Vec<properties::Property> =
         vec![("Description".into(), s(&format!("berth container {id}")))];
     if unit.unit.ends_with(".slice") {
-        props.push(("Wants".into(), s(&unit.slice)));
+        props.push((
+            "Wants".into(),
+            Value::Array("s".into(), vec![s(&unit.slice)]),
+        ));
     } else {
         props.push(("Slice".into(), s(&unit.slice)));
         props.push((

@@ -53,8 +53,20 @@ pub fn parse(configured: Option<&str>, id: &str, rootless: bool) -> Result<UnitP
         )));
     }
     let unit = if name.ends_with(".slice") {
-        // A slice of its own (kubelet's pod slices): it must be named below the parent slice.
-        expand_slice(name)?;
+        // A slice of its own (kubelet's pod slices): systemd places a slice by its name, so the
+        // name must continue the parent's (`kubepods.slice` -> `kubepods-pod1.slice`).
+        let own = expand_slice(name)?;
+        let want = if slice_path == "/" {
+            format!("/{name}")
+        } else {
+            format!("{slice_path}/{name}")
+        };
+        if own != want {
+            return Err(err(format!(
+                "slice {name:?} (the name part) is not directly below {slice:?}: its name must be \"{}-<name>.slice\"",
+                slice.trim_end_matches(".slice")
+            )));
+        }
         name.to_string()
     } else if prefix.is_empty() {
         format!("{name}.scope")
@@ -160,6 +172,12 @@ mod tests {
         let u = parse(Some("kubepods.slice::kubepods-pod1.slice"), "x", false).unwrap();
         assert_eq!(u.unit, "kubepods-pod1.slice");
         assert_eq!(u.cgroup, "/kubepods.slice/kubepods-pod1.slice");
+        let u = parse(Some("-.slice::top.slice"), "x", false).unwrap();
+        assert_eq!(u.cgroup, "/top.slice");
+        let e = parse(Some("system.slice::other-pod.slice"), "x", false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not directly below \"system.slice\""), "{e}");
     }
 
     #[test]
