@@ -15,7 +15,8 @@
 # cgroups: the env gets its own cgroup namespace and writable cgroup mounts of the host's layout
 # (on this hybrid host: a tmpfs with the v1 controllers plus the cgroup2 "unified" mount), so
 # systemd runs in hybrid mode and manages the v1 controllers of its own subtree
-# (/berth-systemd-<name> in every hierarchy, removed at the end). With
+# (/berth-systemd-<name> in every hierarchy, removed at the end). /var/lib/containerd is a
+# tmpfs (its overlay snapshots cannot sit on the rootfs overlay). With
 # BERTH_SYSTEMD_CGROUP=unified the env's /sys/fs/cgroup is a cgroup2 mount only, and systemd
 # runs in unified mode (on a hybrid host that cgroup2 has no memory/cpu/pids controllers).
 set -euo pipefail
@@ -23,8 +24,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 cache=${BERTH_TEST_CACHE:-/var/cache/berth-test}
 rootfs_cache=$cache/bookworm
 # What the rootfs holds (recorded in it; a different list rebuilds it): systemd and D-Bus, runc
-# for the benchmark, podman for the podman-with-systemd test.
-packages=systemd,systemd-sysv,dbus,runc,procps,podman,conmon,catatonit,netavark
+# for the benchmark, podman and containerd for the tests of those with the systemd driver.
+packages=systemd,systemd-sysv,dbus,runc,procps,podman,conmon,catatonit,netavark,containerd
 stamp=$rootfs_cache/.berth-packages
 
 log() { echo "with-systemd: $*" >&2; }
@@ -97,6 +98,7 @@ write_config() {
          {"destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=755"]},
          {"destination": "/run/lock", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "noexec"]},
          {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]},
+         {"destination": "/var/lib/containerd", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]},
          {"destination": "/share", "type": "bind", "source": $share, "options": ["rbind", "rw"]},
          {"destination": "/opt/berth", "type": "bind", "source": $bindir, "options": ["rbind", "ro"]}]
   ' "$dir/config.json" >"$dir/config.json.new"

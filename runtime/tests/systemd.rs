@@ -526,3 +526,71 @@ fn unified_mode_scope_pause_exec_kill_delete() {
     let (code, _, _) = env.sh(&format!("test -e /sys/fs/cgroup{scope}"));
     assert_ne!(code, 0, "{scope} left after delete");
 }
+
+#[test]
+fn containerd_runc_shim_with_systemd_cgroup_runs_berth() {
+    let Some(env) = Env::boot() else { return };
+    // containerd runs as a unit of the environment's systemd (Debian's containerd.service); its
+    // runc shim is given berth as the runtime binary and SystemdCgroup (ctr --runc-systemd-cgroup).
+    let image = env.dir.join("share/busybox-image");
+    let st = Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../hack/make-busybox-image.sh"))
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    env.ok("for i in $(seq 200); do [ -S /run/containerd/containerd.sock ] && exit 0; sleep 0.05; done; \
+            systemctl status --no-pager containerd; exit 1");
+    let ctr = "ctr -n berthtest";
+    env.ok(&format!(
+        "cd /share/busybox-image && tar -cf /tmp/busybox.tar . && {ctr} images import /tmp/busybox.tar >/dev/null"
+    ));
+    let id = format!("k{}", env.tag);
+    let unit = format!("berthtest-{id}.scope");
+    let out = env.ok(&format!(
+        "{ctr} run --rm --runc-binary /usr/local/bin/berth --runc-systemd-cgroup \
+         --cgroup system.slice:berthtest:{id} --memory-limit 41943040 \
+         localhost/busybox:latest {id} sh -c 'cat /proc/self/cgroup; \
+         cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null; exit 0' </dev/null"
+    ));
+    let want = format!("/system.slice/{unit}");
+    assert_eq!(
+        cgroup_of(&out, "name=systemd").as_deref(),
+        Some(want.as_str()),
+        "{out}"
+    );
+    assert_eq!(
+        cgroup_of(&out, "memory").as_deref(),
+        Some(want.as_str()),
+        "{out}"
+    );
+    // A detached task: the unit carries the limit; delete leaves no unit.
+    let id2 = format!("kd{}", env.tag);
+    let unit2 = format!("berthtest-{id2}.scope");
+    env.ok(&format!(
+        "{ctr} run -d --runc-binary /usr/local/bin/berth --runc-systemd-cgroup \
+         --cgroup system.slice:berthtest:{id2} --memory-limit 41943040 \
+         localhost/busybox:latest {id2} sleep 1000 </dev/null >/dev/null"
+    ));
+    assert_eq!(env.prop(&unit2, "MemoryLimit"), "41943040");
+    assert_eq!(
+        env.ok(&format!(
+            "cat /sys/fs/cgroup/memory/system.slice/{unit2}/memory.limit_in_bytes"
+        ))
+        .trim(),
+        "41943040"
+    );
+    env.ok(&format!(
+        "{ctr} task pause {id2} && {ctr} task resume {id2}"
+    ));
+    env.ok(&format!(
+        "{ctr} task kill -s KILL {id2}; for i in $(seq 100); do {ctr} task ls | grep {id2} | grep -q STOPPED && break; sleep 0.05; done; \
+         {ctr} task delete {id2} >/dev/null && {ctr} container delete {id2}"
+    ));
+    assert!(!env.unit_exists(&unit), "{unit} left");
+    assert!(!env.unit_exists(&unit2), "{unit2} left");
+}
