@@ -226,12 +226,14 @@ pub struct Decoder<'a> {
     buf: &'a [u8],
     /// Current position.
     pub pos: usize,
+    /// Container nesting so far (the spec allows 64 levels; a peer cannot make us recurse more).
+    depth: usize,
 }
 
 impl<'a> Decoder<'a> {
     /// A decoder over `buf` starting at `pos`.
     pub fn new(buf: &'a [u8], pos: usize) -> Self {
-        Decoder { buf, pos }
+        Decoder { buf, pos, depth: 0 }
     }
 
     fn take(&mut self, n: usize) -> R<&'a [u8]> {
@@ -283,6 +285,15 @@ impl<'a> Decoder<'a> {
     /// Reads one value of the single complete type `sig`.
     pub fn get(&mut self, sig: &str) -> R<Value> {
         let c = sig.as_bytes().first().copied().unwrap_or(0);
+        if matches!(c, b'v' | b'a' | b'(' | b'{') {
+            if self.depth >= 64 {
+                return Err(DbusError::Protocol("values nested too deeply".into()));
+            }
+            self.depth += 1;
+            let v = self.get_container(sig, c);
+            self.depth -= 1;
+            return v;
+        }
         Ok(match c {
             b'y' => Value::Byte(self.take(1)?[0]),
             b'b' => Value::Bool(u32::from_le_bytes(self.fixed::<4>()?) != 0),
@@ -301,9 +312,16 @@ impl<'a> Decoder<'a> {
                 self.take(1)?;
                 Value::Sig(String::from_utf8_lossy(s).into_owned())
             }
+            _ => return Err(DbusError::Protocol(format!("unsupported type {sig:?}"))),
+        })
+    }
+
+    /// Reads a variant, array, struct or dict entry.
+    fn get_container(&mut self, sig: &str, c: u8) -> R<Value> {
+        Ok(match c {
             b'v' => {
                 let Value::Sig(inner) = self.get("g")? else {
-                    unreachable!("get(g) returns a signature")
+                    return Err(DbusError::Protocol("variant without signature".into()));
                 };
                 let (one, tail) = split_type(&inner)?;
                 if !tail.is_empty() {
@@ -321,16 +339,22 @@ impl<'a> Decoder<'a> {
                 }
                 let mut items = Vec::new();
                 while self.pos < end {
+                    let before = self.pos;
                     items.push(self.get(elem)?);
+                    if self.pos == before {
+                        return Err(DbusError::Protocol(format!("empty array element {elem:?}")));
+                    }
                 }
                 Value::Array(elem.to_string(), items)
             }
-            b'(' | b'{' => {
+            _ => {
                 self.align(8)?;
-                let inner = &sig[1..sig.len() - 1];
+                let inner = sig
+                    .get(1..sig.len().saturating_sub(1))
+                    .filter(|_| sig.len() >= 2)
+                    .ok_or_else(|| DbusError::Protocol(format!("bad signature {sig:?}")))?;
                 Value::Struct(self.get_all(inner)?)
             }
-            _ => return Err(DbusError::Protocol(format!("unsupported type {sig:?}"))),
         })
     }
 }
@@ -750,6 +774,27 @@ mod tests {
             .is_err());
         let m = encode_call(1, "d", "/p", "i", "M", &[Value::Str("abc".into())]).unwrap();
         assert!(decode_message(&m[..m.len() - 2]).is_err());
+    }
+
+    #[test]
+    fn hostile_input_is_an_error_not_a_crash() {
+        // Variants nested 100 deep: refused past 64 levels.
+        let mut buf = Vec::new();
+        for _ in 0..100 {
+            buf.extend_from_slice(&[1, b'v', 0]);
+        }
+        buf.extend_from_slice(&[1, b'y', 0, 7]);
+        let e = Decoder::new(&buf, 0).get("v").unwrap_err().to_string();
+        assert!(e.contains("nested too deeply"), "{e}");
+        // A struct signature with no closing part, an array of empty structs.
+        assert!(Decoder::new(&[0; 16], 0).get("(").is_err());
+        assert!(
+            Decoder::new(&[8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 0)
+                .get("a()")
+                .is_err()
+        );
+        // An array length past the end.
+        assert!(Decoder::new(&[0xff, 0xff, 0, 0], 0).get("ay").is_err());
     }
 
     #[test]

@@ -296,6 +296,7 @@ pub fn parse_gvariant(text: &str) -> Result<Value, String> {
     let mut p = Parser {
         s: text.as_bytes(),
         i: 0,
+        depth: 0,
     };
     let v = p.value(None)?;
     p.ws();
@@ -308,6 +309,7 @@ pub fn parse_gvariant(text: &str) -> Result<Value, String> {
 struct Parser<'a> {
     s: &'a [u8],
     i: usize,
+    depth: usize,
 }
 
 const TYPE_WORDS: &[(&str, &str)] = &[
@@ -342,8 +344,19 @@ impl Parser<'_> {
         std::str::from_utf8(&self.s[st..self.i]).unwrap_or_default()
     }
 
-    /// One value; `want` is the expected type signature, if known.
+    /// One value; `want` is the expected type signature, if known. Nesting (arrays, type
+    /// annotations) is bounded so hostile text cannot exhaust the stack.
     fn value(&mut self, want: Option<&str>) -> Result<Value, String> {
+        if self.depth >= 32 {
+            return Err("value nested too deeply".into());
+        }
+        self.depth += 1;
+        let v = self.value_inner(want);
+        self.depth -= 1;
+        v
+    }
+
+    fn value_inner(&mut self, want: Option<&str>) -> Result<Value, String> {
         self.ws();
         let c = *self.s.get(self.i).ok_or("value expected")?;
         if c == b'@' {
@@ -358,7 +371,14 @@ impl Parser<'_> {
             return self.value(Some(&sig));
         }
         if c == b'[' {
-            self.i += 1;
+            return self.array(want);
+        }
+        self.scalar(c, want)
+    }
+
+    fn array(&mut self, want: Option<&str>) -> Result<Value, String> {
+        self.i += 1;
+        {
             let elem = want.and_then(|w| w.strip_prefix('a')).map(str::to_string);
             let mut items = Vec::new();
             loop {
@@ -387,8 +407,11 @@ impl Parser<'_> {
                 (None, Some(f)) => f.signature(),
                 (None, None) => return Err("empty array needs a type (@as [])".into()),
             };
-            return Ok(Value::Array(sig, items));
+            Ok(Value::Array(sig, items))
         }
+    }
+
+    fn scalar(&mut self, c: u8, want: Option<&str>) -> Result<Value, String> {
         if c == b'\'' || c == b'"' {
             let s = self.string(c)?;
             return Ok(match want {
@@ -639,6 +662,8 @@ mod tests {
         assert!(parse_gvariant("'open").is_err());
         assert!(parse_gvariant("[1, 'a']").is_err());
         assert!(parse_gvariant("1 2").is_err());
+        assert!(parse_gvariant(&"[".repeat(10_000)).is_err());
+        assert!(parse_gvariant(&"uint64 ".repeat(10_000)).is_err());
     }
 
     #[test]
