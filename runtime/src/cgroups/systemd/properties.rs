@@ -378,37 +378,35 @@ impl Parser<'_> {
 
     fn array(&mut self, want: Option<&str>) -> Result<Value, String> {
         self.i += 1;
-        {
-            let elem = want.and_then(|w| w.strip_prefix('a')).map(str::to_string);
-            let mut items = Vec::new();
-            loop {
-                self.ws();
-                if self.s.get(self.i) == Some(&b']') {
-                    self.i += 1;
-                    break;
-                }
-                if !items.is_empty() {
-                    if self.s.get(self.i) != Some(&b',') {
-                        return Err("',' or ']' expected in array".into());
-                    }
-                    self.i += 1;
-                }
-                let first_sig = items.first().map(Value::signature);
-                let v = self.value(elem.as_deref().or(first_sig.as_deref()))?;
-                if let Some(f) = &first_sig {
-                    if v.signature() != *f {
-                        return Err("array elements of different types".into());
-                    }
-                }
-                items.push(v);
+        let elem = want.and_then(|w| w.strip_prefix('a')).map(str::to_string);
+        let mut items = Vec::new();
+        loop {
+            self.ws();
+            if self.s.get(self.i) == Some(&b']') {
+                self.i += 1;
+                break;
             }
-            let sig = match (elem, items.first()) {
-                (Some(e), _) => e,
-                (None, Some(f)) => f.signature(),
-                (None, None) => return Err("empty array needs a type (@as [])".into()),
-            };
-            Ok(Value::Array(sig, items))
+            if !items.is_empty() {
+                if self.s.get(self.i) != Some(&b',') {
+                    return Err("',' or ']' expected in array".into());
+                }
+                self.i += 1;
+            }
+            let first_sig = items.first().map(Value::signature);
+            let v = self.value(elem.as_deref().or(first_sig.as_deref()))?;
+            if let Some(f) = &first_sig {
+                if v.signature() != *f {
+                    return Err("array elements of different types".into());
+                }
+            }
+            items.push(v);
         }
+        let sig = match (elem, items.first()) {
+            (Some(e), _) => e,
+            (None, Some(f)) => f.signature(),
+            (None, None) => return Err("empty array needs a type (@as [])".into()),
+        };
+        Ok(Value::Array(sig, items))
     }
 
     fn scalar(&mut self, c: u8, want: Option<&str>) -> Result<Value, String> {
