@@ -171,7 +171,8 @@ fn scope_placement_limits_and_lifecycle() {
         c["linux"]["resources"] = json!({
             "memory": {"limit": 64 << 20},
             "pids": {"limit": 50},
-            "cpu": {"shares": 512, "quota": 50000, "period": 100000}
+            "cpu": {"shares": 512, "quota": 50000, "period": 100000},
+            "devices": [{"allow": false, "access": "rwm"}]
         });
         c["annotations"] = json!({
             "org.systemd.property.TimeoutStopSec": "7",
@@ -243,6 +244,20 @@ fn scope_placement_limits_and_lifecycle() {
     assert_eq!(file(&format!("pids{scope}/pids.max")), "50");
     assert_eq!(file(&format!("cpu{scope}/cpu.shares")), "512");
     assert_eq!(file(&format!("cpu{scope}/cpu.cfs_quota_us")), "50000");
+    // The spec's deny-all device rule plus the default allow-list: an allow-list unit policy
+    // (a wildcard minor by its /proc/devices name) and the same rules in the devices cgroup.
+    assert_eq!(env.prop(&unit, "DevicePolicy"), "strict");
+    let allow = env.ok(&format!("systemctl show -p DeviceAllow {unit}"));
+    for want in [
+        "DeviceAllow=/dev/char/1:3 rwm",
+        "DeviceAllow=char-pts rwm",
+        "DeviceAllow=char-* m",
+    ] {
+        assert!(allow.lines().any(|l| l == want), "{want} missing: {allow}");
+    }
+    let list = file(&format!("devices{scope}/devices.list"));
+    assert!(list.lines().any(|l| l == "c 136:* rwm"), "{list}");
+    assert!(!list.lines().any(|l| l.starts_with("a ")), "{list}");
 
     // update: unit properties and files.
     env.ok(&env.berth(&format!("update --memory 32m --pids-limit 20 {id}")));
