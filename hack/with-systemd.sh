@@ -80,7 +80,6 @@ write_config() {
     | .hostname = $host
     | .process.terminal = false
     | .process.args = ["/lib/systemd/systemd", "--log-target=console", "--show-status=no"]
-      + (if $mode == "unified" then ["systemd.unified_cgroup_hierarchy=1"] else [] end)
     | .process.env = ["container=other", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
     | .process.noNewPrivileges = false
     | .process.capabilities = {"bounding": $caps, "effective": $caps, "permitted": $caps}
