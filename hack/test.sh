@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 
 . hack/lib.sh
 need_packages busybox-static jq skopeo umoci runc podman containerd docker.io libc6-dev uidmap
+# The systemd driver tests (runtime/tests/systemd.rs) boot systemd from a debootstrap rootfs
+# (hack/with-systemd.sh, cached in /var/cache/berth-test; the first build takes a few minutes).
+need_packages debootstrap
 command -v cargo >/dev/null || { echo "test.sh: cargo is required (rustup)" >&2; exit 1; }
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy >/dev/null 2>&1 || true
 

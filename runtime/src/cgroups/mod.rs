@@ -9,6 +9,7 @@ pub mod manager;
 pub mod placement;
 pub mod resources;
 pub mod stats;
+pub mod systemd;
 
 pub use hierarchy::{detect, Hierarchy, Mode};
 pub use placement::{resolve_path, Placement};
@@ -33,4 +34,7 @@ pub enum CgroupError {
     /// The configured path cannot be used.
     #[error("linux.cgroupsPath: {0}")]
     Path(String),
+    /// The systemd driver failed (D-Bus, or systemd refused the unit).
+    #[error("systemd: {0}")]
+    Systemd(String),
 }

@@ -40,6 +40,7 @@ impl Args {
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,
             preserve_fds: self.preserve_fds,
+            systemd_cgroup: ctx.systemd_cgroup,
         }
     }
 }

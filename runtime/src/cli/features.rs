@@ -9,6 +9,10 @@ pub struct Args {}
 /// Prints the features JSON.
 pub fn run(_a: Args) -> anyhow::Result<i32> {
     let caps: Vec<&str> = berth::capabilities::NAMES.to_vec();
+    // The systemd driver is reported only where it can work: systemd booted and its bus answers.
+    let root = nix::unistd::geteuid().is_root();
+    let systemd = root && berth::cgroups::systemd::usable(false);
+    let systemd_user = berth::cgroups::systemd::usable(true);
     let doc = json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": berth::OCI_VERSION,
@@ -17,7 +21,7 @@ pub fn run(_a: Args) -> anyhow::Result<i32> {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
-            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false},
+            "cgroup": {"v1": true, "v2": true, "systemd": systemd, "systemdUser": systemd_user, "rdma": false},
             "seccomp": {
                 "enabled": true,
                 "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],

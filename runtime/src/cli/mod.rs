@@ -97,6 +97,8 @@ enum Cmd {
 pub struct Ctx {
     /// State root.
     pub root: PathBuf,
+    /// `--systemd-cgroup`.
+    pub systemd_cgroup: bool,
 }
 
 /// Parses the command line, runs the command, returns the exit status.
@@ -133,15 +135,12 @@ pub fn main() -> i32 {
         return 1;
     }
     let logger = log::Logger::new(cli.log.as_deref(), &cli.log_format, cli.debug);
-    if cli.systemd_cgroup {
-        logger.error("--systemd-cgroup: the systemd cgroup driver is not built into this berth yet; use the cgroupfs driver (omit the flag)");
-        return 1;
-    }
     let ctx = Ctx {
         root: cli
             .root
             .clone()
             .unwrap_or_else(berth::container::default_root),
+        systemd_cgroup: cli.systemd_cgroup,
     };
     // runc's exec exits with 255 when the runtime fails, so callers can tell that from the
     // process's own exit status; its messages are prefixed with "exec failed: ".

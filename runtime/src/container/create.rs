@@ -31,6 +31,8 @@ pub struct CreateOptions {
     pub no_new_keyring: bool,
     /// `--preserve-fds`.
     pub preserve_fds: u32,
+    /// `--systemd-cgroup`: the container's cgroup is a transient systemd scope.
+    pub systemd_cgroup: bool,
 }
 
 /// A created container, not yet started.
@@ -53,13 +55,29 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     let rootfs = std::fs::canonicalize(&rootfs)
         .map_err(|e| Error::io(format!("root.path {}", rootfs.display()), e))?;
     let namespaces = namespaces::from_spec(&spec);
-    let cg_path = cgroups::resolve_path(
-        spec.linux()
-            .as_ref()
-            .and_then(|l| l.cgroups_path().as_deref()),
-        &opts.id,
-    )?;
+    let configured_path = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_deref());
     let (_mode, hierarchies) = cgroups::detect()?;
+    // The systemd driver: the unit and its directories are known now, systemd makes them once
+    // the first process exists (see start_systemd_scope).
+    let systemd_plan = if opts.systemd_cgroup {
+        let rootless = !nix::unistd::geteuid().is_root();
+        let p = configured_path.map(|p| p.to_string_lossy().into_owned());
+        Some(cgroups::systemd::plan(
+            &hierarchies,
+            p.as_deref(),
+            &opts.id,
+            rootless,
+        )?)
+    } else {
+        None
+    };
+    let cg_path = match &systemd_plan {
+        Some((unit, _)) => unit.cgroup.clone(),
+        None => cgroups::resolve_path(configured_path, &opts.id)?,
+    };
     let console = match &opts.console_socket {
         Some(p) => Some(OwnedFd::from(
             crate::console::connect(p).map_err(|e| Error::io("console socket", e))?,
@@ -95,57 +113,60 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         dir: Some(dir),
         placement: None,
         pid: 0,
+        systemd: None,
     };
-    if let Some(d) = guard.dir.as_ref() {
-        let missing = placement.missing_dirs();
-        if !missing.is_empty() {
-            d.save_intent(&missing)?;
-        }
-    }
-    if nix::unistd::geteuid().is_root() {
-        placement.create().inspect_err(|_| {
-            let _ = placement.remove();
-        })?;
-    } else {
-        // Rootless: cgroups are used only where they are delegated to the caller.
-        let skipped = placement.create_where_permitted()?;
-        if !skipped.is_empty() {
-            tracing::debug!(
-                ?skipped,
-                "rootless: cgroups not delegated to this user are skipped"
-            );
-            let wants_limits = spec
-                .linux()
-                .as_ref()
-                .and_then(|l| l.resources().as_ref())
-                .is_some_and(has_limits);
-            if wants_limits && placement.dirs.is_empty() {
-                let _ = placement.remove();
-                return Err(Error::BadState(format!(
-                    "linux.resources: a rootless container cannot get resource limits here: \
-                     no cgroup is delegated to uid {} ({} not writable); remove the limits or \
-                     delegate a cgroup2 subtree to the user",
-                    nix::unistd::geteuid(),
-                    skipped
-                        .first()
-                        .map(|d| d.display().to_string())
-                        .unwrap_or_default()
-                )));
+    if systemd_plan.is_none() {
+        if let Some(d) = guard.dir.as_ref() {
+            let missing = placement.missing_dirs();
+            if !missing.is_empty() {
+                d.save_intent(&missing)?;
             }
         }
-    }
-    guard.placement = Some(placement.clone());
-    crate::cgroups::manager::ensure_not_frozen(&placement)?;
-    crate::fault::point("after-cgroup");
-    for (dir, n) in placement.populated_existing() {
-        tracing::warn!(
-            "the container's cgroup {} already has {n} process(es); they share its limits and \
-             `kill --all`/`delete --force` will signal them too",
-            dir.display()
-        );
-    }
-    if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-        crate::cgroups::manager::apply(&placement, res)?;
+        if nix::unistd::geteuid().is_root() {
+            placement.create().inspect_err(|_| {
+                let _ = placement.remove();
+            })?;
+        } else {
+            // Rootless: cgroups are used only where they are delegated to the caller.
+            let skipped = placement.create_where_permitted()?;
+            if !skipped.is_empty() {
+                tracing::debug!(
+                    ?skipped,
+                    "rootless: cgroups not delegated to this user are skipped"
+                );
+                let wants_limits = spec
+                    .linux()
+                    .as_ref()
+                    .and_then(|l| l.resources().as_ref())
+                    .is_some_and(has_limits);
+                if wants_limits && placement.dirs.is_empty() {
+                    let _ = placement.remove();
+                    return Err(Error::BadState(format!(
+                        "linux.resources: a rootless container cannot get resource limits here: \
+                         no cgroup is delegated to uid {} ({} not writable); remove the limits or \
+                         delegate a cgroup2 subtree to the user",
+                        nix::unistd::geteuid(),
+                        skipped
+                            .first()
+                            .map(|d| d.display().to_string())
+                            .unwrap_or_default()
+                    )));
+                }
+            }
+        }
+        guard.placement = Some(placement.clone());
+        crate::cgroups::manager::ensure_not_frozen(&placement)?;
+        crate::fault::point("after-cgroup");
+        for (dir, n) in placement.populated_existing() {
+            tracing::warn!(
+                "the container's cgroup {} already has {n} process(es); they share its limits and \
+                 `kill --all`/`delete --force` will signal them too",
+                dir.display()
+            );
+        }
+        if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+            crate::cgroups::manager::apply(&placement, res)?;
+        }
     }
 
     let dir_path = guard
@@ -211,6 +232,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
             .iter()
             .any(|n| n.kind == NsKind::Pid && n.path.is_none()),
         spec: cfg.spec.clone(),
+        systemd: None,
     };
 
     // Record the container before forking: if this process dies half-way (killed, OOM),
@@ -220,14 +242,30 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     }
     crate::fault::point("after-state");
     let (parent_ch, child_ch) = Channel::pair().map_err(|e| Error::io("socketpair", e))?;
+    // With systemd the scope does not exist yet: fork plainly, and hold the child at a gate
+    // until systemd has moved it into the new scope.
+    let gate = match systemd_plan {
+        Some(_) => Some(Gate::new()?),
+        None => None,
+    };
+    let fork_placement = match systemd_plan {
+        Some(_) => Placement {
+            unified: None,
+            ..cfg.cgroup.clone()
+        },
+        None => cfg.cgroup.clone(),
+    };
     // SAFETY: the CLI is single-threaded here; the child runs init::stage1, which execs or
     // _exits and never returns.
-    let stage1 = match unsafe { super::fork_for(&cfg.cgroup) } {
+    let stage1 = match unsafe { super::fork_for(&fork_placement) } {
         Ok((0, in_unified)) => {
             drop(parent_ch);
             if let Some(fd) = guard.dir.as_ref().and_then(|d| d.lock_fd()) {
                 // SAFETY: closes this child's copy of the lock descriptor; the parent keeps its own.
                 unsafe { libc::close(fd) };
+            }
+            if let Some(g) = gate {
+                g.wait_in_child();
             }
             cfg.in_unified_cgroup = in_unified;
             init::stage1(&cfg, &child_ch)
@@ -238,6 +276,20 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     drop(child_ch);
     drop(cfg);
     crate::fault::point("after-fork");
+    if let (Some((unit, _)), Some(gate)) = (&systemd_plan, gate) {
+        guard.pid = stage1.as_raw();
+        let started = start_systemd_scope(unit, stage1.as_raw(), &mut state, &mut guard);
+        match started {
+            Ok(()) => gate.open(),
+            Err(e) => {
+                drop(gate);
+                let _ = nix::sys::wait::waitpid(stage1, None);
+                guard.pid = 0;
+                return Err(e);
+            }
+        }
+        guard.pid = 0;
+    }
 
     tracing::debug!(stage1 = stage1.as_raw(), "forked container process");
     let result = serve_child(&parent_ch, stage1.as_raw(), &mut state, &mut guard);
@@ -261,10 +313,71 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
             dir: Some(dir),
             placement: Some(state.cgroup.clone()),
             pid: state.pid,
+            systemd: state.systemd.clone(),
         });
         return Err(e);
     }
     Ok(Created { state, dir })
+}
+
+/// Starts the container's systemd scope with the (gated) first process `pid` in it, creates the
+/// directories systemd leaves to berth, applies the resources to the files and records all of it.
+fn start_systemd_scope(
+    unit: &cgroups::systemd::path::UnitPath,
+    pid: i32,
+    state: &mut State,
+    guard: &mut Cleanup,
+) -> Result<(), Error> {
+    let user = !nix::unistd::geteuid().is_root();
+    let mut placement = state.cgroup.clone();
+    let rec =
+        cgroups::systemd::start_container(unit, &state.id, user, pid, &state.spec, &mut placement)?;
+    guard.systemd = Some(rec.clone());
+    guard.placement = Some(placement.clone());
+    state.cgroup = placement;
+    state.systemd = Some(rec);
+    if let Some(res) = state
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+    {
+        crate::cgroups::manager::apply(&state.cgroup, res)?;
+    }
+    if let Some(d) = guard.dir.as_ref() {
+        d.save(state)?;
+    }
+    Ok(())
+}
+
+/// A pipe that holds a forked child until the parent has placed it (systemd scopes).
+struct Gate {
+    r: OwnedFd,
+    w: OwnedFd,
+}
+
+impl Gate {
+    fn new() -> Result<Gate, Error> {
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| Error::io("pipe", std::io::Error::from(e)))?;
+        Ok(Gate { r, w })
+    }
+
+    /// In the child: waits for the parent's byte; exits when the parent gave up.
+    fn wait_in_child(self) {
+        drop(self.w);
+        let mut b = [0u8; 1];
+        let n = nix::unistd::read(&self.r, &mut b).unwrap_or(0);
+        if n != 1 {
+            // SAFETY: _exit is async-signal-safe and ends the forked child at once.
+            unsafe { libc::_exit(1) };
+        }
+    }
+
+    /// In the parent: lets the child go on.
+    fn open(self) {
+        let _ = nix::unistd::write(&self.w, b"g");
+    }
 }
 
 /// Answers the child's messages until Ready; errors from the child become `Error::Init`.
@@ -476,6 +589,7 @@ struct Cleanup {
     dir: Option<ContainerDir>,
     placement: Option<Placement>,
     pid: i32,
+    systemd: Option<cgroups::systemd::SystemdUnit>,
 }
 
 impl Cleanup {
@@ -483,6 +597,7 @@ impl Cleanup {
     fn disarm(&mut self) -> Option<ContainerDir> {
         self.placement = None;
         self.pid = 0;
+        self.systemd = None;
         self.dir.take()
     }
 }
@@ -505,6 +620,11 @@ impl Drop for Cleanup {
                     nix::sys::signal::Signal::SIGKILL,
                 );
             }
+        }
+        if let Some(u) = &self.systemd {
+            let _ = cgroups::systemd::stop_container(u);
+        }
+        if let Some(p) = &self.placement {
             let _ = p.remove();
         }
         if let Some(d) = self.dir.take() {

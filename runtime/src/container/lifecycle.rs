@@ -223,6 +223,14 @@ fn delete_loaded(dir: ContainerDir, state: &State, force: bool) -> Result<Vec<St
         }
     }
     let mut warnings = Vec::new();
+    if let Some(u) = &state.systemd {
+        // Stopped after its processes are gone; a scope systemd already removed is fine. If
+        // systemd cannot be asked, the delete still goes on (systemd collects an empty
+        // transient scope by itself) and says so.
+        if let Err(e) = crate::cgroups::systemd::stop_container(u) {
+            warnings.push(format!("stop systemd unit {}: {e}", u.unit));
+        }
+    }
     if let Err(e) = state.cgroup.remove() {
         warnings.push(e.to_string());
     }
@@ -316,6 +324,10 @@ pub fn update(
         return Err(Error::NotRunning);
     }
     let res = &swap_follows_unlimited_memory(res);
+    if let Some(u) = &state.systemd {
+        let v1 = crate::cgroups::manager::is_v1(&state.cgroup);
+        crate::cgroups::systemd::update_container(u, res, v1)?;
+    }
     crate::cgroups::manager::apply(&state.cgroup, res)?;
     let merged = merge_resources(
         state

@@ -62,6 +62,9 @@ pub struct State {
     pub pid_ns_private: bool,
     /// The spec the container was created from (hooks, process defaults for exec).
     pub spec: oci_spec::runtime::Spec,
+    /// The systemd unit holding the container's cgroup (`--systemd-cgroup`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<crate::cgroups::systemd::SystemdUnit>,
 }
 
 /// The runtime-spec state document, shaped like runc's `state` output.
