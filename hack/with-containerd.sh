@@ -18,7 +18,10 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 [plugins."io.containerd.internal.v1.opt"]
   path = "$dir/opt"
 CONF
-containerd --config "$dir/config.toml" > "$dir/containerd.log" 2>&1 &
+# The berth shim (containerd-shim-berth-v2) is found on containerd's PATH: the workspace's
+# target/debug unless SHIM_DIR names another directory.
+shim_dir=${SHIM_DIR:-$here/../target/debug}
+PATH="$(realpath -m "$shim_dir"):$PATH" containerd --config "$dir/config.toml" > "$dir/containerd.log" 2>&1 &
 pid=$!
 cleanup() {
   kill "$pid" 2>/dev/null || true
@@ -26,7 +29,8 @@ cleanup() {
   grep -q " $dir/" /proc/self/mountinfo 2>/dev/null && awk -v d="$dir/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
 }
 trap cleanup EXIT
-export CTR="ctr --address $dir/containerd.sock"
+# CONTAINERD_NAMESPACE (default: default) is the namespace CTR uses and the image is imported to.
+export CTR="ctr --address $dir/containerd.sock --namespace ${CONTAINERD_NAMESPACE:-default}"
 for _ in $(seq 100); do $CTR version >/dev/null 2>&1 && break; sleep 0.1; done
 if ! $CTR images ls -q | grep -qx localhost/busybox:latest; then
   "$here/make-busybox-image.sh" "$dir/image" localhost/busybox:latest >/dev/null
