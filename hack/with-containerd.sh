@@ -1,10 +1,48 @@
 #!/usr/bin/env bash
 # Starts a private containerd (root, state and socket under DIR; cri plugin off) with
-# localhost/busybox:latest imported, runs COMMAND with CTR="ctr --address DIR/containerd.sock",
-# then stops containerd and removes its mounts. Nothing of the machine's containerd is touched.
+# localhost/busybox:latest imported, runs COMMAND with CTR="ctr --address DIR/containerd.sock
+# --namespace NS", then removes what is left (tasks, containers), stops containerd by PID and
+# removes its mounts. Nothing of the machine's containerd is touched.
+# The berth shim (containerd-shim-berth-v2) is found on containerd's PATH: the workspace's
+# target/debug unless SHIM_DIR names another directory. CONTAINERD_NAMESPACE (default: default)
+# is the namespace CTR uses and the image is imported to. COMMAND can restart containerd (same
+# config, state and socket) with "$RESTART_CONTAINERD".
 # Usage: hack/with-containerd.sh DIR -- sh -c '$CTR run --rm --runc-binary /path/berth localhost/busybox:latest id echo hi'
+#        hack/with-containerd.sh --restart DIR   (what $RESTART_CONTAINERD runs)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+
+start_containerd() {
+  local dir=$1
+  local shim_dir
+  shim_dir=$(realpath -m "${SHIM_DIR:-$here/../target/debug}")
+  PATH="$shim_dir:$PATH" setsid containerd --config "$dir/config.toml" >> "$dir/containerd.log" 2>&1 < /dev/null &
+  echo $! > "$dir/containerd.pid"
+  for _ in $(seq 100); do
+    ctr --address "$dir/containerd.sock" version >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "with-containerd.sh: containerd did not come up; see $dir/containerd.log" >&2
+  return 1
+}
+
+stop_containerd() {
+  local dir=$1 pid
+  pid=$(cat "$dir/containerd.pid" 2>/dev/null || true)
+  [ -n "$pid" ] || return 0
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$dir/containerd.pid"
+}
+
+if [ "${1:-}" = "--restart" ]; then
+  dir=$(realpath -m "${2:?DIR}")
+  stop_containerd "$dir"
+  start_containerd "$dir"
+  exit 0
+fi
+
 dir=$(realpath -m "${1:?DIR}"); shift
 [ "${1:-}" = "--" ] && shift
 mkdir -p "$dir"
@@ -18,20 +56,24 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 [plugins."io.containerd.internal.v1.opt"]
   path = "$dir/opt"
 CONF
-# The berth shim (containerd-shim-berth-v2) is found on containerd's PATH: the workspace's
-# target/debug unless SHIM_DIR names another directory.
-shim_dir=${SHIM_DIR:-$here/../target/debug}
-PATH="$(realpath -m "$shim_dir"):$PATH" containerd --config "$dir/config.toml" > "$dir/containerd.log" 2>&1 &
-pid=$!
+export CTR="ctr --address $dir/containerd.sock --namespace ${CONTAINERD_NAMESPACE:-default}"
+export CONTAINERD_STATE="$dir/state"
+export RESTART_CONTAINERD="$here/with-containerd.sh --restart $dir"
 cleanup() {
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
+  # Tasks and containers the command left behind (a failed test): kill, delete, then stop.
+  if [ -f "$dir/containerd.pid" ]; then
+    for t in $($CTR task ls -q 2>/dev/null); do
+      $CTR task kill -s KILL "$t" >/dev/null 2>&1 || true
+      for _ in $(seq 20); do $CTR task ls 2>/dev/null | grep -q "^$t .*STOPPED" && break; sleep 0.1; done
+      $CTR task delete -f "$t" >/dev/null 2>&1 || true
+    done
+    for c in $($CTR container ls -q 2>/dev/null); do $CTR container delete "$c" >/dev/null 2>&1 || true; done
+  fi
+  stop_containerd "$dir"
   grep -q " $dir/" /proc/self/mountinfo 2>/dev/null && awk -v d="$dir/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
 }
 trap cleanup EXIT
-# CONTAINERD_NAMESPACE (default: default) is the namespace CTR uses and the image is imported to.
-export CTR="ctr --address $dir/containerd.sock --namespace ${CONTAINERD_NAMESPACE:-default}"
-for _ in $(seq 100); do $CTR version >/dev/null 2>&1 && break; sleep 0.1; done
+start_containerd "$dir"
 if ! $CTR images ls -q | grep -qx localhost/busybox:latest; then
   "$here/make-busybox-image.sh" "$dir/image" localhost/busybox:latest >/dev/null
   tar -C "$dir/image" -cf "$dir/busybox.tar" .

@@ -250,7 +250,14 @@ fn spawn_daemon(f: &Flags, bundle: &Path, sock: &Path, listener: UnixListener) -
     use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe().context("locate the shim binary")?;
     let mut cmd = std::process::Command::new(exe);
-    cmd.args(["-namespace", &f.namespace, "-id", &f.id, "-address", &f.address]);
+    cmd.args([
+        "-namespace",
+        &f.namespace,
+        "-id",
+        &f.id,
+        "-address",
+        &f.address,
+    ]);
     if !f.publish_binary.is_empty() {
         cmd.args(["-publish-binary", &f.publish_binary]);
     }
@@ -339,6 +346,12 @@ fn delete(f: &Flags) -> Result<i32> {
         Err(e) => eprintln!("containerd-shim-berth-v2: load {}: {e}", f.id),
     }
     mount::unmount_all(&bundle.join("rootfs"));
+    // The dead shim's socket, unless another container of its group still has a live shim.
+    let config = std::fs::read(bundle.join("config.json")).unwrap_or_default();
+    let sock = socket_path(&f.address, &f.namespace, &grouping(&config, &f.id));
+    if UnixStream::connect(&sock).is_err() {
+        let _ = std::fs::remove_file(&sock);
+    }
     let resp = proto::DeleteResponse {
         pid: pid as u32,
         exit_status: 128 + libc::SIGKILL as u32,
@@ -374,7 +387,10 @@ mod tests {
         assert_eq!(f.id, "abc");
         assert_eq!(f.action.as_deref(), Some("start"));
         let f = parse_flags(&s(&["--id=x", "-bundle", "/b", "-debug", "delete"])).unwrap();
-        assert_eq!((f.id.as_str(), f.bundle.as_str(), f.debug), ("x", "/b", true));
+        assert_eq!(
+            (f.id.as_str(), f.bundle.as_str(), f.debug),
+            ("x", "/b", true)
+        );
         assert!(parse_flags(&s(&["-bogus"])).is_err());
         assert!(parse_flags(&s(&["-id"])).is_err());
     }

@@ -108,9 +108,8 @@ impl Proc {
                 t => Some(open_output(t)?),
             };
             let _ = std::fs::remove_file(&console_path);
-            let listener = UnixListener::bind(&console_path).map_err(|e| {
-                err(format!("console socket {}: {e}", console_path.display()))
-            })?;
+            let listener = UnixListener::bind(&console_path)
+                .map_err(|e| err(format!("console socket {}: {e}", console_path.display())))?;
             self.pending_pty = Some((stdin_fifo, out_fd));
             return Ok(Prepared {
                 child: [null()?, null()?, null()?],
@@ -140,7 +139,10 @@ impl Proc {
 
     /// After create/exec with a terminal: takes the pty master from the console socket and
     /// starts copying between it and the fifos.
-    pub fn attach_console(&mut self, console: Option<(PathBuf, UnixListener)>) -> Result<(), Status> {
+    pub fn attach_console(
+        &mut self,
+        console: Option<(PathBuf, UnixListener)>,
+    ) -> Result<(), Status> {
         let Some((path, listener)) = console else {
             return Ok(());
         };
@@ -151,7 +153,8 @@ impl Proc {
         let (conn, _) = listener
             .accept()
             .map_err(|e| err(format!("console socket: no connection from berth: {e}")))?;
-        conn.set_nonblocking(false).map_err(|e| err(e.to_string()))?;
+        conn.set_nonblocking(false)
+            .map_err(|e| err(e.to_string()))?;
         let master = berth::console::recv_fd(conn.as_raw_fd()).map_err(|e| err(e.to_string()))?;
         let (stdin_fifo, out_fd) = self.pending_pty.take().unwrap_or((None, None));
         if let Some(fifo) = stdin_fifo {

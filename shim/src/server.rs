@@ -45,7 +45,12 @@ pub fn install_signals() -> std::io::Result<OwnedFd> {
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
             sa.sa_sigaction = h as usize;
-            sa.sa_flags = libc::SA_RESTART | if sig == libc::SIGCHLD { libc::SA_NOCLDSTOP } else { 0 };
+            sa.sa_flags = libc::SA_RESTART
+                | if sig == libc::SIGCHLD {
+                    libc::SA_NOCLDSTOP
+                } else {
+                    0
+                };
             libc::sigemptyset(&mut sa.sa_mask);
             if libc::sigaction(sig, &sa, std::ptr::null_mut()) < 0 {
                 return Err(std::io::Error::last_os_error());
@@ -166,24 +171,21 @@ pub fn serve(listener: UnixListener, signals: OwnedFd, shim: &mut Shim) {
                 continue;
             }
             match tok {
-                Token::Listener => loop {
-                    match listener.accept() {
-                        Ok((s, _)) => {
-                            let _ = s.set_nonblocking(true);
-                            next_conn += 1;
-                            conns.insert(
-                                next_conn,
-                                Conn {
-                                    stream: s,
-                                    reader: ttrpc::Reader::default(),
-                                    out: Vec::new(),
-                                    closed: false,
-                                },
-                            );
-                        }
-                        Err(_) => break,
+                Token::Listener => {
+                    while let Ok((s, _)) = listener.accept() {
+                        let _ = s.set_nonblocking(true);
+                        next_conn += 1;
+                        conns.insert(
+                            next_conn,
+                            Conn {
+                                stream: s,
+                                reader: ttrpc::Reader::default(),
+                                out: Vec::new(),
+                                closed: false,
+                            },
+                        );
                     }
-                },
+                }
                 Token::Signal => {
                     let mut buf = [0u8; 64];
                     while matches!(nix::unistd::read(&signals, &mut buf), Ok(n) if n > 0) {}

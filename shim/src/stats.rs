@@ -54,11 +54,10 @@ fn collect_v1(p: &Placement) -> v1::Metrics {
         let st = kv(&read(d, "cpuacct.stat"));
         let tick = 1_000_000_000 / 100;
         let g = |k: &str| st.get(k).copied().unwrap_or(0);
-        let thr = p
-            .v1
-            .get("cpu")
-            .map(|c| kv(&read(c, "cpu.stat")))
-            .unwrap_or_default();
+        let thr =
+            p.v1.get("cpu")
+                .map(|c| kv(&read(c, "cpu.stat")))
+                .unwrap_or_default();
         let t = |k: &str| thr.get(k).copied().unwrap_or(0);
         m.cpu = Some(v1::CpuStat {
             usage: Some(v1::CpuUsage {

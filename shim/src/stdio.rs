@@ -132,7 +132,7 @@ pub fn set_nonblock(fd: RawFd, on: bool) -> io::Result<()> {
 
 /// Duplicates a descriptor (close-on-exec).
 pub fn dup(fd: &impl AsFd) -> io::Result<OwnedFd> {
-    Ok(fd.as_fd().try_clone_to_owned()?)
+    fd.as_fd().try_clone_to_owned()
 }
 
 /// Moves bytes from `src` to `dst` without blocking the event loop: the loop polls `src` for
@@ -171,10 +171,7 @@ impl Copier {
     /// The descriptor and events to poll for, if any.
     pub fn interest(&self) -> Option<(RawFd, i16)> {
         if self.pos < self.buf.len() {
-            return self
-                .dst
-                .as_ref()
-                .map(|d| (d.as_raw_fd(), libc::POLLOUT));
+            return self.dst.as_ref().map(|d| (d.as_raw_fd(), libc::POLLOUT));
         }
         if self.eof || self.dst.is_none() {
             return None;

@@ -174,8 +174,12 @@ impl Shim {
                 ),
             ));
         }
-        std::fs::create_dir_all(&self.root)
-            .map_err(|e| status(Code::Unknown, format!("create {}: {e}", self.root.display())))?;
+        std::fs::create_dir_all(&self.root).map_err(|e| {
+            status(
+                Code::Unknown,
+                format!("create {}: {e}", self.root.display()),
+            )
+        })?;
         let bundle = PathBuf::from(&r.bundle);
         let rootfs = bundle.join("rootfs");
         crate::mount::mount_all(&r.rootfs, &rootfs).map_err(|e| status(Code::Unknown, e))?;

@@ -1,0 +1,160 @@
+//! containerd drives containers through `containerd-shim-berth-v2` (a private containerd from
+//! hack/with-containerd.sh, `ctr` as the client): run --rm with output, stdin and exit codes,
+//! detached run, exec with and without a tty, ps, pause/resume, metrics, `berth list` on the
+//! shim's root, errors from bad input reaching ctr while the shim keeps serving, an OOM with its
+//! TaskOOM event, a containerd restart mid-life, a killed shim cleaned up by `delete`, and no
+//! leftovers. The same scenario (tests/scenario.sh) runs against containerd's runc shim to prove
+//! the scenario itself.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn shim_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_containerd-shim-berth-v2"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn missing(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| !s.success())
+        .unwrap_or(true)
+}
+
+/// Runs the scenario; None when it cannot run here (and CI is not set).
+fn scenario(runtime: &str, tag: &str) -> Option<String> {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: containerd tests need root");
+        return None;
+    }
+    for tool in ["containerd", "ctr", "script", "runc"] {
+        if missing(tool) {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{tool} is missing (hack/test.sh installs it)"
+            );
+            eprintln!("skipped: {tool} is not installed (hack/test.sh installs it)");
+            return None;
+        }
+    }
+    let berth = shim_dir().join("berth");
+    if !berth.exists() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{} is missing: build the workspace first",
+            berth.display()
+        );
+        eprintln!("skipped: {} is not built", berth.display());
+        return None;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("berth-shim-{tag}-"))
+        .tempdir()
+        .unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let ns = format!("shimtest-{tag}-{}", std::process::id());
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(here.join("../hack/with-containerd.sh"))
+        .arg(dir.path().join("containerd"))
+        .arg("--")
+        .arg("sh")
+        .arg(here.join("tests/scenario.sh"))
+        .env("SHIM_DIR", shim_dir())
+        .env("CONTAINERD_NAMESPACE", &ns)
+        .env("NS", &ns)
+        .env("RUNTIME", runtime)
+        .env("WORK", &work)
+        .env("BERTH", &berth)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    // Cgroup parents containerd's default path created for the namespace (/NS/ID).
+    for base in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+        if let Ok(entries) = std::fs::read_dir(base) {
+            for e in entries.flatten() {
+                let _ = std::fs::remove_dir(e.path().join(&ns));
+            }
+        }
+        let _ = std::fs::remove_dir(Path::new(base).join(&ns));
+    }
+    let _ = std::fs::remove_dir_all(Path::new("/run/containerd/berth").join(&ns));
+    let text = format!(
+        "{}\n--- stderr ---\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "scenario failed:\n{text}");
+    Some(text)
+}
+
+const COMMON: &[&str] = &[
+    "hello-from-containerd",
+    "to-stderr",
+    "rc=5",
+    "stdin-in",
+    "run-d-ok",
+    "exec-ok",
+    "exec-rc=3",
+    "tty: /dev/pts/",
+    "tty: 40 100",
+    "ps-lines=1",
+    "paused-ok",
+    "resumed-ok",
+    "metrics-ok",
+    "missing-binary: ctr: ",
+    "still-serving\n",
+    "bad-config: ctr: ",
+    "missing-rootfs: ctr: ",
+    "still-serving-2",
+    "oom-rc=137",
+    "restarted",
+    "survived-restart",
+    "exec-after-restart",
+    "killed-ok",
+    "deleted-ok",
+    "shim-killed",
+    "dead-shim-task-gone",
+    "dead-shim-container-deleted",
+    "oom-event-ok",
+    "exec-event-ok",
+    "paused-event-ok",
+    "no-tasks-left",
+    "no-mounts-left",
+    "no-shims-left",
+];
+
+fn check(text: &str, extra: &[&str]) {
+    for want in COMMON.iter().chain(extra) {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn berth_shim_serves_containerd() {
+    let Some(text) = scenario("io.containerd.berth.v2", "berth") else {
+        return;
+    };
+    check(
+        &text,
+        &[
+            "berth-list-ok",
+            // berth's own messages reach ctr verbatim.
+            "missing-binary: ctr: unable to start container process: exec: \"/no/such/binary\": stat /no/such/binary: no such file or directory",
+            "linux.namespaces[1].type",
+            "root.path: rootfs ",
+        ],
+    );
+}
+
+#[test]
+fn runc_shim_passes_the_same_scenario() {
+    let Some(text) = scenario("io.containerd.runc.v2", "runc") else {
+        return;
+    };
+    check(&text, &[]);
+}
