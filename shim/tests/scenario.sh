@@ -47,6 +47,15 @@ $CTR task exec --exec-id e4 c2 echo exec-after-restart
 $CTR task kill -s KILL c2 && stopped c2 && echo killed-ok
 $CTR task delete c2 >/dev/null && $CTR container delete c2 && echo deleted-ok
 
+# containers of one group (the CRI's sandbox id) share one shim, which outlives the first
+G="--annotation io.kubernetes.cri.sandbox-id=pod-$NS"
+$CTR run -d $R $G $IMG g1 sleep 1000 >/dev/null && $CTR run -d $R $G $IMG g2 sleep 1000 >/dev/null && echo grouped-run-ok
+shims=$(ps -eo args | grep -v grep | grep -c -- "-namespace $NS -id g[12] ")
+echo "group-shims=$shims"
+$CTR task kill -s KILL g1 && stopped g1 && $CTR task delete g1 >/dev/null && $CTR container delete g1 && echo g1-deleted
+$CTR task exec --exec-id ge g2 echo group-survivor-serves
+$CTR task kill -s KILL g2 && stopped g2 && $CTR task delete g2 >/dev/null && $CTR container delete g2 && echo g2-deleted
+
 # a killed shim is cleaned up by `delete`
 $CTR run -d $R $IMG k1 sleep 1000 >/dev/null
 # the shim serving k1 (both shims run their daemon as `... -namespace NS -id k1 -address ...`)
