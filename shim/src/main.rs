@@ -303,7 +303,7 @@ fn daemon(f: &Flags) -> Result<i32> {
     if f.debug {
         let _ = tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
-            .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
+            .with_max_level(tracing::Level::DEBUG)
             .try_init();
     }
     let sock = PathBuf::from(std::env::var_os(SOCKET_ENV).unwrap_or_default());

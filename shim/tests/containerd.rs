@@ -25,8 +25,13 @@ fn missing(tool: &str) -> bool {
         .unwrap_or(true)
 }
 
-/// Runs the scenario; None when it cannot run here (and CI is not set).
+/// Runs tests/scenario.sh; None when it cannot run here (and CI is not set).
 fn scenario(runtime: &str, tag: &str) -> Option<String> {
+    run_script("scenario.sh", runtime, tag, false)
+}
+
+/// Runs `script` in a private containerd, inside a pure-cgroup2 mount namespace if `cgroup2`.
+fn run_script(script: &str, runtime: &str, tag: &str, cgroup2: bool) -> Option<String> {
     if !nix::unistd::geteuid().is_root() {
         eprintln!("skipped: containerd tests need root");
         return None;
@@ -59,11 +64,22 @@ fn scenario(runtime: &str, tag: &str) -> Option<String> {
     std::fs::create_dir_all(&work).unwrap();
     let ns = format!("shimtest-{tag}-{}", std::process::id());
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(here.join("../hack/with-containerd.sh"))
+    let mut cmd = if cgroup2 {
+        // A private mount namespace whose /sys/fs/cgroup is a cgroup2 mount (MACHINE-NOTES).
+        let mut c = Command::new("unshare");
+        c.args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg("umount -l /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && exec \"$@\"");
+        c.arg("sh");
+        c
+    } else {
+        Command::new("env")
+    };
+    let out = cmd
+        .arg(here.join("../hack/with-containerd.sh"))
         .arg(dir.path().join("containerd"))
         .arg("--")
         .arg("sh")
-        .arg(here.join("tests/scenario.sh"))
+        .arg(here.join("tests").join(script))
         .env("SHIM_DIR", shim_dir())
         .env("CONTAINERD_NAMESPACE", &ns)
         .env("NS", &ns)
@@ -74,6 +90,7 @@ fn scenario(runtime: &str, tag: &str) -> Option<String> {
         .output()
         .unwrap();
     // Cgroup parents containerd's default path created for the namespace (/NS/ID).
+    // (In the cgroup2 namespace they sit in the unified hierarchy, seen here at /unified.)
     for base in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
         if let Ok(entries) = std::fs::read_dir(base) {
             for e in entries.flatten() {
@@ -94,19 +111,26 @@ fn scenario(runtime: &str, tag: &str) -> Option<String> {
             .collect()
     };
     let mut stale = Vec::new();
-    for group in ["c1", "cin", "c2", "bad1", "nr", "oom", "k1", &format!("pod-{ns}")] {
-        let ours = Path::new("/run/containerd/s").join(hash(format!(
-            "berth/{}/{ns}/{group}",
-            address.display()
-        )));
+    for group in [
+        "c1",
+        "cin",
+        "lf",
+        "lb",
+        "c2",
+        "bad1",
+        "nr",
+        "oom",
+        "k1",
+        &format!("pod-{ns}"),
+    ] {
+        let ours = Path::new("/run/containerd/s")
+            .join(hash(format!("berth/{}/{ns}/{group}", address.display())));
         if ours.exists() {
             stale.push(ours.display().to_string());
             let _ = std::fs::remove_file(&ours);
         }
-        let runc = Path::new("/run/containerd/s").join(hash(format!(
-            "{}/{ns}/{group}",
-            address.display()
-        )));
+        let runc = Path::new("/run/containerd/s")
+            .join(hash(format!("{}/{ns}/{group}", address.display())));
         let _ = std::fs::remove_file(runc);
     }
     let text = format!(
@@ -115,7 +139,10 @@ fn scenario(runtime: &str, tag: &str) -> Option<String> {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "scenario failed:\n{text}");
-    assert!(stale.is_empty(), "shim sockets left behind: {stale:?}\n{text}");
+    assert!(
+        stale.is_empty(),
+        "shim sockets left behind: {stale:?}\n{text}"
+    );
     Some(text)
 }
 
@@ -124,6 +151,8 @@ const COMMON: &[&str] = &[
     "to-stderr",
     "rc=5",
     "stdin-in",
+    "file-log: to-file-err to-file-out",
+    "binary-log: to-bin-out to-bin-err",
     "run-d-ok",
     "exec-ok",
     "exec-rc=3",
@@ -189,4 +218,37 @@ fn runc_shim_passes_the_same_scenario() {
         return;
     };
     check(&text, &[]);
+}
+
+const CGROUP2: &[&str] = &[
+    "v2-run-ok",
+    "v2-run-d-ok",
+    "v2-metrics-ok",
+    "v2-cpu-metrics-ok",
+    "v2-paused-ok",
+    "v2-resumed-ok",
+    "v2-ps-lines=2",
+    "v2-killed-ok",
+    "v2-deleted-ok",
+    "v2-no-tasks-left",
+];
+
+#[test]
+fn berth_shim_on_pure_cgroup2() {
+    let Some(text) = run_script("cgroup2.sh", "io.containerd.berth.v2", "berth2", true) else {
+        return;
+    };
+    for want in CGROUP2 {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn runc_shim_on_pure_cgroup2() {
+    let Some(text) = run_script("cgroup2.sh", "io.containerd.runc.v2", "runc2", true) else {
+        return;
+    };
+    for want in CGROUP2 {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
 }

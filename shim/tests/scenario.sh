@@ -14,6 +14,13 @@ events=$!
 $CTR run --rm $R $IMG c1 sh -c 'echo hello-from-containerd; echo to-stderr >&2; exit 5'; echo "rc=$?"
 echo in | $CTR run --rm $R $IMG cin sh -c 'read x; echo "stdin-$x"'
 
+# log URIs: file:// appends to a file, binary:// starts a logger with stdout/stderr on fds 3/4
+$CTR run --rm $R --log-uri "file://$WORK/file.log" $IMG lf sh -c 'echo to-file-out; echo to-file-err >&2'
+sort "$WORK/file.log" | tr '\n' ' ' | sed 's/^/file-log: /; s/$/\n/'
+printf '#!/bin/sh\nexec 5>&-\ncat <&3 > "$1.out" & cat <&4 > "$1.err"; wait\n' > "$WORK/logger.sh"; chmod +x "$WORK/logger.sh"
+$CTR run --rm $R --log-uri "binary://$WORK/logger.sh?$WORK/bin" $IMG lb sh -c 'echo to-bin-out; echo to-bin-err >&2'
+sleep 0.2; echo "binary-log: $(cat "$WORK/bin.out") $(cat "$WORK/bin.err")"
+
 # detached run, exec with and without a tty, ps, pause/resume, metrics
 $CTR run -d $R $IMG c2 sleep 1000 >/dev/null && echo run-d-ok
 $CTR task exec --exec-id e1 c2 sh -c 'echo exec-ok; exit 3'; echo "exec-rc=$?"
