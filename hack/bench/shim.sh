@@ -5,7 +5,8 @@
 #   runc-shim+berth = containerd-shim-runc-v2 driving the berth binary (--runc-binary)
 # Measures shim RSS and PSS (from /proc/PID/smaps_rollup of the shim daemons) with 1 container,
 # with 10 containers one shim each (per container), and with 10 containers grouped into one shim
-# (one io.kubernetes.cri.sandbox-id annotation), and the latency of `ctr run --rm IMAGE ID true`
+# (one io.kubernetes.cri.sandbox-id annotation); private = Private_Dirty (memory no other
+# process shares: heap, stack, written data), and the latency of `ctr run --rm IMAGE ID true`
 # (RUNS per shim, round-robin, median and ratio to runc-shim).
 # Usage: hack/bench/shim.sh [--write]   (--write replaces the section in docs/benchmarks.md)
 # Knobs: RUNS=30.
@@ -34,15 +35,16 @@ declare -A OPTS=(
 )
 names=(berth runc-shim runc-shim+berth)
 shim_pid() { ps -eo pid,args | awk -v m="-namespace $NS -id $1 " "index(\$0, m) && !/awk/ {print \$1}"; }
-mem() { # RSS and PSS in kB of the shims serving the given first ids
-  local rss=0 pss=0 p
+mem() { # RSS, PSS and private dirty (anonymous, the shim's own) memory in kB of the shims
+  local rss=0 pss=0 prv=0 p
   for id in "$@"; do
     p=$(shim_pid "$id")
     [ -n "$p" ] || { echo "no shim for $id" >&2; exit 1; }
     rss=$((rss + $(awk "/^Rss:/ {print \$2}" /proc/$p/smaps_rollup)))
     pss=$((pss + $(awk "/^Pss:/ {print \$2}" /proc/$p/smaps_rollup)))
+    prv=$((prv + $(awk "/^Private_Dirty:/ {print \$2}" /proc/$p/smaps_rollup)))
   done
-  echo "$rss $pss"
+  echo "$rss $pss $prv"
 }
 cleanup_all() {
   for t in $($CTR task ls -q); do $CTR task kill -s KILL "$t" >/dev/null 2>&1 || true; done
@@ -53,24 +55,24 @@ cleanup_all() {
   for c in $($CTR container ls -q); do $CTR container delete "$c" >/dev/null; done
 }
 kb() { awk -v k="$1" "BEGIN {printf \"%.2f\", k / 1024}"; }
-echo "| shim | 1 container: RSS / PSS (MB) | 10 containers, 10 shims: RSS / PSS per container (MB) | 10 containers, 1 shared shim: RSS / PSS total (MB) |"
+echo "| shim | 1 container: RSS / PSS / private (MB) | 10 containers, 10 shims: RSS / PSS / private per container (MB) | 10 containers, 1 shared shim: RSS / PSS / private total (MB) |"
 echo "|---|---|---|---|"
 for n in "${names[@]}"; do
   o=${OPTS[$n]}
   $CTR run -d $o $IMG one sleep 1000 >/dev/null
   sleep 0.3
-  read -r r1 p1 < <(mem one)
+  read -r r1 p1 v1 < <(mem one)
   cleanup_all
   ids=()
   for i in $(seq 10); do $CTR run -d $o $IMG "s$i" sleep 1000 >/dev/null; ids+=("s$i"); done
   sleep 0.3
-  read -r r10 p10 < <(mem "${ids[@]}")
+  read -r r10 p10 v10 < <(mem "${ids[@]}")
   cleanup_all
   for i in $(seq 10); do $CTR run -d $o --annotation io.kubernetes.cri.sandbox-id=pod $IMG "g$i" sleep 1000 >/dev/null; done
   sleep 0.3
-  read -r rg pg < <(mem g1)
+  read -r rg pg vg < <(mem g1)
   cleanup_all
-  echo "| $n | $(kb $r1) / $(kb $p1) | $(kb $((r10 / 10))) / $(kb $((p10 / 10))) | $(kb $rg) / $(kb $pg) |"
+  echo "| $n | $(kb $r1) / $(kb $p1) / $(kb $v1) | $(kb $((r10 / 10))) / $(kb $((p10 / 10))) / $(kb $((v10 / 10))) | $(kb $rg) / $(kb $pg) / $(kb $vg) |"
 done
 echo
 declare -A T
