@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 . hack/lib.sh
 need_packages busybox-static jq skopeo umoci runc podman containerd docker.io libc6-dev
+# the shim tests: protoc for the CRI client crate, CNI plugins for pod networking
+need_packages protobuf-compiler containernetworking-plugins
 command -v cargo >/dev/null || { echo "test.sh: cargo is required (rustup)" >&2; exit 1; }
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy >/dev/null 2>&1 || true
 

@@ -7,6 +7,11 @@
 # target/debug unless SHIM_DIR names another directory. CONTAINERD_NAMESPACE (default: default)
 # is the namespace CTR uses and the image is imported to. COMMAND can restart containerd (same
 # config, state and socket) with "$RESTART_CONTAINERD".
+# CONTAINERD_CRI=1 enables the CRI plugin instead: runtimes `runc` (io.containerd.runc.v2,
+# cgroupfs) and `berth` (io.containerd.berth.v2), sandbox image localhost/pause:latest (made
+# locally), CNI bridge `berthcni0` on 10.99.0.0/24 with Debian's plugins, both images imported
+# into the k8s.io namespace. Run it inside a network namespace of your own (unshare -n): the
+# bridge is created in containerd's network namespace.
 # Usage: hack/with-containerd.sh DIR -- sh -c '$CTR run --rm --runc-binary /path/berth localhost/busybox:latest id echo hi'
 #        hack/with-containerd.sh --restart DIR   (what $RESTART_CONTAINERD runs)
 set -euo pipefail
@@ -46,7 +51,40 @@ fi
 dir=$(realpath -m "${1:?DIR}"); shift
 [ "${1:-}" = "--" ] && shift
 mkdir -p "$dir"
-cat > "$dir/config.toml" <<CONF
+if [ "${CONTAINERD_CRI:-0}" = 1 ]; then
+  mkdir -p "$dir/cni"
+  cat > "$dir/cni/10-berth.conflist" <<CNI
+{"cniVersion": "0.4.0", "name": "berth-test", "plugins": [
+  {"type": "bridge", "bridge": "berthcni0", "isGateway": true, "ipMasq": false,
+   "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.99.0.0/24"}]], "dataDir": "$dir/cni-ipam"}}]}
+CNI
+  cat > "$dir/config.toml" <<CONF
+version = 2
+root = "$dir/root"
+state = "$dir/state"
+[grpc]
+  address = "$dir/containerd.sock"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$dir/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "localhost/pause:latest"
+  restrict_oom_score_adj = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.berth]
+      runtime_type = "io.containerd.berth.v2"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$dir/cni"
+CONF
+else
+  cat > "$dir/config.toml" <<CONF
 version = 2
 root = "$dir/root"
 state = "$dir/state"
@@ -56,18 +94,24 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 [plugins."io.containerd.internal.v1.opt"]
   path = "$dir/opt"
 CONF
+fi
 export CTR="ctr --address $dir/containerd.sock --namespace ${CONTAINERD_NAMESPACE:-default}"
 export CONTAINERD_STATE="$dir/state"
 export RESTART_CONTAINERD="$here/with-containerd.sh --restart $dir"
+clean_ns() {
+  local c="ctr --address $dir/containerd.sock --namespace $1" t
+  for t in $($c task ls -q 2>/dev/null); do
+    $c task kill -s KILL "$t" >/dev/null 2>&1 || true
+    for _ in $(seq 20); do $c task ls 2>/dev/null | grep -q "^$t .*STOPPED" && break; sleep 0.1; done
+    $c task delete -f "$t" >/dev/null 2>&1 || true
+  done
+  for t in $($c container ls -q 2>/dev/null); do $c container delete "$t" >/dev/null 2>&1 || true; done
+}
 cleanup() {
   # Tasks and containers the command left behind (a failed test): kill, delete, then stop.
   if [ -f "$dir/containerd.pid" ]; then
-    for t in $($CTR task ls -q 2>/dev/null); do
-      $CTR task kill -s KILL "$t" >/dev/null 2>&1 || true
-      for _ in $(seq 20); do $CTR task ls 2>/dev/null | grep -q "^$t .*STOPPED" && break; sleep 0.1; done
-      $CTR task delete -f "$t" >/dev/null 2>&1 || true
-    done
-    for c in $($CTR container ls -q 2>/dev/null); do $CTR container delete "$c" >/dev/null 2>&1 || true; done
+    clean_ns "${CONTAINERD_NAMESPACE:-default}"
+    [ "${CONTAINERD_CRI:-0}" = 1 ] && clean_ns k8s.io
   fi
   stop_containerd "$dir"
   grep -q " $dir/" /proc/self/mountinfo 2>/dev/null && awk -v d="$dir/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
@@ -78,5 +122,14 @@ if ! $CTR images ls -q | grep -qx localhost/busybox:latest; then
   "$here/make-busybox-image.sh" "$dir/image" localhost/busybox:latest >/dev/null
   tar -C "$dir/image" -cf "$dir/busybox.tar" .
   $CTR images import "$dir/busybox.tar" >/dev/null
+fi
+if [ "${CONTAINERD_CRI:-0}" = 1 ]; then
+  K8S="ctr --address $dir/containerd.sock --namespace k8s.io"
+  if ! $K8S images ls -q | grep -qx localhost/pause:latest; then
+    IMAGE_CMD='["sleep","2147483647"]' "$here/make-busybox-image.sh" "$dir/pause" localhost/pause:latest >/dev/null
+    tar -C "$dir/pause" -cf "$dir/pause.tar" .
+    $K8S images import "$dir/pause.tar" >/dev/null
+    $K8S images import "$dir/busybox.tar" >/dev/null
+  fi
 fi
 "$@"
