@@ -105,6 +105,13 @@ Command: \`hack/bench/shim.sh --write\` (RUNS=$RUNS, release build, containerd $
 berth = containerd-shim-berth-v2 (containers created in-process); runc-shim = containerd-shim-runc-v2 driving runc; runc-shim+berth = containerd-shim-runc-v2 driving the berth binary.
 
 $(cat "$out")
+
+RSS counts every page mapped into the shim, most of them clean pages of its binary and of libc
+that the page cache shares with other processes; PSS divides shared pages among their users
+(10 berth shims share one copy of the binary); private is what only this shim holds (heap,
+stack, written data). The berth shim creates containers in-process, so its text includes the
+runtime (spec parsing, cgroups, namespaces, rootfs); the Go shim exec's a runtime binary
+(runc, or berth) for each operation, whose memory is not counted here.
 <!-- bench:shim:end -->
 MD
 )

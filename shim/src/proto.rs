@@ -306,6 +306,13 @@ pub struct ProcessInfo {
     pub info: Option<Any>,
 }
 
+/// containerd.runc.v1.ProcessDetails (the info of an exec process in PidsResponse).
+#[derive(Clone, PartialEq, Message)]
+pub struct ProcessDetails {
+    #[prost(string, tag = "1")]
+    pub exec_id: String,
+}
+
 /// PidsResponse.
 #[derive(Clone, PartialEq, Message)]
 pub struct PidsResponse {

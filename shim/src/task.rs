@@ -476,13 +476,25 @@ impl Shim {
             Ok(c) => c,
             Err(e) => return Reply::Now(Err(e)),
         };
+        // Exec processes carry their exec id, as the runc shim reports them.
         let processes = c
             .cgroup
             .pids()
             .into_iter()
             .map(|pid| ProcessInfo {
                 pid: pid as u32,
-                info: None,
+                info: c
+                    .execs
+                    .iter()
+                    .find(|(_, p)| p.pid == pid && p.exit.is_none())
+                    .map(|(eid, _)| {
+                        Any::pack(
+                            "containerd.runc.v1.ProcessDetails",
+                            &ProcessDetails {
+                                exec_id: eid.clone(),
+                            },
+                        )
+                    }),
             })
             .collect();
         ok(&PidsResponse { processes })

@@ -159,6 +159,8 @@ const COMMON: &[&str] = &[
     "tty: /dev/pts/",
     "tty: 40 100",
     "ps-lines=1",
+    "ps-exec-info-ok",
+    "exec-killed-ok",
     "paused-ok",
     "resumed-ok",
     "metrics-ok",

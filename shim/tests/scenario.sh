@@ -26,6 +26,9 @@ $CTR run -d $R $IMG c2 sleep 1000 >/dev/null && echo run-d-ok
 $CTR task exec --exec-id e1 c2 sh -c 'echo exec-ok; exit 3'; echo "exec-rc=$?"
 script -qc "stty rows 40 cols 100; $CTR task exec -t --exec-id t1 c2 sh -c 'tty; sleep 0.5; stty size'" /dev/null < /dev/null | tr -d '\r' | sed 's/\^@//g; s/^/tty: /'
 $CTR task ps c2 | tail -n +2 | wc -l | sed 's/^/ps-lines=/'
+$CTR task exec -d --exec-id ps1 c2 sleep 30 && sleep 0.2
+$CTR task ps c2 | grep -q ps1 && echo ps-exec-info-ok
+$CTR task kill --exec-id ps1 -s KILL c2 && echo exec-killed-ok
 $CTR task pause c2 && $CTR task ls | grep -q "^c2 .*PAUSED" && echo paused-ok
 $CTR task resume c2 && $CTR task ls | grep -q "^c2 .*RUNNING" && echo resumed-ok
 $CTR task metrics c2 | grep -q memory.usage_in_bytes && echo metrics-ok
