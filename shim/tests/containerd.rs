@@ -164,6 +164,7 @@ const COMMON: &[&str] = &[
     "paused-ok",
     "resumed-ok",
     "metrics-ok",
+    "checkpoint-refused",
     "missing-binary: ctr: ",
     "still-serving\n",
     "bad-config: ctr: ",
@@ -210,6 +211,7 @@ fn berth_shim_serves_containerd() {
             "missing-binary: ctr: unable to start container process: exec: \"/no/such/binary\": stat /no/such/binary: no such file or directory",
             "linux.namespaces[1].type",
             "root.path: rootfs ",
+            "checkpoint of c2 is not supported by berth",
         ],
     );
 }

@@ -304,6 +304,37 @@ fn scenario(handler: &str) {
             assert_eq!((code, out.trim()), (0, "hello-from-pod-a"), "same-pod fetch");
             let (code, _) = cri.exec(&web, "exit 3").await;
             assert_eq!(code, 3, "ExecSync exit code");
+            // UpdateContainerResources reaches the cgroup; ContainerStats reads it back.
+            cri.rt
+                .update_container_resources(UpdateContainerResourcesRequest {
+                    container_id: side.clone(),
+                    linux: Some(LinuxContainerResources {
+                        memory_limit_in_bytes: 64 << 20,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_or_else(|e| panic!("UpdateContainerResources: {e}"));
+            let (code, out) = cri
+                .exec(&side, "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max")
+                .await;
+            assert_eq!((code, out.trim()), (0, "67108864"), "memory limit after update");
+            let stats = cri
+                .rt
+                .container_stats(ContainerStatsRequest {
+                    container_id: side.clone(),
+                })
+                .await
+                .unwrap_or_else(|e| panic!("ContainerStats: {e}"))
+                .into_inner()
+                .stats;
+            let ws = stats
+                .and_then(|s| s.memory)
+                .and_then(|m| m.working_set_bytes)
+                .map(|v| v.value)
+                .unwrap_or(0);
+            assert!(ws > 0, "ContainerStats memory working set {ws}");
 
             let b_cfg = pod_config("pod-b", &tag, &logs);
             let b = cri.pod(&b_cfg).await;

@@ -32,6 +32,8 @@ $CTR task kill --exec-id ps1 -s KILL c2 && echo exec-killed-ok
 $CTR task pause c2 && $CTR task ls | grep -q "^c2 .*PAUSED" && echo paused-ok
 $CTR task resume c2 && $CTR task ls | grep -q "^c2 .*RUNNING" && echo resumed-ok
 $CTR task metrics c2 | grep -q memory.usage_in_bytes && echo metrics-ok
+$CTR task checkpoint c2 >/dev/null 2>&1 || echo checkpoint-refused
+$CTR task checkpoint c2 2>&1 | sed 's/^/checkpoint: /'
 if [ "$RUNTIME" = io.containerd.berth.v2 ]; then
   $BERTH --root "/run/containerd/berth/$NS" list | grep -q "^c2 .*running" && echo berth-list-ok
 fi
