@@ -13,8 +13,9 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicI32, Ordering};
 
-/// The service name containerd calls.
-pub const TASK_SERVICE: &str = "containerd.task.v2.Task";
+/// The service names containerd calls: v2 (containerd 1.6-1.7, and 2.x for shims that print a
+/// plain address) and v3 (containerd 2.x; the same messages with added fields).
+pub const TASK_SERVICES: [&str; 2] = ["containerd.task.v2.Task", "containerd.task.v3.Task"];
 
 static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
 
@@ -254,7 +255,7 @@ fn read_conn(id: u64, c: &mut Conn, shim: &mut Shim) {
                 message: format!("bad ttrpc request: {e}"),
                 details: Vec::new(),
             })),
-            Ok(req) if req.service != TASK_SERVICE => Reply::Now(Err(Status {
+            Ok(req) if !TASK_SERVICES.contains(&req.service.as_str()) => Reply::Now(Err(Status {
                 code: Code::Unimplemented as i32,
                 message: format!("service {} is not served by berth's shim", req.service),
                 details: Vec::new(),

@@ -805,3 +805,70 @@ impl Shim {
 }
 
 use crate::process::Prepared;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shim() -> Shim {
+        Shim::new(
+            std::env::temp_dir().join("berth-shim-unit-no-such-root"),
+            "ns".into(),
+            Publisher::new(String::new(), "ns".into()),
+        )
+    }
+
+    fn err(r: Reply) -> Status {
+        match r {
+            Reply::Now(Err(s)) => s,
+            Reply::Now(Ok(_)) => panic!("expected an error"),
+            Reply::Later => panic!("expected an answer"),
+        }
+    }
+
+    #[test]
+    fn bad_requests_get_errors_not_panics() {
+        let mut s = shim();
+        let e = err(s.handle(1, 1, "Bogus", b""));
+        assert_eq!(e.code, Code::Unimplemented as i32);
+        let e = err(s.handle(1, 1, "State", b"\xff\xff\xff"));
+        assert_eq!(e.code, Code::InvalidArgument as i32);
+        let req = ProcRequest {
+            id: "nope".into(),
+            exec_id: String::new(),
+        }
+        .encode_to_vec();
+        for m in [
+            "State", "Start", "Delete", "Wait", "Pids", "Stats", "Kill", "CloseIO",
+        ] {
+            let e = err(s.handle(1, 1, m, &req));
+            assert_eq!(e.code, Code::NotFound as i32, "{m}: {}", e.message);
+        }
+        let e = err(s.handle(1, 1, "Checkpoint", &req));
+        assert_eq!(e.code, Code::Unimplemented as i32);
+        let create = CreateTaskRequest {
+            id: "c".into(),
+            checkpoint: "/some/dir".into(),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let e = err(s.handle(1, 1, "Create", &create));
+        assert_eq!(e.code, Code::Unimplemented as i32);
+        assert!(e.message.contains("checkpoint"), "{}", e.message);
+    }
+
+    #[test]
+    fn shutdown_exits_only_when_empty() {
+        let mut s = shim();
+        let req = ShutdownRequest {
+            id: "x".into(),
+            now: false,
+        }
+        .encode_to_vec();
+        assert!(matches!(
+            s.handle(1, 1, "Shutdown", &req),
+            Reply::Now(Ok(_))
+        ));
+        assert!(s.exit);
+    }
+}
