@@ -35,7 +35,7 @@ declare -A OPTS=(
 )
 names=(berth runc-shim runc-shim+berth)
 shim_pid() { ps -eo pid,args | awk -v m="-namespace $NS -id $1 " "index(\$0, m) && !/awk/ {print \$1}"; }
-mem() { # RSS, PSS and private dirty (anonymous, the shim's own) memory in kB of the shims
+mem() { # RSS, PSS and private dirty (anonymous: only this shim holds it) memory in kB of the shims
   local rss=0 pss=0 prv=0 p
   for id in "$@"; do
     p=$(shim_pid "$id")
