@@ -6,14 +6,15 @@
 # The berth shim (containerd-shim-berth-v2) is found on containerd's PATH: the workspace's
 # target/debug unless SHIM_DIR names another directory. CONTAINERD_NAMESPACE (default: default)
 # is the namespace CTR uses and the image is imported to. COMMAND can restart containerd (same
-# config, state and socket) with "$RESTART_CONTAINERD".
+# config, state and socket) with "$RESTART_CONTAINERD" (or "$STOP_CONTAINERD", then
+# "$START_CONTAINERD").
 # CONTAINERD_CRI=1 enables the CRI plugin instead: runtimes `runc` (io.containerd.runc.v2,
 # cgroupfs) and `berth` (io.containerd.berth.v2), sandbox image localhost/pause:latest (made
 # locally), CNI bridge `berthcni0` on 10.99.0.0/24 with Debian's plugins, both images imported
 # into the k8s.io namespace. Run it inside a network namespace of your own (unshare -n): the
 # bridge is created in containerd's network namespace.
 # Usage: hack/with-containerd.sh DIR -- sh -c '$CTR run --rm --runc-binary /path/berth localhost/busybox:latest id echo hi'
-#        hack/with-containerd.sh --restart DIR   (what $RESTART_CONTAINERD runs)
+#        hack/with-containerd.sh --restart|--stop|--start DIR   (what $RESTART_CONTAINERD etc. run)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -41,12 +42,13 @@ stop_containerd() {
   rm -f "$dir/containerd.pid"
 }
 
-if [ "${1:-}" = "--restart" ]; then
-  dir=$(realpath -m "${2:?DIR}")
-  stop_containerd "$dir"
-  start_containerd "$dir"
-  exit 0
-fi
+case "${1:-}" in
+  --restart|--stop|--start)
+    dir=$(realpath -m "${2:?DIR}")
+    [ "$1" = --start ] || stop_containerd "$dir"
+    [ "$1" = --stop ] || start_containerd "$dir"
+    exit 0 ;;
+esac
 
 dir=$(realpath -m "${1:?DIR}"); shift
 [ "${1:-}" = "--" ] && shift
@@ -98,6 +100,7 @@ fi
 export CTR="ctr --address $dir/containerd.sock --namespace ${CONTAINERD_NAMESPACE:-default}"
 export CONTAINERD_STATE="$dir/state"
 export RESTART_CONTAINERD="$here/with-containerd.sh --restart $dir"
+export STOP_CONTAINERD="$here/with-containerd.sh --stop $dir" START_CONTAINERD="$here/with-containerd.sh --start $dir"
 clean_ns() {
   local c="ctr --address $dir/containerd.sock --namespace $1" t
   for t in $($c task ls -q 2>/dev/null); do

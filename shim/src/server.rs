@@ -157,8 +157,14 @@ pub fn serve(listener: UnixListener, signals: OwnedFd, shim: &mut Shim) {
                 }
             }
         }
+        // Events waiting for containerd (it is restarting) are retried every second.
+        let timeout = if shim.events.pending() { 1000 } else { -1 };
         // SAFETY: fds is a valid array of pollfd for its length.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+        if n == 0 {
+            shim.events.flush();
+            continue;
+        }
         if n < 0 {
             let e = std::io::Error::last_os_error();
             if e.raw_os_error() == Some(libc::EINTR) {

@@ -68,6 +68,21 @@ $CTR task kill -s KILL g1 && stopped g1 && $CTR task delete g1 >/dev/null && $CT
 $CTR task exec --exec-id ge g2 echo group-survivor-serves
 $CTR task kill -s KILL g2 && stopped g2 && $CTR task delete g2 >/dev/null && $CTR container delete g2 && echo g2-deleted
 
+# a container that exits while containerd is down: its TaskExit arrives once containerd is back
+$CTR run -d $R $IMG dn sleep 1000 >/dev/null
+dnpid=$($CTR task ls | awk '$1 == "dn" {print $2}')
+$STOP_CONTAINERD
+kill -9 "$dnpid"
+sleep 0.3
+$START_CONTAINERD
+$CTR events > "$WORK/events2.txt" 2>&1 &
+ev2=$!
+for _ in $(seq 100); do grep -q '/tasks/exit {"container_id":"dn"' "$WORK/events2.txt" && break; sleep 0.1; done
+kill "$ev2" 2>/dev/null
+grep -q '/tasks/exit {"container_id":"dn"' "$WORK/events2.txt" && echo exit-during-downtime-delivered
+$CTR task ls | grep -q "^dn .*STOPPED" && echo exit-during-downtime-stopped
+$CTR task delete dn >/dev/null && $CTR container delete dn && echo dn-deleted
+
 # a killed shim is cleaned up by `delete`
 $CTR run -d $R $IMG k1 sleep 1000 >/dev/null
 # the shim serving k1 (both shims run their daemon as `... -namespace NS -id k1 -address ...`)
