@@ -19,6 +19,8 @@ RUNS=${RUNS:-30}
 . hack/lib.sh
 need_packages busybox-static jq runc containerd
 cargo build --release -p berth -p containerd-shim-berth-v2 >&2
+# A freshly written binary sits in dirty page-cache pages, which would count as private memory.
+sync
 export SHIM_DIR=$PWD/target/release
 export BERTH=$PWD/target/release/berth
 work=$(mktemp -d /tmp/berth-bench-shim-XXXXXX)
