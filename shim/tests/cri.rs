@@ -251,6 +251,55 @@ impl Cri {
     }
 }
 
+/// Talks to containerd's CRI streaming server (which listens in containerd's network
+/// namespace) over a WebSocket with the `v4.channel.k8s.io` protocol: sends `send` as
+/// (channel, bytes) frames, then collects what arrives per channel until the server closes.
+fn stream(netns_of: i32, url: &str, send: Vec<(u8, Vec<u8>)>) -> Vec<(u8, Vec<u8>)> {
+    use tungstenite::client::IntoClientRequest;
+    let url = url.to_string();
+    std::thread::spawn(move || {
+        // Only this thread enters containerd's network namespace.
+        let ns = std::fs::File::open(format!("/proc/{netns_of}/ns/net")).unwrap();
+        nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let rest = url.strip_prefix("http://").unwrap_or(&url);
+        let hostport = rest.split('/').next().unwrap_or_default().to_string();
+        let tcp = std::net::TcpStream::connect(&hostport).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut req = format!("ws://{rest}").into_client_request().unwrap();
+        req.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "v4.channel.k8s.io".parse().unwrap(),
+        );
+        let (mut ws, _) = tungstenite::client(req, tcp).unwrap_or_else(|e| panic!("{url}: {e}"));
+        for (ch, data) in send {
+            let mut frame = vec![ch];
+            frame.extend(data);
+            ws.send(tungstenite::Message::binary(frame)).unwrap();
+        }
+        let mut got = Vec::new();
+        while let Ok(m) = ws.read() {
+            match m {
+                tungstenite::Message::Binary(b) if !b.is_empty() => {
+                    got.push((b[0], b[1..].to_vec()))
+                }
+                tungstenite::Message::Close(_) => break,
+                _ => {}
+            }
+        }
+        got
+    })
+    .join()
+    .unwrap()
+}
+
+fn channel(frames: &[(u8, Vec<u8>)], ch: u8) -> String {
+    frames
+        .iter()
+        .filter(|(c, _)| *c == ch)
+        .map(|(_, d)| String::from_utf8_lossy(d).into_owned())
+        .collect()
+}
+
 fn remove_cgroup_parent(tag: &str) {
     let parent = format!("berth-cri-{tag}");
     for base in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
@@ -361,6 +410,48 @@ fn scenario(handler: &str) {
                 )
                 .await;
             assert_eq!((code, out.trim()), (0, "hello-from-pod-a"), "pod-to-pod fetch");
+
+            // Streaming exec with stdin (the shim's stdin pipe), and port-forward into pod-a.
+            let cd_pid: i32 = std::fs::read_to_string(cd.dir.path().join("containerd/containerd.pid"))
+                .unwrap_or_default()
+                .trim()
+                .parse()
+                .unwrap_or(0);
+            let url = cri
+                .rt
+                .exec(ExecRequest {
+                    container_id: side.clone(),
+                    cmd: vec!["sh".into(), "-c".into(), "read x; echo got-$x".into()],
+                    tty: false,
+                    stdin: true,
+                    stdout: true,
+                    stderr: true,
+                })
+                .await
+                .unwrap_or_else(|e| panic!("Exec: {e}"))
+                .into_inner()
+                .url;
+            let frames = stream(cd_pid, &url, vec![(0, b"hello\n".to_vec())]);
+            assert!(channel(&frames, 1).contains("got-hello"), "exec stream: {frames:?}");
+            let url = cri
+                .rt
+                .port_forward(PortForwardRequest {
+                    pod_sandbox_id: a.clone(),
+                    port: vec![8080],
+                })
+                .await
+                .unwrap_or_else(|e| panic!("PortForward: {e}"))
+                .into_inner()
+                .url;
+            let frames = stream(
+                cd_pid,
+                &format!("{url}?port=8080"),
+                vec![(0, b"GET /index.html HTTP/1.0\r\n\r\n".to_vec())],
+            );
+            assert!(
+                channel(&frames, 0).contains("hello-from-pod-a"),
+                "port-forward stream: {frames:?}"
+            );
 
             // Container logs in the CRI format.
             let log_path = cri
