@@ -187,6 +187,17 @@ impl Cri {
         name: &str,
         cmd: &str,
     ) -> String {
+        self.create_start(pod, cfg, name, cmd, false).await
+    }
+
+    async fn create_start(
+        &mut self,
+        pod: &str,
+        cfg: &PodSandboxConfig,
+        name: &str,
+        cmd: &str,
+        stdin: bool,
+    ) -> String {
         let r = self
             .rt
             .create_container(CreateContainerRequest {
@@ -202,6 +213,7 @@ impl Cri {
                     }),
                     command: vec!["sh".into(), "-c".into(), cmd.into()],
                     log_path: format!("{name}.log"),
+                    stdin,
                     ..Default::default()
                 }),
                 sandbox_config: Some(cfg.clone()),
@@ -216,6 +228,16 @@ impl Cri {
             .await
             .unwrap_or_else(|e| panic!("StartContainer {name}: {e}"));
         id
+    }
+
+    async fn container_stdin(
+        &mut self,
+        pod: &str,
+        cfg: &PodSandboxConfig,
+        name: &str,
+        cmd: &str,
+    ) -> String {
+        self.create_start(pod, cfg, name, cmd, true).await
     }
 
     async fn exec(&mut self, id: &str, cmd: &str) -> (i32, String) {
@@ -254,7 +276,14 @@ impl Cri {
 /// Talks to containerd's CRI streaming server (which listens in containerd's network
 /// namespace) over a WebSocket with the `v4.channel.k8s.io` protocol: sends `send` as
 /// (channel, bytes) frames, then collects what arrives per channel until the server closes.
-fn stream(netns_of: i32, url: &str, send: Vec<(u8, Vec<u8>)>) -> Vec<(u8, Vec<u8>)> {
+/// With `until`, stops once the text has arrived (an attach never closes by itself).
+fn stream(
+    netns_of: i32,
+    url: &str,
+    send: Vec<(u8, Vec<u8>)>,
+    until: Option<&str>,
+) -> Vec<(u8, Vec<u8>)> {
+    let until = until.map(str::to_string);
     use tungstenite::client::IntoClientRequest;
     let url = url.to_string();
     std::thread::spawn(move || {
@@ -276,7 +305,7 @@ fn stream(netns_of: i32, url: &str, send: Vec<(u8, Vec<u8>)>) -> Vec<(u8, Vec<u8
             frame.extend(data);
             ws.send(tungstenite::Message::binary(frame)).unwrap();
         }
-        let mut got = Vec::new();
+        let mut got: Vec<(u8, Vec<u8>)> = Vec::new();
         while let Ok(m) = ws.read() {
             match m {
                 tungstenite::Message::Binary(b) if !b.is_empty() => {
@@ -284,6 +313,15 @@ fn stream(netns_of: i32, url: &str, send: Vec<(u8, Vec<u8>)>) -> Vec<(u8, Vec<u8
                 }
                 tungstenite::Message::Close(_) => break,
                 _ => {}
+            }
+            if let Some(u) = &until {
+                let text: String = got
+                    .iter()
+                    .map(|(_, d)| String::from_utf8_lossy(d).into_owned())
+                    .collect();
+                if text.contains(u.as_str()) {
+                    break;
+                }
             }
         }
         got
@@ -431,7 +469,7 @@ fn scenario(handler: &str) {
                 .unwrap_or_else(|e| panic!("Exec: {e}"))
                 .into_inner()
                 .url;
-            let frames = stream(cd_pid, &url, vec![(0, b"hello\n".to_vec())]);
+            let frames = stream(cd_pid, &url, vec![(0, b"hello\n".to_vec())], None);
             assert!(channel(&frames, 1).contains("got-hello"), "exec stream: {frames:?}");
             let url = cri
                 .rt
@@ -447,11 +485,30 @@ fn scenario(handler: &str) {
                 cd_pid,
                 &format!("{url}?port=8080"),
                 vec![(0, b"GET /index.html HTTP/1.0\r\n\r\n".to_vec())],
+                None,
             );
             assert!(
                 channel(&frames, 0).contains("hello-from-pod-a"),
                 "port-forward stream: {frames:?}"
             );
+
+            // Attach to a container's stdin and stdout (the shim's init stdin pipe).
+            let echo = cri.container_stdin(&a, &a_cfg, "echo", "while read l; do echo echo-$l; done").await;
+            let url = cri
+                .rt
+                .attach(AttachRequest {
+                    container_id: echo.clone(),
+                    stdin: true,
+                    tty: false,
+                    stdout: true,
+                    stderr: true,
+                })
+                .await
+                .unwrap_or_else(|e| panic!("Attach: {e}"))
+                .into_inner()
+                .url;
+            let frames = stream(cd_pid, &url, vec![(0, b"ping\n".to_vec())], Some("echo-ping"));
+            assert!(channel(&frames, 1).contains("echo-ping"), "attach stream: {frames:?}");
 
             // Container logs in the CRI format.
             let log_path = cri
