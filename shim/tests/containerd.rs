@@ -89,15 +89,24 @@ fn run_script(script: &str, runtime: &str, tag: &str, cgroup2: bool) -> Option<S
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    // Cgroup parents containerd's default path created for the namespace (/NS/ID).
+    // Cgroup parents containerd's default path created for the namespace (/NS/ID): the
+    // containers' own cgroups must be gone; the parents are removed here.
     // (In the cgroup2 namespace they sit in the unified hierarchy, seen here at /unified.)
+    let mut cgroups_left = Vec::new();
     for base in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+        let mut parents = vec![Path::new(base).join(&ns)];
         if let Ok(entries) = std::fs::read_dir(base) {
-            for e in entries.flatten() {
-                let _ = std::fs::remove_dir(e.path().join(&ns));
-            }
+            parents.extend(entries.flatten().map(|e| e.path().join(&ns)));
         }
-        let _ = std::fs::remove_dir(Path::new(base).join(&ns));
+        for p in parents {
+            if let Ok(children) = std::fs::read_dir(&p) {
+                for c in children.flatten().filter(|c| c.path().is_dir()) {
+                    cgroups_left.push(c.path().display().to_string());
+                    let _ = std::fs::remove_dir(c.path());
+                }
+            }
+            let _ = std::fs::remove_dir(&p);
+        }
     }
     let _ = std::fs::remove_dir_all(Path::new("/run/containerd/berth").join(&ns));
     // Shim sockets: the berth shim removes its own, also a killed one's (through `delete`);

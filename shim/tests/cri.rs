@@ -338,8 +338,10 @@ fn channel(frames: &[(u8, Vec<u8>)], ch: u8) -> String {
         .collect()
 }
 
-fn remove_cgroup_parent(tag: &str) {
+/// Removes the pods' cgroup parents; returns container cgroups that were still there.
+fn remove_cgroup_parent(tag: &str) -> Vec<String> {
     let parent = format!("berth-cri-{tag}");
+    let mut left = Vec::new();
     for base in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
         let mut dirs = vec![Path::new(base).join(&parent)];
         if let Ok(entries) = std::fs::read_dir(base) {
@@ -347,11 +349,18 @@ fn remove_cgroup_parent(tag: &str) {
         }
         for d in dirs {
             for pod in ["pod-a", "pod-b"] {
+                if let Ok(children) = std::fs::read_dir(d.join(pod)) {
+                    for c in children.flatten().filter(|c| c.path().is_dir()) {
+                        left.push(c.path().display().to_string());
+                        let _ = std::fs::remove_dir(c.path());
+                    }
+                }
                 let _ = std::fs::remove_dir(d.join(pod));
             }
             let _ = std::fs::remove_dir(&d);
         }
     }
+    left
 }
 
 fn scenario(handler: &str) {
@@ -568,7 +577,7 @@ fn scenario(handler: &str) {
     });
     let log = cd.log();
     drop(cd);
-    remove_cgroup_parent(&tag);
+    let cgroups_left = remove_cgroup_parent(&tag);
     // The shim's state root for the namespace, when no other user has containers there.
     let _ = std::fs::remove_dir("/run/containerd/berth/k8s.io");
     if let Err(e) = result {
@@ -578,6 +587,10 @@ fn scenario(handler: &str) {
         );
         std::panic::resume_unwind(e);
     }
+    assert!(
+        cgroups_left.is_empty(),
+        "container cgroups left behind: {cgroups_left:?}"
+    );
 }
 
 #[test]
