@@ -2,6 +2,8 @@
 # Writes an OCI image layout of busybox-static (/bin/busybox, applet symlinks,
 # /etc/passwd and /etc/group) with tar, sha256sum and jq only.
 #   hack/make-busybox-image.sh DIR [NAME]   (NAME defaults to localhost/busybox:latest)
+# IMAGE_CMD (a JSON array, default ["sh"]) is the image's Cmd, e.g. a pause image's
+# '["sleep","2147483647"]'.
 # Needs: busybox-static, jq. The layer is deterministic (fixed mtimes and owners).
 set -euo pipefail
 dest=${1:?usage: $0 DIR [NAME]}
@@ -35,9 +37,9 @@ layer_digest=$(sha256sum "$layer" | cut -d' ' -f1)
 layer_size=$(stat -c %s "$layer")
 cp "$layer" "$dest/blobs/sha256/$layer_digest"
 arch=$(dpkg --print-architecture 2>/dev/null || echo amd64)
-jq -cn --arg d "sha256:$diff_id" --arg arch "$arch" '{
+jq -cn --arg d "sha256:$diff_id" --arg arch "$arch" --argjson cmd "${IMAGE_CMD:-[\"sh\"]}" '{
   created: "1970-01-01T00:00:00Z", architecture: $arch, os: "linux",
-  config: {Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], Cmd: ["sh"]},
+  config: {Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], Cmd: $cmd},
   rootfs: {type: "layers", diff_ids: [$d]},
   history: [{created: "1970-01-01T00:00:00Z", created_by: "hack/make-busybox-image.sh"}]}' >"$work/config.json"
 config_digest=$(sha256sum "$work/config.json" | cut -d' ' -f1)

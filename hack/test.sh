@@ -10,6 +10,8 @@ need_packages busybox-static jq skopeo umoci runc podman containerd docker.io li
 # The systemd driver tests (runtime/tests/systemd.rs) boot systemd from a debootstrap rootfs
 # (hack/with-systemd.sh, cached in /var/cache/berth-test; the first build takes a few minutes).
 need_packages debootstrap
+# the shim tests: protoc for the CRI client crate, CNI plugins for pod networking
+need_packages protobuf-compiler containernetworking-plugins
 command -v cargo >/dev/null || { echo "test.sh: cargo is required (rustup)" >&2; exit 1; }
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
