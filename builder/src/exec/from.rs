@@ -1,0 +1,69 @@
+//! FROM and `--from` images: an OCI layout or archive, a Docker archive,
+//! an image in the store, or (when missing) a pull from a registry.
+
+use crate::build::{Builder, StageState, StepErrorKind};
+use crate::digest::Digest;
+use crate::oci::{self, ImageSource, Layout, ResolvedImage};
+use crate::store::LayerRecord;
+
+impl<'a> Builder<'a> {
+    pub(crate) fn load_image(&mut self, reference: &str) -> Result<StageState, StepErrorKind> {
+        if let Some(s) = self.images.get(reference) {
+            return Ok(s.clone());
+        }
+        let resolved: ResolvedImage;
+        let source = ImageSource::parse(reference, &self.context);
+        let _scratch;
+        let layout: Layout = match &source {
+            ImageSource::Layout(dir, tag) => {
+                let l = Layout::open(dir)?;
+                resolved = l.resolve(tag.as_deref())?;
+                l
+            }
+            ImageSource::Archive(file, tag) => {
+                let s = self.store.scratch("archive")?;
+                let l = oci::open_archive(file, s.path())?;
+                resolved = l.resolve(tag.as_deref())?;
+                _scratch = s;
+                l
+            }
+            ImageSource::Stored(name) => {
+                let img = self.store.find(name).map_err(|_| {
+                    StepErrorKind::Invalid(format!(
+                        "image {name:?} not found: berth-build has no registry client; use oci:DIR[:tag], an OCI archive path, or an image built with -t (see `berth-build images`)"
+                    ))
+                })?;
+                let l = self.store.layout().clone();
+                resolved = l.resolve_descriptor(img.manifest, 0)?;
+                l
+            }
+        };
+        let mut layers = Vec::new();
+        for (desc, diff_id) in resolved
+            .manifest
+            .layers
+            .iter()
+            .zip(resolved.config.rootfs.diff_ids.iter())
+        {
+            if !self.store.layout().has_blob(&desc.digest) {
+                let mut f = layout.open_blob(&desc.digest)?;
+                self.store
+                    .layout()
+                    .import_blob(&mut f, &desc.digest, Some(desc.size))?;
+            }
+            layers.push(LayerRecord {
+                digest: desc.digest.clone(),
+                diff_id: diff_id.clone(),
+                size: desc.size,
+                media_type: desc.media_type.clone(),
+            });
+        }
+        let state = StageState {
+            layers,
+            config: resolved.config,
+            key: Digest::of(format!("image\n{}", resolved.descriptor.digest).as_bytes()),
+        };
+        self.images.insert(reference.to_string(), state.clone());
+        Ok(state)
+    }
+}
