@@ -16,6 +16,7 @@ use crate::exec::ExecError;
 use crate::fsutil;
 use crate::layer::{self, Compression};
 use crate::oci::layout::ref_annotations;
+use crate::oci::registry::{PullPolicy, RegistryOptions};
 use crate::oci::types::{
     to_json, Descriptor, History, ImageConfig, Manifest, MEDIA_TYPE_CONFIG, MEDIA_TYPE_MANIFEST,
 };
@@ -59,6 +60,10 @@ pub struct BuildRequest {
     pub progress: ProgressMode,
     /// `--secret` values by id, for `RUN --mount=type=secret`.
     pub secrets: BTreeMap<String, SecretSource>,
+    /// When FROM pulls from a registry.
+    pub pull: PullPolicy,
+    /// Registry settings (insecure registries, CA dirs, auth files).
+    pub registry: RegistryOptions,
 }
 
 /// The result of a build.

@@ -52,6 +52,9 @@ pub enum StoreError {
     /// No image by that name.
     #[error("no image named {0:?} in the store (see `berth-build images`)")]
     NoSuchImage(String),
+    /// A bad argument (image name, archive format...).
+    #[error("{0}")]
+    Invalid(String),
     /// An I/O error.
     #[error("{what}: {source}")]
     Io {
@@ -64,7 +67,7 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    fn io(what: impl std::fmt::Display, source: io::Error) -> Self {
+    pub(crate) fn io(what: impl std::fmt::Display, source: io::Error) -> Self {
         StoreError::Io {
             what: what.to_string(),
             source,
@@ -371,6 +374,16 @@ impl Store {
     /// Makes sure `layer` is unpacked (in overlay format), verifying the
     /// blob digest and the diff id while extracting. Returns its directory.
     pub fn ensure_unpacked(&self, layer: &LayerRecord) -> Result<PathBuf, StoreError> {
+        self.unpack_layer(layer, false)
+    }
+
+    /// Like [`Store::ensure_unpacked`], for layers from a registry: a
+    /// device node is an error (naming it) instead of being skipped.
+    pub fn ensure_unpacked_strict(&self, layer: &LayerRecord) -> Result<PathBuf, StoreError> {
+        self.unpack_layer(layer, true)
+    }
+
+    fn unpack_layer(&self, layer: &LayerRecord, strict: bool) -> Result<PathBuf, StoreError> {
         let dest = self.layer_dir(&layer.diff_id);
         if dest.is_dir() {
             return Ok(dest);
@@ -383,7 +396,14 @@ impl Store {
         let (diff_id, _) = {
             let inner = layer::decompress(&layer.media_type, &mut outer)?;
             let mut hashed = HashReader::new(inner);
-            layer::extract(&mut hashed, &tmp, ExtractMode::Overlay)?;
+            let stats = layer::extract(&mut hashed, &tmp, ExtractMode::Overlay)?;
+            if let (true, Some(path)) = (strict, stats.first_device) {
+                return Err(LayerError::Unsafe {
+                    path,
+                    reason: "device nodes are not allowed in a layer".into(),
+                }
+                .into());
+            }
             hashed
                 .drain()
                 .map_err(|e| StoreError::io(format!("layer {}", layer.digest), e))?
@@ -412,6 +432,20 @@ impl Store {
         Ok(dest)
     }
 
+    /// The layers (diff id hex) that overlay bundles made by `unpack
+    /// --overlay` still use (`bundles/<id>` lists them, one per line).
+    pub fn overlay_layers(&self) -> HashSet<String> {
+        let mut out = HashSet::new();
+        if let Ok(rd) = fs::read_dir(self.root.join("bundles")) {
+            for e in rd.flatten() {
+                if let Ok(text) = fs::read_to_string(e.path()) {
+                    out.extend(text.lines().skip(1).map(str::to_string));
+                }
+            }
+        }
+        out
+    }
+
     /// Names `manifest` as `name` in the store (replacing an older image of
     /// that name).
     pub fn tag(&self, name: &str, manifest: &Descriptor) -> Result<(), StoreError> {
@@ -434,9 +468,15 @@ impl Store {
     /// Finds a tagged image by name (`name` or `name:tag`).
     pub fn find(&self, name: &str) -> Result<StoredImage, StoreError> {
         let full = crate::oci::normalize_tag(name).unwrap_or_else(|_| name.to_string());
-        self.images()?
-            .into_iter()
+        let remote = crate::oci::registry::Reference::parse(name)
+            .map(|r| r.to_string())
+            .unwrap_or_default();
+        let images = self.images()?;
+        images
+            .iter()
             .find(|i| i.name == full || i.name == name)
+            .or_else(|| images.iter().find(|i| i.name == remote))
+            .cloned()
             .ok_or_else(|| StoreError::NoSuchImage(name.to_string()))
     }
 
@@ -535,6 +575,8 @@ impl Store {
         for m in &self.layout.index()?.manifests {
             self.mark(&m.digest, 0, &mut blobs, &mut diff_ids)?;
         }
+        // Layers under overlay bundles (`unpack --overlay`) stay.
+        diff_ids.extend(self.overlay_layers());
         let list = |dir: &Path| -> Result<Vec<fs::DirEntry>, StoreError> {
             match fs::read_dir(dir) {
                 Ok(rd) => Ok(rd.flatten().collect()),
@@ -580,6 +622,17 @@ impl Store {
             if name != "empty" && !diff_ids.contains(&name) {
                 report.freed_bytes += remove_counting(&e.path())?;
                 report.layer_dirs += 1;
+            }
+        }
+        // Interrupted downloads, and where-it-came-from notes of blobs gone.
+        for e in list(&self.root.join("partial"))? {
+            report.freed_bytes += remove_counting(&e.path())?;
+            report.blobs += 1;
+        }
+        for e in list(&self.root.join("sources"))? {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !blobs.contains(&name) {
+                remove_counting(&e.path())?;
             }
         }
         if all {

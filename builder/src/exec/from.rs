@@ -3,8 +3,10 @@
 
 use crate::build::{Builder, StageState, StepErrorKind};
 use crate::digest::Digest;
+use crate::oci::registry::{pull, PullOptions, PullPolicy, Reference};
 use crate::oci::{self, ImageSource, Layout, ResolvedImage};
-use crate::store::LayerRecord;
+use crate::progress::ProgressMode;
+use crate::store::{LayerRecord, StoredImage};
 
 impl<'a> Builder<'a> {
     pub(crate) fn load_image(&mut self, reference: &str) -> Result<StageState, StepErrorKind> {
@@ -28,11 +30,7 @@ impl<'a> Builder<'a> {
                 l
             }
             ImageSource::Stored(name) => {
-                let img = self.store.find(name).map_err(|_| {
-                    StepErrorKind::Invalid(format!(
-                        "image {name:?} not found: berth-build has no registry client; use oci:DIR[:tag], an OCI archive path, or an image built with -t (see `berth-build images`)"
-                    ))
-                })?;
+                let img = self.stored_or_pulled(name)?;
                 let l = self.store.layout().clone();
                 resolved = l.resolve_descriptor(img.manifest, 0)?;
                 l
@@ -65,5 +63,38 @@ impl<'a> Builder<'a> {
         };
         self.images.insert(reference.to_string(), state.clone());
         Ok(state)
+    }
+
+    /// An image in the store by name, pulled first as `--pull` says
+    /// (missing: only when absent; always; never).
+    fn stored_or_pulled(&mut self, name: &str) -> Result<StoredImage, StepErrorKind> {
+        let policy = self.req.pull;
+        if policy != PullPolicy::Always {
+            if let Ok(img) = self.store.find(name) {
+                return Ok(img);
+            }
+        }
+        if policy == PullPolicy::Never {
+            return Err(StepErrorKind::Invalid(format!(
+                "image {name:?} is not in the store and --pull=never (use oci:DIR[:tag], an archive path, an image built with -t, or pull it first)"
+            )));
+        }
+        let reference = Reference::parse(name).map_err(StepErrorKind::Invalid)?;
+        let opts = PullOptions {
+            platform: crate::plan::Platform::host(),
+            jobs: 3,
+            progress: match self.req.progress {
+                ProgressMode::Quiet => ProgressMode::Quiet,
+                _ => ProgressMode::Plain,
+            },
+        };
+        self.progress.before_output();
+        let pulled = pull(self.store, &reference, &self.req.registry, &opts);
+        self.progress.after_output();
+        let pulled = pulled.map_err(|e| StepErrorKind::Invalid(e.to_string()))?;
+        Ok(StoredImage {
+            name: pulled.name,
+            manifest: pulled.descriptor,
+        })
     }
 }

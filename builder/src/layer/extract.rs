@@ -42,6 +42,8 @@ pub struct ExtractStats {
     pub whiteouts: u64,
     /// Device nodes skipped.
     pub skipped_devices: u64,
+    /// The path of the first device node skipped.
+    pub first_device: Option<String>,
 }
 
 /// Validates a tar entry path and splits it into components. The empty
@@ -276,6 +278,9 @@ impl Extractor {
             tar::EntryType::Char | tar::EntryType::Block => {
                 tracing::warn!(path = %shown, "skipping device node in layer");
                 self.stats.skipped_devices += 1;
+                if self.stats.first_device.is_none() {
+                    self.stats.first_device = Some(shown.clone());
+                }
                 return Ok(());
             }
             other => {
