@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 . hack/lib.sh
 need_packages busybox-static jq skopeo umoci runc podman containerd docker.io libc6-dev
+# builder registry tests (builder/tests/registry.rs, hack/with-registry.sh)
+need_packages docker-registry apache2-utils openssl
 command -v cargo >/dev/null || { echo "test.sh: cargo is required (rustup)" >&2; exit 1; }
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy >/dev/null 2>&1 || true
 

@@ -120,6 +120,10 @@ fn tls_config(cas: &[PathBuf]) -> Result<Arc<rustls::ClientConfig>, RegistryErro
     Ok(Arc::new(cfg))
 }
 
+fn ca_hint(registry: &str) -> String {
+    format!("a private CA goes in CERTS.D/{registry}/ca.crt (--certs-dir, $BERTH_CERTS_D, /etc/containers/certs.d, /etc/docker/certs.d)")
+}
+
 /// The registry's error message from a JSON error body, or the text.
 fn error_message(body: &str) -> String {
     #[derive(serde::Deserialize)]
@@ -178,20 +182,22 @@ impl Client {
             Err(RegistryError::Transport { url, message }) if plain_ok => {
                 tracing::debug!(%url, %message, "HTTPS failed; trying plain HTTP");
                 client.base = format!("http://{host}");
-                client.ping().map_err(|e| match e {
-                    RegistryError::Transport { url: u2, message: m2 } => RegistryError::Transport {
-                        url: format!("{url} and {u2}"),
-                        message: format!("{message}; over plain HTTP: {m2}"),
-                    },
-                    other => other,
-                })?;
-                Ok(client)
+                match client.ping() {
+                    Ok(()) => Ok(client),
+                    Err(e) => Err(RegistryError::Transport {
+                        url,
+                        message: format!(
+                            "{message} (and over plain HTTP: {e}); {}",
+                            ca_hint(&reference.registry)
+                        ),
+                    }),
+                }
             }
             Err(RegistryError::Transport { url, message }) => Err(RegistryError::Transport {
                 url,
                 message: format!(
-                    "{message} (plain HTTP is used only for localhost and --insecure-registry; a private CA goes in CERTS.D/{}/ca.crt)",
-                    reference.registry
+                    "{message}; plain HTTP is used only for localhost and --insecure-registry; {}",
+                    ca_hint(&reference.registry)
                 ),
             }),
             Err(e) => Err(e),

@@ -31,13 +31,12 @@ pub use reference::Reference;
 #[derive(Debug, Error)]
 pub enum RegistryError {
     /// The error, with the image reference it happened for.
-    #[error("{reference}: {source}")]
+    #[error("{reference}: {cause}")]
     InImage {
         /// The image reference.
         reference: String,
         /// What went wrong.
-        #[source]
-        source: Box<RegistryError>,
+        cause: Box<RegistryError>,
     },
     /// A bad reference, auth file, CA file or option.
     #[error("{0}")]
@@ -141,7 +140,7 @@ impl RegistryError {
             e @ RegistryError::InImage { .. } => e,
             e => RegistryError::InImage {
                 reference: reference.to_string(),
-                source: Box::new(e),
+                cause: Box::new(e),
             },
         }
     }
