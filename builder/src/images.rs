@@ -286,6 +286,21 @@ pub fn unpack_overlay(store: &Store, image: &ResolvedImage, dest: &Path) -> Resu
 /// Removes a bundle made by `unpack` (unmounting an overlay rootfs first)
 /// and its record in the store.
 pub fn remove_bundle(store: &Store, dest: &Path) -> Result<(), StoreError> {
+    if !dest.exists() {
+        // Removed by hand: drop the record so `prune` frees its layers.
+        let abs = std::env::current_dir()
+            .map(|c| c.join(dest))
+            .map_err(|e| StoreError::io("current directory", e))?;
+        let record = bundle_record(store, &abs);
+        if record.exists() {
+            fs::remove_file(&record).map_err(|e| StoreError::io(record.display(), e))?;
+            return Ok(());
+        }
+        return Err(StoreError::Invalid(format!(
+            "{} does not exist and is not a recorded bundle",
+            dest.display()
+        )));
+    }
     if !dest.join("config.json").is_file() {
         return Err(StoreError::Invalid(format!(
             "{} is not a bundle (no config.json)",
