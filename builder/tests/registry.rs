@@ -1002,3 +1002,74 @@ fn unpack_overlay_shares_the_store_layers() {
     let out = b.ok(&["prune"]);
     assert!(out.contains("1 unpacked layers"), "{out}");
 }
+
+#[test]
+fn outputs_are_found_by_name_by_skopeo_umoci_and_ctr() {
+    if !runnable(&["umoci", "containerd", "ctr"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let b = Builder {
+        root: tmp.path().join("store"),
+        certs: tmp.path().display().to_string(),
+        auth: tmp.path().join("auth.json"),
+    };
+    let seed = seed(tmp.path());
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir_all(&ctx).expect("ctx");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM oci:{}\nCMD [\"true\"]\n", seed.display()),
+    )
+    .expect("Dockerfile");
+    let (dir, archive) = (tmp.path().join("out"), tmp.path().join("out.tar"));
+    let digest = b.ok(&[
+        "build",
+        "-q",
+        "-t",
+        "names-test:1",
+        "-o",
+        &format!("type=oci,dest={}", dir.display()),
+        "-o",
+        &format!("type=oci-archive,dest={}", archive.display()),
+        ctx.to_str().expect("utf8"),
+    ]);
+    let digest = digest.trim();
+    let v: serde_json::Value = serde_json::from_str(&skopeo(&[
+        "inspect",
+        &format!("oci:{}:names-test:1", dir.display()),
+    ]))
+    .expect("json");
+    assert_eq!(v["Digest"].as_str(), Some(digest));
+    check(
+        "umoci unpack",
+        &Command::new("umoci")
+            .arg("unpack")
+            .arg("--image")
+            .arg(format!("{}:names-test:1", dir.display()))
+            .arg(tmp.path().join("umoci-bundle"))
+            .output()
+            .expect("umoci"),
+    );
+    assert!(tmp.path().join("umoci-bundle/rootfs/bin/busybox").exists());
+    let listed = check(
+        "ctr images import",
+        &Command::new(workspace().join("hack/with-containerd.sh"))
+            .arg(tmp.path().join("containerd"))
+            .arg("--")
+            .arg("sh")
+            .arg("-c")
+            .arg(format!(
+                "$CTR images import {} >/dev/null && $CTR images ls -q",
+                archive.display()
+            ))
+            .output()
+            .expect("with-containerd.sh"),
+    );
+    assert!(
+        listed
+            .lines()
+            .any(|l| l == "docker.io/library/names-test:1"),
+        "{listed}"
+    );
+}
