@@ -1073,3 +1073,171 @@ fn outputs_are_found_by_name_by_skopeo_umoci_and_ctr() {
         "{listed}"
     );
 }
+
+/// Serves the seed image as registry `fake:1`, but the first transfer of
+/// the layer stops half-way (what a dropped connection looks like; the
+/// real registry cannot be made to do it). Records each request line and
+/// its Range header.
+fn fake_registry(seed: &Path, log: std::sync::Arc<std::sync::Mutex<Vec<String>>>) -> u16 {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let blob = |d: &str| {
+        std::fs::read(
+            seed.join("blobs/sha256")
+                .join(d.trim_start_matches("sha256:")),
+        )
+        .expect("blob")
+    };
+    let idx: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(seed.join("index.json")).expect("index"))
+            .expect("json");
+    let mdigest = idx["manifests"][0]["digest"]
+        .as_str()
+        .expect("digest")
+        .to_string();
+    let manifest = blob(&mdigest);
+    let m: serde_json::Value = serde_json::from_slice(&manifest).expect("json");
+    let config_d = m["config"]["digest"].as_str().expect("c").to_string();
+    let layer_d = m["layers"][0]["digest"].as_str().expect("l").to_string();
+    let (config, layer) = (blob(&config_d), blob(&layer_d));
+    std::thread::spawn(move || {
+        let mut cut_once = true;
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+                if req.first() == Some(&0x16) {
+                    break; // a TLS hello: this server speaks plain HTTP only
+                }
+            }
+            let text = String::from_utf8_lossy(&req).into_owned();
+            let line = text.lines().next().unwrap_or("").to_string();
+            let range = text
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("Range: bytes=")
+                        .or_else(|| l.strip_prefix("range: bytes="))
+                })
+                .and_then(|r| r.trim_end_matches('-').parse::<usize>().ok());
+            log.lock()
+                .expect("log")
+                .push(format!("{line} range={range:?}"));
+            let path = line.split(' ').nth(1).unwrap_or("").to_string();
+            let send = |s: &mut std::net::TcpStream,
+                        status: &str,
+                        ctype: &str,
+                        extra: &str,
+                        body: &[u8],
+                        len: usize| {
+                let head = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len}\r\n{extra}Connection: close\r\n\r\n"
+                );
+                let _ = s.write_all(head.as_bytes());
+                let _ = s.write_all(body);
+            };
+            if path == "/v2/" {
+                send(&mut s, "200 OK", "application/json", "", b"{}", 2);
+            } else if path == "/v2/fake/manifests/1" {
+                send(
+                    &mut s,
+                    "200 OK",
+                    "application/vnd.oci.image.manifest.v1+json",
+                    "",
+                    &manifest,
+                    manifest.len(),
+                );
+            } else if path == format!("/v2/fake/blobs/{config_d}") {
+                send(
+                    &mut s,
+                    "200 OK",
+                    "application/octet-stream",
+                    "",
+                    &config,
+                    config.len(),
+                );
+            } else if path == format!("/v2/fake/blobs/{layer_d}") {
+                match range {
+                    Some(off) if off < layer.len() => {
+                        let extra = format!(
+                            "Content-Range: bytes {off}-{}/{}\r\n",
+                            layer.len() - 1,
+                            layer.len()
+                        );
+                        send(
+                            &mut s,
+                            "206 Partial Content",
+                            "application/octet-stream",
+                            &extra,
+                            &layer[off..],
+                            layer.len() - off,
+                        );
+                    }
+                    _ if cut_once => {
+                        cut_once = false;
+                        send(
+                            &mut s,
+                            "200 OK",
+                            "application/octet-stream",
+                            "",
+                            &layer[..layer.len() / 2],
+                            layer.len(),
+                        );
+                    }
+                    _ => send(
+                        &mut s,
+                        "200 OK",
+                        "application/octet-stream",
+                        "",
+                        &layer,
+                        layer.len(),
+                    ),
+                }
+            } else {
+                send(&mut s, "404 Not Found", "application/json", "", b"{}", 2);
+            }
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    });
+    port
+}
+
+#[test]
+fn interrupted_download_resumes_with_range() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || !have("jq") || !Path::new("/bin/busybox").exists() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "needs root, jq and busybox-static"
+        );
+        eprintln!("skipping: needs root, jq and busybox-static");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let seed = seed(tmp.path());
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let port = fake_registry(&seed, log.clone());
+    let b = Builder {
+        root: tmp.path().join("store"),
+        certs: tmp.path().display().to_string(),
+        auth: tmp.path().join("auth.json"),
+    };
+    let out = b.ok(&["pull", "-q", &format!("127.0.0.1:{port}/fake:1")]);
+    assert!(out.trim().starts_with("sha256:"), "{out}");
+    let log = log.lock().expect("log").clone();
+    let resumed = log
+        .iter()
+        .filter(|l| l.contains("/blobs/") && l.contains("range=Some("))
+        .count();
+    assert_eq!(resumed, 1, "{log:#?}");
+    assert!(
+        !log.iter().any(|l| l.contains("range=Some(0)")),
+        "resumed from 0: {log:#?}"
+    );
+}
