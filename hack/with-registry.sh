@@ -4,10 +4,14 @@
 #   plain  plain HTTP
 #   tls    HTTPS with a certificate from a CA made here with openssl (DIR/certs.d/HOST:PORT/ca.crt)
 #   auth   HTTPS (same CA) with htpasswd basic auth (bcrypt), user "berth", password in DIR/env
+#   token  plain HTTP with bearer-token auth: tokens (JWT, ES256, x5c) from a realm on
+#          127.0.0.1:REG_TOKEN_REALM_PORT that the caller serves, signed with REG_TOKEN_KEY
+#          (certificate REG_TOKEN_CERT), service "berth-test", issuer "berth-test-issuer"
 # Ports are picked at random in 5100-5999 and checked free. The registries are stopped by PID.
 #
 #   hack/with-registry.sh start DIR     start them; DIR/env has REG_PLAIN, REG_TLS, REG_AUTH (host:port),
-#                                       REG_CERTS_D, REG_USER, REG_PASSWORD, REG_STORAGE_<NAME>
+#                                       REG_TOKEN, REG_CERTS_D, REG_USER, REG_PASSWORD, REG_STORAGE_<NAME>,
+#                                       REG_TOKEN_REALM_PORT, REG_TOKEN_KEY, REG_TOKEN_CERT
 #   hack/with-registry.sh stop DIR      stop them (by the PIDs in DIR/pids); DIR stays
 #   hack/with-registry.sh DIR -- CMD... start, run CMD with DIR/env exported, stop
 # Needs: docker-registry, openssl, apache2-utils (htpasswd).
@@ -55,9 +59,11 @@ make_ca() {
   printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n' >"$t/ext"
   openssl x509 -req -in "$t/server.csr" -CA "$t/ca.crt" -CAkey "$t/ca.key" -CAcreateserial \
     -days 3 -out "$t/server.crt" -extfile "$t/ext" 2>/dev/null
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3 \
+    -keyout "$t/token.key" -out "$t/token.crt" -subj "/CN=berth test token issuer" 2>/dev/null
 }
 
-# serve NAME PORT TLS(0|1) AUTH(0|1)
+# serve DIR NAME PORT TLS(0|1) AUTH(0|1|token:REALM_PORT)
 serve() {
   local dir=$1 name=$2 port=$3 tls=$4 auth=$5 conf
   conf=$dir/$name.yml
@@ -74,6 +80,8 @@ serve() {
     fi
     if [ "$auth" = 1 ]; then
       echo "auth: {htpasswd: {realm: berth-test, path: $dir/htpasswd}}"
+    elif [ "${auth%%:*}" = token ]; then
+      echo "auth: {token: {realm: \"http://127.0.0.1:${auth#token:}/token\", service: berth-test, issuer: berth-test-issuer, rootcertbundle: $dir/tls/token.crt}}"
     fi
   } >"$conf"
   OTEL_TRACES_EXPORTER=none docker-registry serve "$conf" >"$dir/$name.log" 2>&1 &
@@ -89,7 +97,7 @@ serve() {
 }
 
 start() {
-  local dir=$1 plain tls auth pass
+  local dir=$1 plain tls auth token realm pass
   command -v docker-registry >/dev/null || { echo "with-registry.sh: docker-registry missing (apt-get install docker-registry)" >&2; exit 1; }
   mkdir -p "$dir"
   dir=$(realpath "$dir")
@@ -99,9 +107,11 @@ start() {
   pass=pw-$RANDOM$RANDOM
   htpasswd -Bbc "$dir/htpasswd" berth "$pass" 2>/dev/null
   plain=$(pick_port "$dir"); tls=$(pick_port "$dir"); auth=$(pick_port "$dir")
+  token=$(pick_port "$dir"); realm=$(pick_port "$dir")
   serve "$dir" plain "$plain" 0 0 || { stop "$dir"; exit 1; }
   serve "$dir" tls "$tls" 1 0 || { stop "$dir"; exit 1; }
   serve "$dir" auth "$auth" 1 1 || { stop "$dir"; exit 1; }
+  serve "$dir" token "$token" 0 "token:$realm" || { stop "$dir"; exit 1; }
   for p in "$tls" "$auth"; do
     mkdir -p "$dir/certs.d/127.0.0.1:$p"
     cp "$dir/tls/ca.crt" "$dir/certs.d/127.0.0.1:$p/ca.crt"
@@ -110,12 +120,17 @@ start() {
 REG_PLAIN=127.0.0.1:$plain
 REG_TLS=127.0.0.1:$tls
 REG_AUTH=127.0.0.1:$auth
+REG_TOKEN=127.0.0.1:$token
+REG_TOKEN_REALM_PORT=$realm
+REG_TOKEN_KEY=$dir/tls/token.key
+REG_TOKEN_CERT=$dir/tls/token.crt
 REG_CERTS_D=$dir/certs.d
 REG_USER=berth
 REG_PASSWORD=$pass
 REG_STORAGE_PLAIN=$dir/storage-plain
 REG_STORAGE_TLS=$dir/storage-tls
 REG_STORAGE_AUTH=$dir/storage-auth
+REG_STORAGE_TOKEN=$dir/storage-token
 ENV
 }
 

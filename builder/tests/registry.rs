@@ -1241,3 +1241,175 @@ fn interrupted_download_resumes_with_range() {
         "resumed from 0: {log:#?}"
     );
 }
+
+/// base64url without padding (JWS).
+fn b64url(data: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
+}
+
+/// A DER ECDSA signature (SEQUENCE of two INTEGERs) as JWS's raw r || s.
+fn der_to_raw(sig: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 2; // SEQUENCE tag + length (short form for P-256)
+    for _ in 0..2 {
+        assert_eq!(sig[i], 0x02, "INTEGER expected");
+        let len = sig[i + 1] as usize;
+        let int = &sig[i + 2..i + 2 + len];
+        let int = if int.len() > 32 {
+            &int[int.len() - 32..]
+        } else {
+            int
+        };
+        out.extend(std::iter::repeat_n(0u8, 32 - int.len()));
+        out.extend_from_slice(int);
+        i += 2 + len;
+    }
+    out
+}
+
+/// A registry token (JWT, ES256, the issuer's certificate in x5c) granting
+/// pull and push on `repos`.
+fn make_token(key: &str, cert: &str, repos: &[&str]) -> String {
+    use base64::Engine;
+    let der = Command::new("openssl")
+        .args(["x509", "-outform", "DER", "-in", cert])
+        .output()
+        .expect("openssl");
+    let header = serde_json::json!({
+        "alg": "ES256", "typ": "JWT",
+        "x5c": [base64::engine::general_purpose::STANDARD.encode(&der.stdout)]
+    });
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    let access: Vec<serde_json::Value> = repos
+        .iter()
+        .map(|r| serde_json::json!({"type": "repository", "name": r, "actions": ["pull", "push"]}))
+        .collect();
+    let claims = serde_json::json!({
+        "iss": "berth-test-issuer", "sub": "berth", "aud": "berth-test",
+        "exp": now + 3600, "nbf": now - 60, "iat": now - 60, "jti": format!("t{now}"),
+        "access": access
+    });
+    let input = format!(
+        "{}.{}",
+        b64url(&serde_json::to_vec(&header).expect("json")),
+        b64url(&serde_json::to_vec(&claims).expect("json"))
+    );
+    let mut child = Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign", key])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
+    let sig = child.wait_with_output().expect("openssl").stdout;
+    format!("{input}.{}", b64url(&der_to_raw(&sig)))
+}
+
+/// The token endpoint: `token` for requests with `basic` credentials,
+/// 401 otherwise. Records the query strings.
+fn token_server(
+    port: u16,
+    basic: String,
+    token: String,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind token port");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let text = String::from_utf8_lossy(&req).into_owned();
+            log.lock()
+                .expect("log")
+                .push(text.lines().next().unwrap_or("").to_string());
+            let authorized = text.lines().any(|l| {
+                l.to_ascii_lowercase().starts_with("authorization:") && l.ends_with(&basic)
+            });
+            let (status, body) = if authorized {
+                ("200 OK", serde_json::json!({"token": token}).to_string())
+            } else {
+                (
+                    "401 Unauthorized",
+                    r#"{"details":"bad or missing credentials"}"#.to_string(),
+                )
+            };
+            let _ = s.write_all(
+                format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+}
+
+#[test]
+fn bearer_token_flow() {
+    if !runnable(&[]) {
+        return;
+    }
+    use base64::Engine;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let regs = Registries::start(&tmp.path().join("reg"));
+    let reg = regs.get("REG_TOKEN");
+    let port: u16 = regs.get("REG_TOKEN_REALM_PORT").parse().expect("port");
+    let password = "token-pw";
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("berth:{password}"));
+    let token = make_token(
+        regs.get("REG_TOKEN_KEY"),
+        regs.get("REG_TOKEN_CERT"),
+        &["busybox", "pushed"],
+    );
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    token_server(port, basic, token, log.clone());
+    let b = Builder {
+        root: tmp.path().join("store"),
+        certs: regs.get("REG_CERTS_D").to_string(),
+        auth: tmp.path().join("auth.json"),
+    };
+    let seed = seed(tmp.path());
+    let image = format!("{reg}/busybox:1");
+    skopeo(&[
+        "copy",
+        "-q",
+        "--dest-tls-verify=false",
+        &format!("--dest-creds=berth:{password}"),
+        &format!("oci:{}:localhost/busybox:latest", seed.display()),
+        &format!("docker://{image}"),
+    ]);
+    // Without credentials the token endpoint refuses: a clear error.
+    let e = b.fails(&["pull", &image], &image, "unauthorized");
+    assert!(e.contains("token endpoint"), "{e}");
+    b.ok(&["login", "-u", "berth", "-p", password, reg]);
+    b.ok(&["pull", "-q", &image]);
+    b.ok(&["push", "-q", &image, &format!("{reg}/pushed:1")]);
+    let log = log.lock().expect("log").clone();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("scope=repository%3Abusybox%3Apull")
+                || l.contains("scope=repository:busybox:pull")),
+        "no pull scope asked for: {log:#?}"
+    );
+    assert!(
+        log.iter().any(|l| l.contains("service=berth-test")),
+        "{log:#?}"
+    );
+}

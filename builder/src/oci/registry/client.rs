@@ -331,6 +331,12 @@ impl Client {
                         registry: self.registry.clone(),
                         detail: format!("token endpoint {realm} answered {code}: {message}"),
                     },
+                    RegistryError::Unauthorized { registry, detail } => {
+                        RegistryError::Unauthorized {
+                            registry,
+                            detail: format!("token endpoint {realm}: {detail}"),
+                        }
+                    }
                     other => other,
                 })?;
                 #[derive(serde::Deserialize)]
