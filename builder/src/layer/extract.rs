@@ -206,8 +206,10 @@ impl Extractor {
                     Mode::from_bits_truncate(0o600),
                 )
                 .map_err(|e| io_err(errno_io(e)))?;
-                let mut f = File::from(fd);
-                io::copy(entry, &mut f).map_err(io_err)?;
+                // Large writes: io::copy fills the BufWriter's buffer directly.
+                let mut w = io::BufWriter::with_capacity(256 << 10, File::from(fd));
+                io::copy(entry, &mut w).map_err(io_err)?;
+                let f = w.into_inner().map_err(|e| io_err(e.into_error()))?;
                 for (k, v) in &xattrs {
                     fsutil::set_xattr_fd(f.as_fd(), k, v).map_err(io_err)?;
                 }
