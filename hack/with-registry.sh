@@ -106,12 +106,20 @@ start() {
   make_ca "$dir"
   pass=pw-$RANDOM$RANDOM
   htpasswd -Bbc "$dir/htpasswd" berth "$pass" 2>/dev/null
-  plain=$(pick_port "$dir"); tls=$(pick_port "$dir"); auth=$(pick_port "$dir")
-  token=$(pick_port "$dir"); realm=$(pick_port "$dir")
-  serve "$dir" plain "$plain" 0 0 || { stop "$dir"; exit 1; }
-  serve "$dir" tls "$tls" 1 0 || { stop "$dir"; exit 1; }
-  serve "$dir" auth "$auth" 1 1 || { stop "$dir"; exit 1; }
-  serve "$dir" token "$token" 0 "token:$realm" || { stop "$dir"; exit 1; }
+  realm=$(pick_port "$dir")
+  # A port found free can be taken before the registry binds it: retry with another one.
+  start_one() { # NAME TLS AUTH -> prints the port
+    local p
+    for _ in 1 2 3; do
+      p=$(pick_port "$dir")
+      if serve "$dir" "$1" "$p" "$2" "$3" >&2; then echo "$p"; return 0; fi
+    done
+    return 1
+  }
+  plain=$(start_one plain 0 0) || { stop "$dir"; exit 1; }
+  tls=$(start_one tls 1 0) || { stop "$dir"; exit 1; }
+  auth=$(start_one auth 1 1) || { stop "$dir"; exit 1; }
+  token=$(start_one token 0 "token:$realm") || { stop "$dir"; exit 1; }
   for p in "$tls" "$auth"; do
     mkdir -p "$dir/certs.d/127.0.0.1:$p"
     cp "$dir/tls/ca.crt" "$dir/certs.d/127.0.0.1:$p/ca.crt"
