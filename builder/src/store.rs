@@ -172,6 +172,15 @@ pub struct StoreLock {
     _file: File,
 }
 
+/// A layer extracted and checked (diff id) in a scratch directory, not yet
+/// in `layers/` ([`Store::commit_layer`]); removed if dropped.
+#[derive(Debug)]
+pub struct PreparedLayer {
+    _scratch: Scratch,
+    dir: PathBuf,
+    diff_id: Digest,
+}
+
 /// A scratch directory under `tmp/`, unmounted and removed on drop.
 #[derive(Debug)]
 pub struct Scratch {
@@ -388,13 +397,38 @@ impl Store {
         if dest.is_dir() {
             return Ok(dest);
         }
+        let blob = self.layout.open_blob(&layer.digest)?;
+        let mut outer = HashReader::new(io::BufReader::new(blob));
+        let prepared = self.extract_layer(&mut outer, layer, strict)?;
+        let (digest, _) = outer
+            .drain()
+            .map_err(|e| StoreError::io(format!("layer {}", layer.digest), e))?;
+        if digest != layer.digest {
+            return Err(OciError::DigestMismatch {
+                what: "layer blob".into(),
+                expected: layer.digest.to_string(),
+                actual: digest.to_string(),
+            }
+            .into());
+        }
+        self.commit_layer(prepared)
+    }
+
+    /// Extracts the compressed layer stream `blob` (the caller checks its
+    /// digest) into a scratch directory and checks the diff id; nothing
+    /// is visible until [`Store::commit_layer`]. `strict`: a device node
+    /// is an error.
+    pub fn extract_layer<R: io::Read>(
+        &self,
+        blob: R,
+        layer: &LayerRecord,
+        strict: bool,
+    ) -> Result<PreparedLayer, StoreError> {
         let scratch = self.scratch("unpack")?;
         let tmp = scratch.path().join("layer");
         fs::create_dir(&tmp).map_err(|e| StoreError::io(tmp.display(), e))?;
-        let blob = self.layout.open_blob(&layer.digest)?;
-        let mut outer = HashReader::new(io::BufReader::new(blob));
         let (diff_id, _) = {
-            let inner = layer::decompress(&layer.media_type, &mut outer)?;
+            let inner = layer::decompress(&layer.media_type, blob)?;
             let mut hashed = HashReader::new(inner);
             let stats = layer::extract(&mut hashed, &tmp, ExtractMode::Overlay)?;
             if let (true, Some(path)) = (strict, stats.first_device) {
@@ -408,17 +442,6 @@ impl Store {
                 .drain()
                 .map_err(|e| StoreError::io(format!("layer {}", layer.digest), e))?
         };
-        let (digest, _) = outer
-            .drain()
-            .map_err(|e| StoreError::io(format!("layer {}", layer.digest), e))?;
-        if digest != layer.digest {
-            return Err(OciError::DigestMismatch {
-                what: "layer blob".into(),
-                expected: layer.digest.to_string(),
-                actual: digest.to_string(),
-            }
-            .into());
-        }
         if diff_id != layer.diff_id {
             return Err(StoreError::DiffIdMismatch {
                 digest: layer.digest.clone(),
@@ -426,8 +449,18 @@ impl Store {
                 actual: diff_id,
             });
         }
+        Ok(PreparedLayer {
+            _scratch: scratch,
+            dir: tmp,
+            diff_id,
+        })
+    }
+
+    /// Makes an extracted layer the store's unpacked copy of its diff id.
+    pub fn commit_layer(&self, p: PreparedLayer) -> Result<PathBuf, StoreError> {
+        let dest = self.layer_dir(&p.diff_id);
         if !dest.exists() {
-            fs::rename(&tmp, &dest).map_err(|e| StoreError::io(dest.display(), e))?;
+            fs::rename(&p.dir, &dest).map_err(|e| StoreError::io(dest.display(), e))?;
         }
         Ok(dest)
     }

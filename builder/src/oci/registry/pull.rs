@@ -368,6 +368,118 @@ fn hash_prefix(path: &Path) -> std::io::Result<(Hasher, u64)> {
     Ok((h, n))
 }
 
+/// Where downloaded bytes also go: the thread extracting the layer while
+/// it downloads. Streaming stops (`aborted`) when the transfer does not
+/// run from the first byte to the last in one go (a resume); the layer is
+/// then unpacked from the finished blob instead.
+pub struct Tee {
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    aborted: bool,
+}
+
+impl Tee {
+    fn send(&mut self, data: &[u8]) {
+        if let Some(tx) = &self.tx {
+            if tx.send(data.to_vec()).is_err() {
+                // The extractor stopped (an unsafe entry): its error decides.
+                self.tx = None;
+            }
+        }
+    }
+
+    fn abort(&mut self) {
+        self.tx = None;
+        self.aborted = true;
+    }
+}
+
+/// The receiving end of a [`Tee`] as a reader (EOF when the sender is gone).
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.buf.len() {
+            match self.rx.recv() {
+                Ok(b) => {
+                    self.buf = b;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Downloads layer `l` (unless in the store) while extracting it into the
+/// store's unpacked layers, and checks both digests; returns the bytes
+/// transferred.
+fn fetch_layer(
+    client: &Client,
+    store: &Store,
+    repo: &str,
+    l: &Descriptor,
+    rec: &LayerRecord,
+    progress: &Transfers,
+) -> Result<u64, RegistryError> {
+    let bad = |e: crate::store::StoreError| RegistryError::BadLayer {
+        digest: l.digest.to_string(),
+        reason: e.to_string(),
+    };
+    let partial = partial_dir(store).join(l.digest.hex());
+    if store.layout().has_blob(&l.digest)
+        || store.layer_dir(&rec.diff_id).is_dir()
+        || partial.exists()
+    {
+        let n = fetch_blob(client, store, repo, l, progress, None)?;
+        store.ensure_unpacked_strict(rec).map_err(bad)?;
+        return Ok(n);
+    }
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(64);
+        let extractor = s.spawn(move || {
+            let reader = ChannelReader {
+                rx,
+                buf: Vec::new(),
+                pos: 0,
+            };
+            store.extract_layer(
+                std::io::BufReader::with_capacity(256 << 10, reader),
+                rec,
+                true,
+            )
+        });
+        let mut tee = Tee {
+            tx: Some(tx),
+            aborted: false,
+        };
+        let got = fetch_blob(client, store, repo, l, progress, Some(&mut tee));
+        tee.tx = None;
+        let extracted = extractor.join().map_err(|_| RegistryError::BadLayer {
+            digest: l.digest.to_string(),
+            reason: "the extracting thread panicked".into(),
+        })?;
+        let n = got?;
+        match extracted {
+            _ if tee.aborted => {
+                store.ensure_unpacked_strict(rec).map_err(bad)?;
+            }
+            Ok(prepared) => {
+                store.commit_layer(prepared).map_err(bad)?;
+            }
+            Err(e) => return Err(bad(e)),
+        }
+        Ok(n)
+    })
+}
+
 /// Downloads blob `desc` of `repo` into the store unless it is there.
 /// Returns the bytes transferred (0: it was already in the store).
 pub fn fetch_blob(
@@ -376,6 +488,7 @@ pub fn fetch_blob(
     repo: &str,
     desc: &Descriptor,
     progress: &Transfers,
+    tee: Option<&mut Tee>,
 ) -> Result<u64, RegistryError> {
     let label = desc.digest.to_string();
     let short = &label[..label.len().min(19)];
@@ -389,7 +502,7 @@ pub fn fetch_blob(
     let partial = dir.join(desc.digest.hex());
     let slot = progress.start(short, desc.size);
     let what = format!("blob {}", desc.digest);
-    let r = download(client, repo, desc, &partial, progress, slot, &what);
+    let r = download(client, repo, desc, &partial, progress, slot, &what, tee);
     let r = r.and_then(|n| {
         let dest = store.layout().blob_path(&desc.digest);
         std::fs::rename(&partial, &dest).map_err(|e| RegistryError::io(dest.display(), e))?;
@@ -416,6 +529,7 @@ pub fn fetch_blob(
     r
 }
 
+#[allow(clippy::too_many_arguments)]
 fn download(
     client: &Client,
     repo: &str,
@@ -424,6 +538,7 @@ fn download(
     progress: &Transfers,
     slot: usize,
     what: &str,
+    mut tee: Option<&mut Tee>,
 ) -> Result<u64, RegistryError> {
     let io = |e: std::io::Error| RegistryError::io(partial.display(), e);
     let path = format!("/v2/{repo}/blobs/{}", desc.digest);
@@ -437,6 +552,11 @@ fn download(
             (hasher, have) = (Hasher::new(), 0);
         }
         progress.set(slot, have);
+        if have > 0 || attempts > 1 {
+            if let Some(t) = tee.as_deref_mut() {
+                t.abort();
+            }
+        }
         let mut broken: Option<String> = None;
         if have < desc.size {
             let range = format!("bytes={have}-");
@@ -501,6 +621,9 @@ fn download(
                         }
                         hasher.update(&buf[..n]);
                         file.write_all(&buf[..n]).map_err(io)?;
+                        if let Some(t) = tee.as_deref_mut() {
+                            t.send(&buf[..n]);
+                        }
                         progress.add(slot, n as u64);
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -603,7 +726,7 @@ fn pull_inner(
     let progress = Transfers::new(opts.progress, "Copying");
     let mut fetched = 0;
     let mut bytes = 0;
-    let n = fetch_blob(&client, store, repo, &manifest.config, &progress)?;
+    let n = fetch_blob(&client, store, repo, &manifest.config, &progress, None)?;
     if n > 0 {
         fetched += 1;
         bytes += n;
@@ -652,29 +775,27 @@ fn pull_inner(
         else {
             return;
         };
-        let r = fetch_blob(&client, store, repo, l, &progress).and_then(|n| {
+        let rec = LayerRecord {
+            digest: l.digest.clone(),
+            diff_id: diff_id.clone(),
+            size: l.size,
+            media_type: l.media_type.clone(),
+        };
+        let had_blob = store.layout().has_blob(&l.digest);
+        let had_dir = store.layer_dir(diff_id).is_dir();
+        let r = fetch_layer(&client, store, repo, l, &rec, &progress).map(|n| {
             if n > 0 {
                 total_bytes.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
                 total_fetched.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                new_blobs
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push((l.digest.clone(), Some(diff_id.clone())));
             }
-            let rec = LayerRecord {
-                digest: l.digest.clone(),
-                diff_id: diff_id.clone(),
-                size: l.size,
-                media_type: l.media_type.clone(),
-            };
-            store
-                .ensure_unpacked_strict(&rec)
-                .map(|_| ())
-                .map_err(|e| RegistryError::BadLayer {
-                    digest: l.digest.to_string(),
-                    reason: e.to_string(),
-                })
         });
+        // Whatever this pull added goes again if the pull fails.
+        if !had_blob && store.layout().has_blob(&l.digest) {
+            new_blobs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((l.digest.clone(), (!had_dir).then(|| diff_id.clone())));
+        }
         if let Err(e) = r {
             failed.store(true, std::sync::atomic::Ordering::Relaxed);
             let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
