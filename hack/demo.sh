@@ -55,6 +55,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 143' INT TERM
 
 step "1. a local registry, and the busybox base pushed to it with berth-build"
 hack/with-registry.sh start "$work/registry"
