@@ -580,6 +580,8 @@ fn tls_auth_platforms_and_docker_manifests() {
         auth: b.auth.clone(),
     };
     no_ca.fails(&["pull", &tls_img], &tls_img, "ca.crt");
+    // --insecure-registry: the certificate is not checked.
+    no_ca.ok(&["pull", "-q", "--insecure-registry", tls, &tls_img]);
 
     // Basic auth: 401 without credentials, refused password, login/logout.
     let auth_img = format!("{auth}/busybox:1");

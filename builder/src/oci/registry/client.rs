@@ -1,7 +1,7 @@
 //! The HTTP side of the distribution API: one [`Client`] per registry,
 //! on ureq (the HTTP stack the builder already has). It picks the scheme
 //! (HTTPS; plain HTTP only for this machine and `--insecure-registry`
-//! names), trusts the CA files in `certs.d/HOST/`, and answers basic and
+//! names, which also skip certificate checks), trusts the CA files in `certs.d/HOST/`, and answers basic and
 //! bearer-token challenges with the credentials from the auth files. Safe
 //! to share between the threads downloading layers.
 
@@ -21,7 +21,8 @@ use super::RegistryError;
 /// Where registry settings come from.
 #[derive(Debug, Clone)]
 pub struct RegistryOptions {
-    /// Registries (`host[:port]`) that may be reached over plain HTTP.
+    /// Registries (`host[:port]`) reached without certificate checks, or
+    /// over plain HTTP when HTTPS fails (Docker's insecure registries).
     pub insecure: Vec<String>,
     /// `certs.d` roots holding `HOST[:PORT]/*.crt` CA files.
     pub certs_dirs: Vec<PathBuf>,
@@ -94,7 +95,58 @@ pub fn ca_files(certs_dirs: &[PathBuf], registry: &str) -> Vec<PathBuf> {
     out
 }
 
-fn tls_config(cas: &[PathBuf]) -> Result<Arc<rustls::ClientConfig>, RegistryError> {
+/// For `--insecure-registry` names: any server certificate is accepted
+/// (the handshake signatures are still checked), as Docker treats
+/// insecure registries.
+#[derive(Debug)]
+struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn tls_config(cas: &[PathBuf], insecure: bool) -> Result<Arc<rustls::ClientConfig>, RegistryError> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     for f in cas {
@@ -112,11 +164,17 @@ fn tls_config(cas: &[PathBuf]) -> Result<Arc<rustls::ClientConfig>, RegistryErro
         tracing::debug!(file = %f.display(), "trusting CA");
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| RegistryError::Config(format!("TLS: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .map_err(|e| RegistryError::Config(format!("TLS: {e}")))?;
+    let cfg = if insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
+            .with_no_client_auth()
+    } else {
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
     Ok(Arc::new(cfg))
 }
 
@@ -160,15 +218,16 @@ impl Client {
     pub fn new(reference: &Reference, opts: &RegistryOptions) -> Result<Client, RegistryError> {
         let registry = reference.registry.clone();
         let cas = ca_files(&opts.certs_dirs, &registry);
+        let insecure = opts.insecure.iter().any(|i| i == &registry);
         let agent = ureq::AgentBuilder::new()
-            .tls_config(tls_config(&cas)?)
+            .tls_config(tls_config(&cas, insecure)?)
             .timeout_connect(Duration::from_secs(30))
             .timeout_read(Duration::from_secs(120))
             .user_agent(concat!("berth-build/", env!("CARGO_PKG_VERSION")))
             .build();
         let creds = auth::lookup_in(&opts.auth_files, &registry)?;
         let host = reference.api_host().to_string();
-        let plain_ok = reference.is_local() || opts.insecure.iter().any(|i| i == &registry);
+        let plain_ok = reference.is_local() || insecure;
         let mut client = Client {
             registry,
             base: format!("https://{host}"),
