@@ -6,12 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 . hack/lib.sh
-need_packages busybox-static jq skopeo umoci runc podman containerd docker.io libc6-dev uidmap
-# The systemd driver tests (runtime/tests/systemd.rs) boot systemd from a debootstrap rootfs
-# (hack/with-systemd.sh, cached in /var/cache/berth-test; the first build takes a few minutes).
-need_packages debootstrap
-# the shim tests: protoc for the CRI client crate, CNI plugins for pod networking
-need_packages protobuf-compiler containernetworking-plugins
+# One apt-get run for everything: the runtimes and tools the tests drive; uidmap (rootless
+# tests); debootstrap (the systemd driver tests boot systemd from a debootstrap rootfs,
+# hack/with-systemd.sh, cached in /var/cache/berth-test; the first build takes a few minutes);
+# protoc and CNI plugins (the shim's CRI tests); docker-registry, htpasswd and openssl (the
+# builder's registry tests, hack/with-registry.sh).
+need_packages busybox-static jq skopeo umoci runc podman containerd docker.io libc6-dev uidmap \
+  debootstrap protobuf-compiler containernetworking-plugins docker-registry apache2-utils openssl
 command -v cargo >/dev/null || { echo "test.sh: cargo is required (rustup)" >&2; exit 1; }
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy >/dev/null 2>&1 || true
 

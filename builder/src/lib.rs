@@ -7,13 +7,14 @@
 //! - [`context`]: `.dockerignore` parsing and matching;
 //! - [`layer`]: deterministic layer tars (gzip, zstd or uncompressed) from
 //!   overlay upper directories and safe extraction;
-//! - [`oci`]: image layouts, OCI and Docker archives and the image-spec
-//!   JSON types;
+//! - [`oci`]: image layouts, OCI and Docker archives, the image-spec
+//!   JSON types and the registry client ([`oci::registry`]);
 //! - [`store`]: the local content store and build cache;
 //! - [`exec`]: RUN (through the berth runtime library on an overlay
 //!   snapshot), COPY/ADD (with `--parents` and http(s) URLs) and WORKDIR;
 //! - [`progress`]: plain and tty step progress on stderr;
 //! - [`secret`]: build secrets (`--secret`, `RUN --mount=type=secret`);
+//! - [`images`]: tag, inspect, save, load and overlay bundles;
 //! - [`build`]: the build driver tying it together.
 
 pub mod build;
@@ -23,6 +24,7 @@ pub mod dockerfile;
 pub mod exec;
 mod fsutil;
 mod glob;
+pub mod images;
 pub mod layer;
 pub mod oci;
 pub mod plan;

@@ -6,8 +6,13 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use berth_build::build::{build, BuildRequest, Output};
+use berth_build::images;
 use berth_build::layer::Compression;
 use berth_build::oci::normalize_tag;
+use berth_build::oci::registry::{
+    self, PullOptions, PullPolicy, PushOptions, Reference, RegistryOptions,
+};
+use berth_build::plan::Platform;
 use berth_build::progress::{stderr_is_tty, ProgressMode};
 use berth_build::secret::parse_secret_flag;
 use berth_build::store::Store;
@@ -26,6 +31,14 @@ struct Cli {
     /// Log debug information to stderr (or set RUST_LOG).
     #[arg(long, global = true)]
     debug: bool,
+    /// A registry (host[:port]) that may be reached over plain HTTP; may be
+    /// repeated (localhost and 127.0.0.1 always may).
+    #[arg(long = "insecure-registry", global = true)]
+    insecure_registries: Vec<String>,
+    /// certs.d root with HOST[:PORT]/ca.crt files (default:
+    /// $BERTH_CERTS_D, else /etc/containers/certs.d and /etc/docker/certs.d).
+    #[arg(long = "certs-dir", global = true)]
+    certs_dirs: Vec<PathBuf>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -38,10 +51,105 @@ enum Cmd {
     Images,
     /// Unpack an image into a runtime bundle (DEST/rootfs + DEST/config.json).
     Unpack {
+        /// Mount DEST/rootfs as an overlay over the store's unpacked layers
+        /// instead of copying (remove it with `berth-build unmount DEST`).
+        #[arg(long)]
+        overlay: bool,
         /// oci:DIR[:tag], oci-archive:FILE[:tag], or a name in the store.
         image: String,
         /// Bundle directory to create.
         dest: PathBuf,
+    },
+    /// Remove a bundle made by `unpack` (unmounting an overlay rootfs).
+    Unmount {
+        /// The bundle directory.
+        dest: PathBuf,
+    },
+    /// Pull an image from a registry into the store.
+    Pull {
+        /// Image reference (`busybox`, `host:port/repo:tag`, `repo@sha256:...`).
+        image: String,
+        /// Platform to pick from a multi-arch image (os/arch[/variant]).
+        #[arg(long)]
+        platform: Option<String>,
+        /// Layers downloaded at the same time.
+        #[arg(long, default_value_t = 3)]
+        jobs: usize,
+        /// Progress output: auto (default), plain, tty or quiet.
+        #[arg(long, default_value = "auto")]
+        progress: String,
+        /// Only print the manifest digest.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Push a stored image to a registry.
+    Push {
+        /// The image in the store.
+        name: String,
+        /// Destination reference (default: NAME).
+        dest: Option<String>,
+        /// Blobs larger than this many bytes are uploaded in chunks of
+        /// this size; 0 uploads every blob in one request.
+        #[arg(long, default_value_t = 32 << 20)]
+        chunk_size: u64,
+        /// Blobs uploaded at the same time.
+        #[arg(long, default_value_t = 3)]
+        jobs: usize,
+        /// Progress output: auto (default), plain, tty or quiet.
+        #[arg(long, default_value = "auto")]
+        progress: String,
+        /// Only print the manifest digest.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Give a stored image another name.
+    Tag {
+        /// The image.
+        src: String,
+        /// The new name (name[:tag]).
+        dest: String,
+    },
+    /// Print an image's manifest and configuration as JSON.
+    Inspect {
+        /// The image.
+        name: String,
+    },
+    /// Write stored images to an archive.
+    Save {
+        /// The archive file.
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+        /// oci-archive (default) or docker-archive.
+        #[arg(long, default_value = "oci-archive")]
+        format: String,
+        /// The images.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Load the images of an OCI or Docker archive into the store.
+    Load {
+        /// The archive file.
+        #[arg(short = 'i', long = "input")]
+        input: PathBuf,
+    },
+    /// Store credentials for a registry (checked against it first).
+    Login {
+        /// The registry (host[:port]).
+        registry: String,
+        /// User name.
+        #[arg(short, long)]
+        username: Option<String>,
+        /// Password (prefer --password-stdin).
+        #[arg(short, long)]
+        password: Option<String>,
+        /// Read the password from stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove stored credentials for a registry.
+    Logout {
+        /// The registry (host[:port]).
+        registry: String,
     },
     /// Remove unreferenced blobs, unpacked layers and stale build cache
     /// entries from the store, and report the bytes freed.
@@ -93,6 +201,12 @@ struct BuildArgs {
     /// Only print the image digest.
     #[arg(short, long)]
     quiet: bool,
+    /// When FROM pulls from a registry: missing (default), always or never.
+    #[arg(long, default_value = "missing", num_args = 0..=1, default_missing_value = "always")]
+    pull: String,
+    /// Push the image to the registry of each -t name after the build.
+    #[arg(long)]
+    push: bool,
     /// The build context directory.
     context: PathBuf,
 }
@@ -119,7 +233,32 @@ fn parse_output(s: &str) -> Result<Output> {
     }
 }
 
-fn run_build(root: &std::path::Path, a: BuildArgs) -> Result<()> {
+fn registry_options(cli: &Cli) -> RegistryOptions {
+    let mut o = RegistryOptions {
+        insecure: cli.insecure_registries.clone(),
+        ..RegistryOptions::default()
+    };
+    if !cli.certs_dirs.is_empty() {
+        o.certs_dirs = cli.certs_dirs.clone();
+    }
+    o
+}
+
+fn progress_mode(s: &str, quiet: bool) -> Result<ProgressMode> {
+    if quiet {
+        return Ok(ProgressMode::Quiet);
+    }
+    Ok(match s {
+        "plain" => ProgressMode::Plain,
+        "tty" => ProgressMode::Tty,
+        "auto" if stderr_is_tty() => ProgressMode::Tty,
+        "auto" => ProgressMode::Plain,
+        "quiet" => ProgressMode::Quiet,
+        other => bail!("unsupported --progress {other:?}: use auto, plain, tty or quiet"),
+    })
+}
+
+fn run_build(root: &std::path::Path, reg: RegistryOptions, a: BuildArgs) -> Result<()> {
     let mut build_args = BTreeMap::new();
     for kv in &a.build_args {
         match kv.split_once('=') {
@@ -188,14 +327,107 @@ fn run_build(root: &std::path::Path, a: BuildArgs) -> Result<()> {
         source_date_epoch,
         progress,
         secrets,
+        pull: PullPolicy::parse(&a.pull).map_err(anyhow::Error::msg)?,
+        registry: reg.clone(),
     };
+    if a.push && req.tags.is_empty() {
+        bail!("--push needs at least one -t NAME to push to");
+    }
     let store = Store::open(root)?;
     let out = build(&store, &req)?;
+    if a.push {
+        let _lock = store.lock()?;
+        let opts = PushOptions {
+            progress: if a.quiet {
+                ProgressMode::Quiet
+            } else {
+                ProgressMode::Plain
+            },
+            ..PushOptions::default()
+        };
+        for t in &req.tags {
+            let dest = Reference::parse(t).map_err(anyhow::Error::msg)?;
+            let p = registry::push(&store, &out.manifest, &dest, &reg, &opts)?;
+            if !a.quiet {
+                eprintln!(
+                    "pushed {dest} ({} uploaded, {} mounted, {} already there)",
+                    p.uploaded, p.mounted, p.existing
+                );
+            }
+        }
+    }
     println!("{}", out.manifest.digest);
     Ok(())
 }
 
-fn unpack(store: &Store, image: &str, dest: &std::path::Path) -> Result<()> {
+fn run_pull(
+    store: &Store,
+    reg: &RegistryOptions,
+    image: &str,
+    platform: Option<&str>,
+    jobs: usize,
+    progress: ProgressMode,
+) -> Result<()> {
+    let reference = Reference::parse(image).map_err(anyhow::Error::msg)?;
+    let platform = match platform {
+        Some(p) => Platform::parse(p)?,
+        None => Platform::host(),
+    };
+    let _lock = store.lock()?;
+    let opts = PullOptions {
+        platform,
+        jobs,
+        progress,
+    };
+    let p = registry::pull(store, &reference, reg, &opts)?;
+    if progress != ProgressMode::Quiet {
+        eprintln!(
+            "pulled {} ({} blobs, {} fetched)",
+            p.name,
+            p.fetched,
+            human_size(p.bytes)
+        );
+    }
+    println!("{}", p.descriptor.digest);
+    Ok(())
+}
+
+fn run_login(
+    reg: &RegistryOptions,
+    registry: &str,
+    username: Option<String>,
+    password: Option<String>,
+    password_stdin: bool,
+) -> Result<()> {
+    use std::io::BufRead;
+    let Some(username) = username else {
+        bail!("login needs --username");
+    };
+    let password = match (password, password_stdin) {
+        (Some(_), true) => bail!("give --password or --password-stdin, not both"),
+        (Some(p), false) => p,
+        (None, true) => {
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            line.trim_end_matches(['\n', '\r']).to_string()
+        }
+        (None, false) => bail!("login needs --password or --password-stdin"),
+    };
+    let reference = Reference::parse(&format!("{registry}/login-check"))
+        .map_err(|_| anyhow::anyhow!("invalid registry name {registry:?}"))?;
+    let mut client = registry::Client::new(&reference, reg)?;
+    let creds = registry::auth::Credentials { username, password };
+    client.set_credentials(creds.clone());
+    client.check_login()?;
+    let Some(file) = reg.auth_files.first().cloned() else {
+        bail!("no auth file: set REGISTRY_AUTH_FILE, XDG_RUNTIME_DIR or HOME");
+    };
+    registry::auth::store(&file, &reference.registry, &creds)?;
+    println!("Login Succeeded ({})", file.display());
+    Ok(())
+}
+
+fn unpack(store: &Store, image: &str, dest: &std::path::Path, overlay: bool) -> Result<()> {
     use berth_build::oci::{self, ImageSource, Layout};
     let cwd = std::env::current_dir()?;
     let tmp;
@@ -221,7 +453,14 @@ fn unpack(store: &Store, image: &str, dest: &std::path::Path) -> Result<()> {
     if dest.exists() && std::fs::read_dir(dest)?.next().is_some() {
         bail!("{} exists and is not empty", dest.display());
     }
-    oci::unpack(&layout, &resolved, &dest.join("rootfs"))?;
+    if overlay {
+        if !matches!(ImageSource::parse(image, &cwd), ImageSource::Stored(_)) {
+            bail!("--overlay needs an image in the store (load or pull it first)");
+        }
+        berth_build::images::unpack_overlay(store, &resolved, dest)?;
+    } else {
+        oci::unpack(&layout, &resolved, &dest.join("rootfs"))?;
+    }
     let spec = oci::bundle_config(&resolved.config);
     std::fs::write(dest.join("config.json"), serde_json::to_vec_pretty(&spec)?)?;
     println!("{}", dest.display());
@@ -256,25 +495,129 @@ fn real_main() -> Result<()> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    let reg = registry_options(&cli);
     match cli.command {
-        Cmd::Build(a) => run_build(&cli.root, a),
+        Cmd::Build(a) => run_build(&cli.root, reg, a),
         Cmd::Images => {
             let store = Store::open(&cli.root)?;
-            println!("{:<40} {:<20} {:>12}", "NAME", "DIGEST", "SIZE");
+            println!(
+                "{:<48} {:<20} {:<21} {:>10}",
+                "NAME", "DIGEST", "CREATED", "SIZE"
+            );
             for img in store.images()? {
-                let size: u64 = store
-                    .layout()
-                    .manifest(&img.manifest.digest)
-                    .map(|m| m.layers.iter().map(|l| l.size).sum::<u64>() + m.config.size)
-                    .unwrap_or(0);
+                let (size, created) = images::summary(&store, &img);
                 let short = &img.manifest.digest.hex()[..12];
-                println!("{:<40} sha256:{:<13} {:>12}", img.name, short, size);
+                let created = created
+                    .map(|c| c.chars().take(19).collect::<String>().replace('T', " "))
+                    .unwrap_or_else(|| "-".into());
+                println!(
+                    "{:<48} sha256:{:<13} {:<21} {:>10}",
+                    img.name,
+                    short,
+                    created,
+                    human_size(size)
+                );
             }
             Ok(())
         }
-        Cmd::Unpack { image, dest } => {
+        Cmd::Unpack {
+            image,
+            dest,
+            overlay,
+        } => {
             let store = Store::open(&cli.root)?;
-            unpack(&store, &image, &dest)
+            unpack(&store, &image, &dest, overlay)
+        }
+        Cmd::Unmount { dest } => {
+            let store = Store::open(&cli.root)?;
+            images::remove_bundle(&store, &dest)?;
+            Ok(())
+        }
+        Cmd::Pull {
+            image,
+            platform,
+            jobs,
+            progress,
+            quiet,
+        } => {
+            let store = Store::open(&cli.root)?;
+            let mode = progress_mode(&progress, quiet)?;
+            run_pull(&store, &reg, &image, platform.as_deref(), jobs, mode)
+        }
+        Cmd::Push {
+            name,
+            dest,
+            chunk_size,
+            jobs,
+            progress,
+            quiet,
+        } => {
+            let store = Store::open(&cli.root)?;
+            let _lock = store.lock()?;
+            let img = store.find(&name)?;
+            let dest =
+                Reference::parse(dest.as_deref().unwrap_or(&name)).map_err(anyhow::Error::msg)?;
+            let opts = PushOptions {
+                chunk_size,
+                jobs,
+                progress: progress_mode(&progress, quiet)?,
+            };
+            let p = registry::push(&store, &img.manifest, &dest, &reg, &opts)?;
+            if !quiet {
+                eprintln!(
+                    "pushed {dest} ({} uploaded, {} mounted, {} already there)",
+                    p.uploaded, p.mounted, p.existing
+                );
+            }
+            if let Some(d) = p.digest {
+                println!("{d}");
+            }
+            Ok(())
+        }
+        Cmd::Tag { src, dest } => {
+            let store = Store::open(&cli.root)?;
+            let _lock = store.lock()?;
+            let name = images::tag(&store, &src, &dest)?;
+            println!("{name}");
+            Ok(())
+        }
+        Cmd::Inspect { name } => {
+            let store = Store::open(&cli.root)?;
+            let v = images::inspect(&store, &name)?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(())
+        }
+        Cmd::Save {
+            output,
+            format,
+            names,
+        } => {
+            let store = Store::open(&cli.root)?;
+            let format = images::ArchiveFormat::parse(&format).map_err(anyhow::Error::msg)?;
+            images::save(&store, &names, &output, format)?;
+            Ok(())
+        }
+        Cmd::Load { input } => {
+            let store = Store::open(&cli.root)?;
+            let _lock = store.lock()?;
+            for n in images::load(&store, &input)? {
+                println!("Loaded image: {n}");
+            }
+            Ok(())
+        }
+        Cmd::Login {
+            registry,
+            username,
+            password,
+            password_stdin,
+        } => run_login(&reg, &registry, username, password, password_stdin),
+        Cmd::Logout { registry } => {
+            let changed = registry::auth::remove_in(&reg.auth_files, &registry)?;
+            if changed.is_empty() {
+                bail!("not logged in to {registry}");
+            }
+            println!("Removed login credentials for {registry}");
+            Ok(())
         }
         Cmd::Prune { all } => {
             let store = Store::open(&cli.root)?;

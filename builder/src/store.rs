@@ -52,6 +52,9 @@ pub enum StoreError {
     /// No image by that name.
     #[error("no image named {0:?} in the store (see `berth-build images`)")]
     NoSuchImage(String),
+    /// A bad argument (image name, archive format...).
+    #[error("{0}")]
+    Invalid(String),
     /// An I/O error.
     #[error("{what}: {source}")]
     Io {
@@ -64,7 +67,7 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    fn io(what: impl std::fmt::Display, source: io::Error) -> Self {
+    pub(crate) fn io(what: impl std::fmt::Display, source: io::Error) -> Self {
         StoreError::Io {
             what: what.to_string(),
             source,
@@ -167,6 +170,15 @@ pub struct Store {
 #[derive(Debug)]
 pub struct StoreLock {
     _file: File,
+}
+
+/// A layer extracted and checked (diff id) in a scratch directory, not yet
+/// in `layers/` ([`Store::commit_layer`]); removed if dropped.
+#[derive(Debug)]
+pub struct PreparedLayer {
+    _scratch: Scratch,
+    dir: PathBuf,
+    diff_id: Digest,
 }
 
 /// A scratch directory under `tmp/`, unmounted and removed on drop.
@@ -371,23 +383,23 @@ impl Store {
     /// Makes sure `layer` is unpacked (in overlay format), verifying the
     /// blob digest and the diff id while extracting. Returns its directory.
     pub fn ensure_unpacked(&self, layer: &LayerRecord) -> Result<PathBuf, StoreError> {
+        self.unpack_layer(layer, false)
+    }
+
+    /// Like [`Store::ensure_unpacked`], for layers from a registry: a
+    /// device node is an error (naming it) instead of being skipped.
+    pub fn ensure_unpacked_strict(&self, layer: &LayerRecord) -> Result<PathBuf, StoreError> {
+        self.unpack_layer(layer, true)
+    }
+
+    fn unpack_layer(&self, layer: &LayerRecord, strict: bool) -> Result<PathBuf, StoreError> {
         let dest = self.layer_dir(&layer.diff_id);
         if dest.is_dir() {
             return Ok(dest);
         }
-        let scratch = self.scratch("unpack")?;
-        let tmp = scratch.path().join("layer");
-        fs::create_dir(&tmp).map_err(|e| StoreError::io(tmp.display(), e))?;
         let blob = self.layout.open_blob(&layer.digest)?;
         let mut outer = HashReader::new(io::BufReader::new(blob));
-        let (diff_id, _) = {
-            let inner = layer::decompress(&layer.media_type, &mut outer)?;
-            let mut hashed = HashReader::new(inner);
-            layer::extract(&mut hashed, &tmp, ExtractMode::Overlay)?;
-            hashed
-                .drain()
-                .map_err(|e| StoreError::io(format!("layer {}", layer.digest), e))?
-        };
+        let prepared = self.extract_layer(&mut outer, layer, strict)?;
         let (digest, _) = outer
             .drain()
             .map_err(|e| StoreError::io(format!("layer {}", layer.digest), e))?;
@@ -399,6 +411,37 @@ impl Store {
             }
             .into());
         }
+        self.commit_layer(prepared)
+    }
+
+    /// Extracts the compressed layer stream `blob` (the caller checks its
+    /// digest) into a scratch directory and checks the diff id; nothing
+    /// is visible until [`Store::commit_layer`]. `strict`: a device node
+    /// is an error.
+    pub fn extract_layer<R: io::Read>(
+        &self,
+        blob: R,
+        layer: &LayerRecord,
+        strict: bool,
+    ) -> Result<PreparedLayer, StoreError> {
+        let scratch = self.scratch("unpack")?;
+        let tmp = scratch.path().join("layer");
+        fs::create_dir(&tmp).map_err(|e| StoreError::io(tmp.display(), e))?;
+        let (diff_id, _) = {
+            let inner = layer::decompress(&layer.media_type, blob)?;
+            let mut hashed = HashReader::new(inner);
+            let stats = layer::extract(&mut hashed, &tmp, ExtractMode::Overlay)?;
+            if let (true, Some(path)) = (strict, stats.first_device) {
+                return Err(LayerError::Unsafe {
+                    path,
+                    reason: "device nodes are not allowed in a layer".into(),
+                }
+                .into());
+            }
+            hashed
+                .drain()
+                .map_err(|e| StoreError::io(format!("layer {}", layer.digest), e))?
+        };
         if diff_id != layer.diff_id {
             return Err(StoreError::DiffIdMismatch {
                 digest: layer.digest.clone(),
@@ -406,10 +449,34 @@ impl Store {
                 actual: diff_id,
             });
         }
+        Ok(PreparedLayer {
+            _scratch: scratch,
+            dir: tmp,
+            diff_id,
+        })
+    }
+
+    /// Makes an extracted layer the store's unpacked copy of its diff id.
+    pub fn commit_layer(&self, p: PreparedLayer) -> Result<PathBuf, StoreError> {
+        let dest = self.layer_dir(&p.diff_id);
         if !dest.exists() {
-            fs::rename(&tmp, &dest).map_err(|e| StoreError::io(dest.display(), e))?;
+            fs::rename(&p.dir, &dest).map_err(|e| StoreError::io(dest.display(), e))?;
         }
         Ok(dest)
+    }
+
+    /// The layers (diff id hex) that overlay bundles made by `unpack
+    /// --overlay` still use (`bundles/<id>` lists them, one per line).
+    pub fn overlay_layers(&self) -> HashSet<String> {
+        let mut out = HashSet::new();
+        if let Ok(rd) = fs::read_dir(self.root.join("bundles")) {
+            for e in rd.flatten() {
+                if let Ok(text) = fs::read_to_string(e.path()) {
+                    out.extend(text.lines().skip(1).map(str::to_string));
+                }
+            }
+        }
+        out
     }
 
     /// Names `manifest` as `name` in the store (replacing an older image of
@@ -434,9 +501,15 @@ impl Store {
     /// Finds a tagged image by name (`name` or `name:tag`).
     pub fn find(&self, name: &str) -> Result<StoredImage, StoreError> {
         let full = crate::oci::normalize_tag(name).unwrap_or_else(|_| name.to_string());
-        self.images()?
-            .into_iter()
+        let remote = crate::oci::registry::Reference::parse(name)
+            .map(|r| r.to_string())
+            .unwrap_or_default();
+        let images = self.images()?;
+        images
+            .iter()
             .find(|i| i.name == full || i.name == name)
+            .or_else(|| images.iter().find(|i| i.name == remote))
+            .cloned()
             .ok_or_else(|| StoreError::NoSuchImage(name.to_string()))
     }
 
@@ -535,6 +608,8 @@ impl Store {
         for m in &self.layout.index()?.manifests {
             self.mark(&m.digest, 0, &mut blobs, &mut diff_ids)?;
         }
+        // Layers under overlay bundles (`unpack --overlay`) stay.
+        diff_ids.extend(self.overlay_layers());
         let list = |dir: &Path| -> Result<Vec<fs::DirEntry>, StoreError> {
             match fs::read_dir(dir) {
                 Ok(rd) => Ok(rd.flatten().collect()),
@@ -580,6 +655,17 @@ impl Store {
             if name != "empty" && !diff_ids.contains(&name) {
                 report.freed_bytes += remove_counting(&e.path())?;
                 report.layer_dirs += 1;
+            }
+        }
+        // Interrupted downloads, and where-it-came-from notes of blobs gone.
+        for e in list(&self.root.join("partial"))? {
+            report.freed_bytes += remove_counting(&e.path())?;
+            report.blobs += 1;
+        }
+        for e in list(&self.root.join("sources"))? {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !blobs.contains(&name) {
+                remove_counting(&e.path())?;
             }
         }
         if all {

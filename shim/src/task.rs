@@ -322,6 +322,7 @@ impl Shim {
             console_socket: prepared.console.as_ref().map(|(p, _)| p.clone()),
             preserve_fds: 0,
             ignore_paused: false,
+            sub_cgroups: Default::default(),
         };
         let res = crate::stdio::with_stdio(prepared.raw(), || bc::exec(&opts))
             .map_err(|e| status(Code::Unknown, format!("stdio: {e}")))

@@ -164,7 +164,7 @@ impl Run {
             return RunScript::Command(self.command.clone());
         }
         let single =
-            super::parser::heredoc_word(line.trim(), '\\').is_some() && self.heredocs.len() == 1;
+            super::heredoc::heredoc_word(line.trim(), '\\').is_some() && self.heredocs.len() == 1;
         if single {
             let doc = &self.heredocs[0];
             if doc.content.starts_with("#!") {

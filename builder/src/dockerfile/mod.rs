@@ -6,6 +6,7 @@ mod duration;
 mod error;
 pub mod expand;
 mod flags;
+mod heredoc;
 mod instruction;
 mod lexer;
 mod mount;

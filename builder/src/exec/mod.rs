@@ -1,10 +1,13 @@
 //! Executing filesystem steps on overlay snapshots: RUN through the berth
 //! runtime library, COPY/ADD, WORKDIR.
 
+pub mod config;
 pub mod copy;
 pub mod fetch;
+pub mod from;
 pub mod overlay;
 pub mod run;
+pub mod snapshot;
 pub mod user;
 
 use std::fmt::Display;

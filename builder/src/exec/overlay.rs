@@ -76,6 +76,12 @@ impl Overlay {
         &self.target
     }
 
+    /// Leaves the overlay mounted after this value is gone (for bundles
+    /// that outlive the process; `berth-build unmount` removes them).
+    pub fn keep(mut self) {
+        self.mounted = false;
+    }
+
     /// Unmounts now, reporting errors.
     pub fn unmount(mut self) -> Result<(), ExecError> {
         self.mounted = false;

@@ -42,6 +42,8 @@ pub struct ExtractStats {
     pub whiteouts: u64,
     /// Device nodes skipped.
     pub skipped_devices: u64,
+    /// The path of the first device node skipped.
+    pub first_device: Option<String>,
 }
 
 /// Validates a tar entry path and splits it into components. The empty
@@ -204,8 +206,10 @@ impl Extractor {
                     Mode::from_bits_truncate(0o600),
                 )
                 .map_err(|e| io_err(errno_io(e)))?;
-                let mut f = File::from(fd);
-                io::copy(entry, &mut f).map_err(io_err)?;
+                // Large writes: io::copy fills the BufWriter's buffer directly.
+                let mut w = io::BufWriter::with_capacity(256 << 10, File::from(fd));
+                io::copy(entry, &mut w).map_err(io_err)?;
+                let f = w.into_inner().map_err(|e| io_err(e.into_error()))?;
                 for (k, v) in &xattrs {
                     fsutil::set_xattr_fd(f.as_fd(), k, v).map_err(io_err)?;
                 }
@@ -276,6 +280,9 @@ impl Extractor {
             tar::EntryType::Char | tar::EntryType::Block => {
                 tracing::warn!(path = %shown, "skipping device node in layer");
                 self.stats.skipped_devices += 1;
+                if self.stats.first_device.is_none() {
+                    self.stats.first_device = Some(shown.clone());
+                }
                 return Ok(());
             }
             other => {

@@ -33,6 +33,18 @@ pub fn write_archive(
     dest: &Path,
     mtime: i64,
 ) -> Result<(), OciError> {
+    write_archive_multi(layout, std::slice::from_ref(manifest), blobs, dest, mtime)
+}
+
+/// Writes an OCI archive at `dest` whose index lists `manifests` (each
+/// with its own name annotations), with `blobs` from `layout`.
+pub fn write_archive_multi(
+    layout: &Layout,
+    manifests: &[Descriptor],
+    blobs: &[Digest],
+    dest: &Path,
+    mtime: i64,
+) -> Result<(), OciError> {
     let tmp = tmp_sibling(dest);
     let result = (|| {
         let io_err = |e| OciError::io(dest.display(), e);
@@ -40,7 +52,7 @@ pub fn write_archive(
         let mut tw = TarWriter::new(BufWriter::new(f));
         let layout_json = br#"{"imageLayoutVersion":"1.0.0"}"#;
         let index = Index {
-            manifests: vec![manifest.clone()],
+            manifests: manifests.to_vec(),
             ..Index::default()
         };
         let index_json = to_json(&index);

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::types::{
-    to_json, Descriptor, ImageConfig, Index, Manifest, ANNOTATION_REF_NAME, MEDIA_TYPE_DOCKER_LIST,
-    MEDIA_TYPE_INDEX,
+    to_json, Descriptor, ImageConfig, Index, Manifest, ANNOTATION_CONTAINERD_NAME,
+    ANNOTATION_REF_NAME, MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_INDEX,
 };
 use super::OciError;
 use crate::digest::{Digest, HashReader};
@@ -326,9 +326,16 @@ impl Layout {
 }
 
 /// The annotation map naming an image.
+/// `org.opencontainers.image.ref.name` (as given: podman, skopeo and umoci
+/// look it up) and `io.containerd.image.name` (the full name, as `ctr
+/// images import` expects: `app:1` is `docker.io/library/app:1`).
 pub fn ref_annotations(name: &str) -> std::collections::BTreeMap<String, String> {
     let mut a = std::collections::BTreeMap::new();
     a.insert(ANNOTATION_REF_NAME.to_string(), name.to_string());
+    let full = super::registry::Reference::parse(name)
+        .map(|r| r.to_string())
+        .unwrap_or_else(|_| name.to_string());
+    a.insert(ANNOTATION_CONTAINERD_NAME.to_string(), full);
     a
 }
 

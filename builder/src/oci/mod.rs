@@ -4,6 +4,7 @@
 pub mod archive;
 pub mod docker;
 pub mod layout;
+pub mod registry;
 pub mod types;
 
 use std::fmt::Display;
@@ -13,7 +14,7 @@ use thiserror::Error;
 
 use crate::digest::Digest;
 
-pub use archive::{open_archive, write_archive};
+pub use archive::{open_archive, write_archive, write_archive_multi};
 pub use layout::{Layout, ResolvedImage};
 
 /// Errors reading or writing OCI layouts.

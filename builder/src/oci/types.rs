@@ -22,6 +22,8 @@ pub const MEDIA_TYPE_DOCKER_LIST: &str =
     "application/vnd.docker.distribution.manifest.list.v2+json";
 /// The annotation naming an image in an index.
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// The annotation containerd names an imported image by.
+pub const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
 /// The annotation holding the creation time.
 pub const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
 

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use super::user::ResolvedUser;
 use super::ExecError;
+use crate::exec::user::ResolvedUser;
 
 /// Docker's default capability set for build containers.
 pub const DEFAULT_CAPS: &[&str] = &[

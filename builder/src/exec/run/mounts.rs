@@ -1,0 +1,363 @@
+//! `RUN --mount`: planning (expansion, checks, cache key material) and the
+//! host side of each mount (cache dirs, bind sources, throw-away overlays).
+use std::os::fd::AsFd;
+
+use crate::build::{Builder, StepErrorKind};
+use crate::context::{clean_path, Dockerignore};
+use crate::dockerfile::{Mount, MountType};
+use crate::exec::copy::{self, SourceFilter};
+use crate::exec::run::RunMount;
+use crate::exec::{self, ExecError, Overlay};
+use crate::fsutil;
+use crate::plan::{SourceRef, StageScope};
+use crate::secret::{SecretError, SecretSource};
+use crate::store::LayerRecord;
+
+/// A `RUN --mount`, expanded and checked.
+#[derive(Debug, Clone)]
+pub(crate) struct MountPlan {
+    /// Absolute path in the container.
+    pub(crate) target: String,
+    /// Its part of the step's cache key.
+    pub(crate) material: String,
+    pub(crate) kind: MountPlanKind,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum MountPlanKind {
+    Tmpfs {
+        size: Option<u64>,
+    },
+    Cache {
+        id: String,
+        read_only: bool,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
+    /// A secret given with `--secret` (None: not given, and not required).
+    Secret {
+        id: String,
+        source: Option<SecretSource>,
+        /// Expose it as this environment variable.
+        env: Option<String>,
+        /// Mount it as a file at `MountPlan::target`.
+        file: bool,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
+    Bind {
+        /// The layers of the stage or image to mount from; None: the context.
+        from: Option<Vec<LayerRecord>>,
+        /// Path inside it (relative).
+        source: String,
+        read_only: bool,
+    },
+}
+
+impl<'a> Builder<'a> {
+    /// Expands and checks one `RUN --mount`, and computes what it adds to
+    /// the step's cache key (bind sources by content, caches by id).
+    pub(crate) fn plan_mount(
+        &mut self,
+        stage: usize,
+        scope: &StageScope<'a>,
+        cwd: &str,
+        m: &Mount,
+    ) -> Result<MountPlan, StepErrorKind> {
+        let expand = |v: &Option<String>| -> Result<Option<String>, StepErrorKind> {
+            match v {
+                Some(v) => Ok(Some(scope.expand(v)?)),
+                None => Ok(None),
+            }
+        };
+        if m.kind == MountType::Secret {
+            return self.plan_secret(scope, cwd, m);
+        }
+        let raw_target = expand(&m.target)?.unwrap_or_default();
+        let target = if raw_target.starts_with('/') {
+            clean_path(&raw_target)
+        } else {
+            clean_path(&format!("{cwd}/{raw_target}"))
+        };
+        if target == "/" {
+            return Err(StepErrorKind::Invalid(
+                "RUN --mount target=/ would hide the whole root filesystem: use a directory".into(),
+            ));
+        }
+        let ro = m.read_only;
+        match m.kind {
+            MountType::Secret | MountType::Ssh => {
+                Err(StepErrorKind::Unsupported("RUN --mount=type=ssh".into()))
+            }
+            MountType::Tmpfs => Ok(MountPlan {
+                material: format!("tmpfs target={target} size={:?}", m.size),
+                kind: MountPlanKind::Tmpfs { size: m.size },
+                target,
+            }),
+            MountType::Cache => {
+                if m.from.is_some() {
+                    return Err(StepErrorKind::Unsupported(
+                        "RUN --mount=type=cache,from= (seeding a cache from a stage)".into(),
+                    ));
+                }
+                let id = expand(&m.id)?.unwrap_or_else(|| target.clone());
+                let mode = m.mode.unwrap_or(0o755);
+                let (uid, gid) = (m.uid.unwrap_or(0), m.gid.unwrap_or(0));
+                Ok(MountPlan {
+                    material: format!(
+                        "cache id={id:?} target={target} ro={ro} mode={mode:o} uid={uid} gid={gid}"
+                    ),
+                    kind: MountPlanKind::Cache {
+                        id,
+                        read_only: ro,
+                        mode,
+                        uid,
+                        gid,
+                    },
+                    target,
+                })
+            }
+            MountType::Bind => {
+                let source = expand(&m.source)?.unwrap_or_default();
+                let source = copy::clean_source(&source);
+                let from = match expand(&m.from)? {
+                    Some(raw) if !raw.is_empty() => self
+                        .plan
+                        .resolve_source(stage, &raw)
+                        .map_err(|k| StepErrorKind::Invalid(k.to_string()))?,
+                    _ => SourceRef::Context,
+                };
+                let (state, identity) = match &from {
+                    SourceRef::Context => {
+                        let filter = SourceFilter {
+                            ignore: self.ignore.clone(),
+                            exclude: Dockerignore::default(),
+                        };
+                        let shown = if source.is_empty() { "." } else { &source };
+                        let found = copy::match_sources(self.context_fd.as_fd(), shown, &filter)
+                            .map_err(|_| {
+                                StepErrorKind::Invalid(format!(
+                                    "RUN --mount source {shown:?} not found in the build context (or excluded by .dockerignore)"
+                                ))
+                            })?;
+                        let hash = copy::hash_sources(self.context_fd.as_fd(), &found, &filter)?;
+                        (None, format!("context:{hash}"))
+                    }
+                    SourceRef::Stage(j) => {
+                        let s = self.results.get(j).cloned().ok_or_else(|| {
+                            StepErrorKind::Invalid(format!("stage {j} was not built"))
+                        })?;
+                        let id = format!("stage:{}", s.key);
+                        (Some(s), id)
+                    }
+                    SourceRef::Image(r) => {
+                        let s = self.load_image(r)?;
+                        let id = format!("image:{}", s.key);
+                        (Some(s), id)
+                    }
+                };
+                Ok(MountPlan {
+                    material: format!(
+                        "bind source={source:?} from={identity} target={target} ro={ro}"
+                    ),
+                    kind: MountPlanKind::Bind {
+                        from: state.map(|s| s.layers),
+                        source,
+                        read_only: ro,
+                    },
+                    target,
+                })
+            }
+        }
+    }
+
+    /// Plans a secret mount: checks that a required secret was given. Its
+    /// cache key part names the id and the targets, never the content.
+    pub(crate) fn plan_secret(
+        &self,
+        scope: &StageScope<'a>,
+        cwd: &str,
+        m: &Mount,
+    ) -> Result<MountPlan, StepErrorKind> {
+        let expand = |v: &Option<String>| -> Result<Option<String>, StepErrorKind> {
+            match v {
+                Some(v) => Ok(Some(scope.expand(v)?)),
+                None => Ok(None),
+            }
+        };
+        let id = expand(&m.id)?.unwrap_or_default();
+        let env = expand(&m.env)?.filter(|e| !e.is_empty());
+        let target = match expand(&m.target)?.filter(|t| !t.is_empty()) {
+            Some(t) if t.starts_with('/') => Some(clean_path(&t)),
+            Some(t) => Some(clean_path(&format!("{cwd}/{t}"))),
+            None if env.is_none() => Some(format!("/run/secrets/{id}")),
+            None => None,
+        };
+        if target.as_deref() == Some("/") {
+            return Err(StepErrorKind::Invalid(
+                "RUN --mount=type=secret target=/ would hide the whole root filesystem".into(),
+            ));
+        }
+        let source = self.req.secrets.get(&id).cloned();
+        if source.is_none() && m.required {
+            return Err(SecretError::Missing(id).into());
+        }
+        Ok(MountPlan {
+            material: format!("secret id={id:?} target={target:?} env={env:?}"),
+            kind: MountPlanKind::Secret {
+                id,
+                source,
+                env,
+                file: target.is_some(),
+                mode: m.mode.unwrap_or(0o400),
+                uid: m.uid.unwrap_or(0),
+                gid: m.gid.unwrap_or(0),
+            },
+            target: target.unwrap_or_default(),
+        })
+    }
+
+    /// Makes the host side of a planned mount: the cache directory, or the
+    /// bind source (read-write binds get a throw-away overlay or copy, so
+    /// the context and the stages never change).
+    pub(crate) fn mount_source(
+        &self,
+        m: &MountPlan,
+        scratches: &mut Vec<crate::store::Scratch>,
+        overlays: &mut Vec<Overlay>,
+    ) -> Result<RunMount, StepErrorKind> {
+        let destination = m.target.clone();
+        match &m.kind {
+            MountPlanKind::Tmpfs { size } => Ok(RunMount::Tmpfs {
+                destination,
+                size: *size,
+            }),
+            MountPlanKind::Secret { .. } => Err(StepErrorKind::Invalid(
+                "a secret mount has no host directory".into(),
+            )),
+            MountPlanKind::Cache {
+                id,
+                read_only,
+                mode,
+                uid,
+                gid,
+            } => {
+                let dir = self.store.cache_mount_dir(id);
+                if !dir.is_dir() {
+                    let parent = dir.parent().unwrap_or(&dir).to_path_buf();
+                    std::fs::create_dir_all(&parent)
+                        .map_err(|e| ExecError::io(parent.display(), e))?;
+                    let tmp = parent.join(format!(".tmp-{}", std::process::id()));
+                    let _ = std::fs::remove_dir_all(&tmp);
+                    std::fs::create_dir(&tmp).map_err(|e| ExecError::io(tmp.display(), e))?;
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(*mode))
+                        .map_err(|e| ExecError::io(tmp.display(), e))?;
+                    std::os::unix::fs::chown(&tmp, Some(*uid), Some(*gid))
+                        .map_err(|e| ExecError::io(tmp.display(), e))?;
+                    std::fs::rename(&tmp, &dir).map_err(|e| ExecError::io(dir.display(), e))?;
+                }
+                Ok(RunMount::Bind {
+                    source: dir.display().to_string(),
+                    destination,
+                    read_only: *read_only,
+                })
+            }
+            MountPlanKind::Bind {
+                from,
+                source,
+                read_only,
+            } => {
+                let not_found = |e: std::io::Error| {
+                    StepErrorKind::Invalid(format!(
+                        "RUN --mount source {:?}: {e}",
+                        if source.is_empty() { "." } else { source }
+                    ))
+                };
+                let real = match from {
+                    None => {
+                        let real = exec::resolve_in_root(self.context_fd.as_fd(), source)
+                            .map_err(not_found)?;
+                        if *read_only {
+                            real
+                        } else {
+                            // Writes are discarded: give the container a copy-on-write view.
+                            let s = self.store.scratch("mount")?;
+                            let view = if real.is_dir() {
+                                let text = real.display().to_string();
+                                if text.contains([',', ':']) {
+                                    return Err(StepErrorKind::Unsupported(format!(
+                                        "a read-write bind mount of {text} (a path with ',' or ':')"
+                                    )));
+                                }
+                                let (upper, work, merged) = (
+                                    s.path().join("upper"),
+                                    s.path().join("work"),
+                                    s.path().join("merged"),
+                                );
+                                for d in [&upper, &work, &merged] {
+                                    std::fs::create_dir(d)
+                                        .map_err(|e| ExecError::io(d.display(), e))?;
+                                }
+                                overlays.push(Overlay::mount(
+                                    &self.store.layers_dir(),
+                                    &[text],
+                                    Some((&upper, &work)),
+                                    &merged,
+                                )?);
+                                merged
+                            } else {
+                                let copy = s.path().join("file");
+                                std::fs::copy(&real, &copy)
+                                    .map_err(|e| ExecError::io(real.display(), e))?;
+                                copy
+                            };
+                            scratches.push(s);
+                            view
+                        }
+                    }
+                    Some(layers) => {
+                        let s = self.store.scratch("mount")?;
+                        let merged = s.path().join("merged");
+                        std::fs::create_dir(&merged)
+                            .map_err(|e| ExecError::io(merged.display(), e))?;
+                        let mut lowers = self.lowers(layers)?;
+                        let upper = s.path().join("upper");
+                        let work = s.path().join("work");
+                        let ov = if *read_only {
+                            if lowers.len() == 1 {
+                                lowers.push("empty".into());
+                            }
+                            Overlay::mount(&self.store.layers_dir(), &lowers, None, &merged)?
+                        } else {
+                            for d in [&upper, &work] {
+                                std::fs::create_dir(d)
+                                    .map_err(|e| ExecError::io(d.display(), e))?;
+                            }
+                            Overlay::mount(
+                                &self.store.layers_dir(),
+                                &lowers,
+                                Some((&upper, &work)),
+                                &merged,
+                            )?
+                        };
+                        let root = fsutil::open_dir(&merged)
+                            .map_err(|e| ExecError::io(merged.display(), e))?;
+                        let real =
+                            exec::resolve_in_root(root.as_fd(), source).map_err(not_found)?;
+                        overlays.push(ov);
+                        scratches.push(s);
+                        real
+                    }
+                };
+                Ok(RunMount::Bind {
+                    source: real.display().to_string(),
+                    destination,
+                    read_only: *read_only,
+                })
+            }
+        }
+    }
+}
