@@ -47,8 +47,14 @@ fn run(cfg: &ExecConfig, ch: &Channel) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     // A container without a mount namespace of its own is chrooted: take the init's root
     // (opened now, before anything is joined) to chroot into after joining the namespaces.
-    let init_root = std::fs::File::open(format!("/proc/{}/root", cfg.init_pid))
-        .map_err(|e| format!("open the container's root: {e}"))?;
+    // A container that stops meanwhile has no /proc/PID any more: it is not running.
+    let init_root = std::fs::File::open(format!("/proc/{}/root", cfg.init_pid)).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            NOT_RUNNING.to_string()
+        } else {
+            format!("open the container's root: {e}")
+        }
+    })?;
     let own_mount_ns = std::fs::read_link(format!("/proc/{}/ns/mnt", cfg.init_pid)).ok()
         != std::fs::read_link("/proc/self/ns/mnt").ok();
     // Open every namespace first: after joining the mount namespace, /proc is the container's.
