@@ -342,15 +342,17 @@ fn init_cpuset_depth(dir: &Path, depth: usize) -> Result<(), CgroupError> {
 
 /// Whether the container's freezer (v1) or cgroup.freeze (v2) says it is frozen.
 pub fn is_frozen(p: &Placement) -> bool {
-    for dir in &p.dirs {
-        if let Ok(s) = std::fs::read_to_string(dir.join("freezer.state")) {
-            return s.trim() == "FROZEN";
-        }
-        if let Ok(s) = std::fs::read_to_string(dir.join("cgroup.freeze")) {
-            if s.trim() == "1" {
-                return true;
-            }
-        }
+    // Straight to the freezer: the v1 freezer's directory, else the cgroup2 one (one read; this
+    // runs on every status check).
+    if let Some(d) = p.v1.get("freezer") {
+        return std::fs::read_to_string(d.join("freezer.state"))
+            .map(|s| s.trim() == "FROZEN")
+            .unwrap_or(false);
+    }
+    if let Some(d) = &p.unified {
+        return std::fs::read_to_string(d.join("cgroup.freeze"))
+            .map(|s| s.trim() == "1")
+            .unwrap_or(false);
     }
     false
 }
