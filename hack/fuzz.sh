@@ -11,6 +11,17 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz
 export RUSTC_BOOTSTRAP=1
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cargo fuzz list)
+# Seeds for the tar extractor (random bytes rarely pass tar's header checksum).
+if [ ! -d corpus/tar_extract ] || [ -z "$(ls -A corpus/tar_extract 2>/dev/null)" ]; then
+  mkdir -p corpus/tar_extract
+  seed=$(mktemp -d)
+  mkdir -p "$seed/d/sub"; echo hi > "$seed/d/f"; ln -s f "$seed/d/link"; ln -s ../../etc "$seed/d/out"
+  ln "$seed/d/f" "$seed/d/hard"; : > "$seed/d/sub/.wh.gone"; : > "$seed/d/.wh..wh..opq"
+  tar -C "$seed" -cf corpus/tar_extract/tree.tar d
+  tar -C "$seed" --format=gnu -cf corpus/tar_extract/gnu.tar d
+  tar -C "$seed" -cf corpus/tar_extract/abs.tar --absolute-names "$seed/d/f" 2>/dev/null || true
+  rm -rf "$seed"
+fi
 printf '| target | seconds | runs | corpus files | crashes |\n|---|---|---|---|---|\n'
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
