@@ -115,21 +115,20 @@ impl Placement {
     /// Creates every missing directory, remembering which ones were created; a v1 cpuset
     /// directory inherits cpus and mems from its parent so tasks can join it.
     pub fn create(&mut self) -> Result<(), CgroupError> {
-        for dir in self.dirs.clone() {
-            let mut missing = Vec::new();
-            let mut d = dir.as_path();
-            while !d.exists() {
-                missing.push(d.to_path_buf());
-                match d.parent() {
-                    Some(p) => d = p,
-                    None => break,
-                }
-            }
-            for m in missing.into_iter().rev() {
+        let missing = self.missing_dirs();
+        self.create_listed(&missing)
+    }
+
+    /// Creates `missing` (from [`Placement::missing_dirs`], parents first), remembering which
+    /// ones were created.
+    pub fn create_listed(&mut self, missing: &[PathBuf]) -> Result<(), CgroupError> {
+        let cpuset = self.v1.get("cpuset").cloned();
+        {
+            for m in missing.iter().cloned() {
                 match std::fs::create_dir(&m) {
                     Ok(()) => {
                         self.created.push(m.clone());
-                        if m.join("cpuset.cpus").exists() {
+                        if cpuset.as_ref().is_some_and(|c| c.starts_with(&m)) {
                             init_cpuset(&m)?;
                         }
                     }

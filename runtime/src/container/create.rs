@@ -116,14 +116,12 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         systemd: None,
     };
     if systemd_plan.is_none() {
-        if let Some(d) = guard.dir.as_ref() {
-            let missing = placement.missing_dirs();
-            if !missing.is_empty() {
-                d.save_intent(&missing)?;
-            }
+        let missing = placement.missing_dirs();
+        if let Some(d) = guard.dir.as_ref().filter(|_| !missing.is_empty()) {
+            d.save_intent(&missing)?;
         }
         if nix::unistd::geteuid().is_root() {
-            placement.create().inspect_err(|_| {
+            placement.create_listed(&missing).inspect_err(|_| {
                 let _ = placement.remove();
             })?;
         } else {
