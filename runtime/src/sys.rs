@@ -240,12 +240,19 @@ struct MountAttr {
 /// mount_setattr(2) on the mount at `fd` (AT_EMPTY_PATH), recursively when `recursive`:
 /// sets the `set` attributes and clears the `clear` ones (`MOUNT_ATTR_*`).
 pub fn mount_setattr(fd: RawFd, recursive: bool, set: u64, clear: u64) -> io::Result<()> {
-    let attr = MountAttr {
-        attr_set: set,
-        attr_clr: clear,
-        propagation: 0,
-        userns_fd: 0,
-    };
+    setattr(
+        fd,
+        recursive,
+        &MountAttr {
+            attr_set: set,
+            attr_clr: clear,
+            propagation: 0,
+            userns_fd: 0,
+        },
+    )
+}
+
+fn setattr(fd: RawFd, recursive: bool, attr: &MountAttr) -> io::Result<()> {
     let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
     // SAFETY: `attr` is a properly sized mount_attr that outlives the call; the empty path is
     // a valid C string.
@@ -255,7 +262,7 @@ pub fn mount_setattr(fd: RawFd, recursive: bool, set: u64, clear: u64) -> io::Re
             fd,
             c"".as_ptr(),
             flags as libc::c_uint,
-            &attr as *const MountAttr,
+            attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     };
@@ -308,26 +315,14 @@ pub fn move_mount_fd(from: RawFd, to: RawFd) -> io::Result<()> {
 /// the user namespace `userns_fd` (recursively when `recursive`).
 pub fn mount_setattr_idmap(fd: RawFd, recursive: bool, userns_fd: RawFd) -> io::Result<()> {
     const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: userns_fd as u64,
-    };
-    let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
-    // SAFETY: as in mount_setattr: a properly sized mount_attr and an empty C string path.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd,
-            c"".as_ptr(),
-            flags as libc::c_uint,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    setattr(
+        fd,
+        recursive,
+        &MountAttr {
+            attr_set: MOUNT_ATTR_IDMAP,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: userns_fd as u64,
+        },
+    )
 }

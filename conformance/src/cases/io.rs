@@ -273,7 +273,9 @@ fn console_size(ctx: &mut Ctx) -> Result<()> {
 
 fn run_tty_foreground(ctx: &mut Ctx) -> Result<()> {
     let mut b = ctx.bundle(&[])?;
-    b.sh("echo tty=$(readlink /proc/self/fd/0) size=$(stty size); exit 6");
+    // runc sets the terminal's size while the process already runs: give it a moment.
+    b.sh("for i in 1 2 3 4 5 6 7 8 9 10; do s=$(stty size 2>/dev/null) && [ \"$s\" != '0 0' ] && break; sleep 0.1; done; \
+          echo tty=$(readlink /proc/self/fd/0) size=$s; exit 6");
     b.config["process"]["terminal"] = json!(true);
     let opts = Invoke {
         tty: true,

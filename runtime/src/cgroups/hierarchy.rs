@@ -90,7 +90,8 @@ pub fn parse_mountinfo(text: &str) -> Vec<Hierarchy> {
 }
 
 /// mountinfo escapes space, tab, newline and backslash as octal.
-fn unescape(s: &str) -> String {
+/// Undoes mountinfo's octal escapes (`\040` for a space).
+pub(crate) fn unescape(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

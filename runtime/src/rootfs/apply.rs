@@ -715,32 +715,16 @@ pub fn host_pseudo_fs_mounts(mountinfo: &str, rootfs: &Path) -> Vec<PathBuf> {
             let (pre, post) = l.split_once(" - ")?;
             let pre: Vec<&str> = pre.split(' ').collect();
             let fstype = post.split(' ').next()?;
-            let (root, point) = (pre.get(3)?, PathBuf::from(unescape_octal(pre.get(4)?)));
+            let (root, point) = (
+                pre.get(3)?,
+                PathBuf::from(crate::cgroups::hierarchy::unescape(pre.get(4)?)),
+            );
             let full_pseudo = *root == "/" && (fstype == "proc" || fstype == "sysfs");
             (full_pseudo && !point.starts_with(rootfs)).then_some(point)
         })
         .collect();
     out.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
     out
-}
-
-fn unescape_octal(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `--no-pivot` leaves the old root in the mount namespace, reachable for mount(2): a full

@@ -66,17 +66,7 @@ fn copy_entry(src: BorrowedFd, dst: BorrowedFd, name: &CStr, depth: usize) -> st
             )
             .map_err(io)?;
             copy_dir_contents(s.as_fd(), d.as_fd(), depth + 1)?;
-            fchownat(
-                d.as_fd(),
-                c"",
-                Some(Uid::from_raw(st.st_uid)),
-                Some(Gid::from_raw(st.st_gid)),
-                AtFlags::AT_EMPTY_PATH,
-            )
-            .map_err(io)?;
-            fchmod(d.as_fd(), perm).map_err(io)?;
-            set_times(d.as_fd(), c"", &st, AtFlags::AT_EMPTY_PATH)?;
-            return Ok(());
+            return set_meta(d.as_fd(), &st, perm);
         }
         SFlag::S_IFREG => {
             let s = openat(
@@ -100,18 +90,7 @@ fn copy_entry(src: BorrowedFd, dst: BorrowedFd, name: &CStr, depth: usize) -> st
             let mut sf = std::fs::File::from(s);
             let mut df = std::fs::File::from(d);
             std::io::copy(&mut sf, &mut df)?;
-            let d = OwnedFd::from(df);
-            fchownat(
-                d.as_fd(),
-                c"",
-                Some(Uid::from_raw(st.st_uid)),
-                Some(Gid::from_raw(st.st_gid)),
-                AtFlags::AT_EMPTY_PATH,
-            )
-            .map_err(io)?;
-            fchmod(d.as_fd(), perm).map_err(io)?;
-            set_times(d.as_fd(), c"", &st, AtFlags::AT_EMPTY_PATH)?;
-            return Ok(());
+            return set_meta(OwnedFd::from(df).as_fd(), &st, perm);
         }
         SFlag::S_IFLNK => {
             let target = nix::fcntl::readlinkat(src, name).map_err(io)?;
@@ -141,6 +120,20 @@ fn copy_entry(src: BorrowedFd, dst: BorrowedFd, name: &CStr, depth: usize) -> st
         .map_err(io)?;
     }
     set_times(dst, name, &st, AtFlags::AT_SYMLINK_NOFOLLOW)
+}
+
+/// Owner, mode and times of `st` on the open file or directory `fd`.
+fn set_meta(fd: BorrowedFd, st: &libc::stat, perm: Mode) -> std::io::Result<()> {
+    fchownat(
+        fd,
+        c"",
+        Some(Uid::from_raw(st.st_uid)),
+        Some(Gid::from_raw(st.st_gid)),
+        AtFlags::AT_EMPTY_PATH,
+    )
+    .map_err(io)?;
+    fchmod(fd, perm).map_err(io)?;
+    set_times(fd, c"", st, AtFlags::AT_EMPTY_PATH)
 }
 
 fn set_times(dir: BorrowedFd, name: &CStr, st: &libc::stat, flags: AtFlags) -> std::io::Result<()> {
