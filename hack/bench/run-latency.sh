@@ -4,6 +4,9 @@
 # Part 2 inside a private mount namespace whose /sys/fs/cgroup is a pure cgroup2 mount, where
 # crun runs with --cgroup-manager=disabled (it then makes no cgroup at all; berth and runc do).
 # Usage: hack/bench/run-latency.sh [RUNS]   (prints markdown; docs/benchmarks.md records it)
+# BASELINE=path/to/older/berth adds that binary to both parts (a regression check), e.g.
+#   git worktree add /tmp/base COMMIT && (cd /tmp/base && cargo build --release -p berth)
+#   BASELINE=/tmp/base/target/release/berth hack/bench/run-latency.sh 150
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-100}
@@ -12,15 +15,19 @@ need_packages busybox-static jq runc crun
 cargo build --release -p berth >&2
 berth=$PWD/target/release/berth
 work=$(mktemp -d /tmp/berth-bench-XXXXXX)
-trap 'for r in berth runc crun; do rm -rf "$work/root-$r"; done; rm -rf "$work"' EXIT
+trap 'for r in berth baseline runc crun; do rm -rf "$work/root-$r"; done; rm -rf "$work"' EXIT
 BERTH=$berth hack/make-rootfs.sh "$work/bundle" /bin/true
 # crun 1.8 rejects ociVersion 1.2.0; 1.0.2 is accepted by all three.
 jq '.ociVersion="1.0.2" | .linux.cgroupsPath="/berth-bench/ctr"' "$work/bundle/config.json" > "$work/c" && mv "$work/c" "$work/bundle/config.json"
 b=$work/bundle
+base=()
+if [ -n "${BASELINE:-}" ]; then
+  base=(berth-baseline "$(realpath "$BASELINE") --root $work/root-baseline run -b $b bench")
+fi
 echo "### run latency, hybrid cgroups (host)"
 echo
 python3 hack/bench/latency.py --runs "$runs" --label "run /bin/true" -- \
-  berth "$berth --root $work/root-berth run -b $b bench" \
+  berth "$berth --root $work/root-berth run -b $b bench" "${base[@]}" \
   runc "runc --root $work/root-runc run -b $b bench"
 echo
 echo "### run latency, private cgroup2 namespace (crun: --cgroup-manager=disabled)"
@@ -28,6 +35,7 @@ echo
 unshare -m --propagation private sh -c "umount -l /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && \
   python3 hack/bench/latency.py --runs $runs --label 'run /bin/true' -- \
   berth '$berth --root $work/root-berth run -b $b bench' \
+  ${BASELINE:+berth-baseline '$(realpath "${BASELINE:-.}") --root $work/root-baseline run -b $b bench'} \
   runc 'runc --root $work/root-runc run -b $b bench' \
   crun 'crun --cgroup-manager=disabled --root $work/root-crun run -b $b bench'"
 rmdir /sys/fs/cgroup/*/berth-bench 2>/dev/null || true

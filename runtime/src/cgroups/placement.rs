@@ -123,20 +123,18 @@ impl Placement {
     /// ones were created.
     pub fn create_listed(&mut self, missing: &[PathBuf]) -> Result<(), CgroupError> {
         let cpuset = self.v1.get("cpuset").cloned();
-        {
-            for m in missing.iter().cloned() {
-                match std::fs::create_dir(&m) {
-                    Ok(()) => {
-                        self.created.push(m.clone());
-                        if cpuset.as_ref().is_some_and(|c| c.starts_with(&m)) {
-                            init_cpuset(&m)?;
-                        }
+        for m in missing.iter().cloned() {
+            match std::fs::create_dir(&m) {
+                Ok(()) => {
+                    self.created.push(m.clone());
+                    if cpuset.as_ref().is_some_and(|c| c.starts_with(&m)) {
+                        init_cpuset(&m)?;
                     }
-                    // Made by someone else in the meantime (a parallel create): its creator
-                    // fills in the cpuset; never write to a cgroup berth did not create.
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                    Err(source) => return Err(CgroupError::Io { path: m, source }),
                 }
+                // Made by someone else in the meantime (a parallel create): its creator
+                // fills in the cpuset; never write to a cgroup berth did not create.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(source) => return Err(CgroupError::Io { path: m, source }),
             }
         }
         Ok(())
@@ -168,8 +166,10 @@ impl Placement {
     pub fn create_where_permitted(&mut self) -> Result<Vec<PathBuf>, CgroupError> {
         let mut skipped = Vec::new();
         for dir in self.dirs.clone() {
+            // The controller map goes along: create_listed finds the cpuset hierarchy in it.
             let mut one = Placement {
                 dirs: vec![dir.clone()],
+                v1: self.v1.clone(),
                 ..Default::default()
             };
             let usable = match one.create() {
@@ -296,8 +296,6 @@ fn has_children(dir: &Path) -> bool {
 }
 
 /// Copies cpuset.cpus/mems from the parent (a new v1 cpuset starts empty and takes no tasks).
-/// A parent that another create made a moment ago may still be empty: wait for its creator to
-/// fill it in (up to a second) rather than writing to a cgroup berth did not create.
 fn init_cpuset(dir: &Path) -> Result<(), CgroupError> {
     init_cpuset_depth(dir, 0)
 }

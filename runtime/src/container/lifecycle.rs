@@ -169,11 +169,6 @@ pub fn delete_incomplete(root: &std::path::Path, id: &str) -> Result<bool, Error
     let p = crate::cgroups::Placement {
         dirs: dirs.clone(),
         created: dirs.clone(),
-        v1: dirs
-            .iter()
-            .filter(|d| d.join("freezer.state").exists())
-            .map(|d| ("freezer".to_string(), d.clone()))
-            .collect(),
         ..Default::default()
     };
     for d in &dirs {

@@ -224,8 +224,7 @@ fn mount_one(cx: &MountContext, root: &OwnedFd, s: &MountStep) -> R<()> {
             }
             if !s.remount_flags.is_empty() {
                 // Re-open: the mount covered the old target, the fd still points below it.
-                let t2 = open_in_root(root, &s.dest, false)
-                    .map_err(|e| RootfsError::sys(format!("{field}: reopen {dest_display}"), e))?;
+                let t2 = reopen(root, s, &field)?;
                 remount_bind(
                     &fd_path(t2.as_raw_fd()),
                     s.remount_flags | (s.flags & MsFlags::MS_REC),
@@ -274,9 +273,7 @@ fn mount_one(cx: &MountContext, root: &OwnedFd, s: &MountStep) -> R<()> {
                         )
                     })?;
                     if s.flags.contains(MsFlags::MS_RDONLY) {
-                        let t2 = open_in_root(root, &s.dest, false).map_err(|e| {
-                            RootfsError::sys(format!("{field}: reopen {dest_display}"), e)
-                        })?;
+                        let t2 = reopen(root, s, &field)?;
                         remount_bind(
                             &fd_path(t2.as_raw_fd()),
                             MsFlags::MS_RDONLY | MsFlags::MS_REC,
@@ -306,33 +303,39 @@ fn mount_one(cx: &MountContext, root: &OwnedFd, s: &MountStep) -> R<()> {
                     source: std::io::Error::other(format!("{}{hint}", nix_io(e))),
                 }
             })?;
-            if s.tmpcopyup {
-                // `target` still refers to the image's directory under the new tmpfs.
-                let new_root = open_in_root(root, &s.dest, false)
-                    .map_err(|e| RootfsError::sys(format!("{field}: reopen {dest_display}"), e))?;
-                let under = reopen_dir(&target).map_err(|e| {
-                    RootfsError::sys(format!("{field}: open the image's {dest_display}"), e)
-                })?;
-                super::copyup::copy_tree(under.as_fd(), new_root.as_fd()).map_err(|e| {
-                    RootfsError::sys(
-                        format!("{field}: tmpcopyup of the image's {dest_display}"),
-                        e,
+            if s.tmpcopyup || keep_mode.is_some() {
+                let new_root = reopen(root, s, &field)?;
+                if s.tmpcopyup {
+                    // `target` still refers to the image's directory under the new tmpfs.
+                    let under = reopen_dir(&target).map_err(|e| {
+                        RootfsError::sys(format!("{field}: open the image's {dest_display}"), e)
+                    })?;
+                    super::copyup::copy_tree(under.as_fd(), new_root.as_fd()).map_err(|e| {
+                        RootfsError::sys(
+                            format!("{field}: tmpcopyup of the image's {dest_display}"),
+                            e,
+                        )
+                    })?;
+                }
+                if let Some(mode) = keep_mode {
+                    std::fs::set_permissions(
+                        fd_path(new_root.as_raw_fd()),
+                        std::os::unix::fs::PermissionsExt::from_mode(mode),
                     )
-                })?;
-            }
-            if let Some(mode) = keep_mode {
-                let new_root = open_in_root(root, &s.dest, false)
-                    .map_err(|e| RootfsError::sys(format!("{field}: reopen {dest_display}"), e))?;
-                std::fs::set_permissions(
-                    fd_path(new_root.as_raw_fd()),
-                    std::os::unix::fs::PermissionsExt::from_mode(mode),
-                )
-                .map_err(|e| RootfsError::sys(format!("{field}: chmod {dest_display}"), e))?;
+                    .map_err(|e| RootfsError::sys(format!("{field}: chmod {dest_display}"), e))?;
+                }
             }
         }
     }
     apply_propagation(root, s, &field)?;
     apply_recursive(root, s, &field)
+}
+
+/// Opens a mount step's target again after something was mounted on it (the descriptor taken
+/// before points below the new mount).
+fn reopen(root: &OwnedFd, s: &MountStep, field: &str) -> R<OwnedFd> {
+    open_in_root(root, &s.dest, false)
+        .map_err(|e| RootfsError::sys(format!("{field}: reopen /{}", s.dest.display()), e))
 }
 
 /// An O_RDONLY directory descriptor for the same directory as `fd` (which may be O_PATH).
@@ -346,8 +349,7 @@ fn apply_recursive(root: &OwnedFd, s: &MountStep, field: &str) -> R<()> {
     if s.recursive.is_empty() {
         return Ok(());
     }
-    let t = open_in_root(root, &s.dest, false)
-        .map_err(|e| RootfsError::sys(format!("{field}: reopen /{}", s.dest.display()), e))?;
+    let t = reopen(root, s, field)?;
     crate::sys::mount_setattr(t.as_raw_fd(), true, s.recursive.set, s.recursive.clear).map_err(
         |e| {
             RootfsError::sys(
@@ -365,8 +367,7 @@ fn apply_recursive(root: &OwnedFd, s: &MountStep, field: &str) -> R<()> {
 pub fn readonly_after_setup(root: &OwnedFd, steps: &[MountStep]) -> R<()> {
     for s in steps.iter().filter(|s| s.readonly_after_setup) {
         let field = format!("mounts[{}]", s.index);
-        let t = open_in_root(root, &s.dest, false)
-            .map_err(|e| RootfsError::sys(format!("{field}: reopen /{}", s.dest.display()), e))?;
+        let t = reopen(root, s, &field)?;
         // A read-only bind remount: the mount becomes read-only, its superblock stays as it
         // was (what runc shows in mountinfo).
         let flags = (s.flags | MsFlags::MS_RDONLY)
@@ -388,8 +389,7 @@ fn apply_propagation(root: &OwnedFd, s: &MountStep, field: &str) -> R<()> {
     if s.propagation.is_empty() {
         return Ok(());
     }
-    let t = open_in_root(root, &s.dest, false)
-        .map_err(|e| RootfsError::sys(format!("{field}: reopen /{}", s.dest.display()), e))?;
+    let t = reopen(root, s, field)?;
     for p in &s.propagation {
         mount(
             None::<&str>,

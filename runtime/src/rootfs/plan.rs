@@ -352,6 +352,15 @@ const PROC_OVERRIDES: &[&str] = &[
 
 /// Builds the mount steps for `spec`; relative bind sources are taken relative to `bundle`.
 pub fn plan(spec: &Spec, bundle: &Path) -> Result<Vec<MountStep>, RootfsError> {
+    let new_pid_ns = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter().any(|n| {
+                n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none()
+            })
+        });
     let mut steps = Vec::new();
     for (index, m) in spec.mounts().iter().flatten().enumerate() {
         let field = format!("mounts[{index}]");
@@ -382,9 +391,10 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Vec<MountStep>, RootfsError> {
             });
         }
         if dest.starts_with("proc") {
-            // A bind onto /proc itself is allowed only from a procfs (checked when mounting,
-            // and refused with a new PID namespace by validation), as runc allows it for
-            // rootless containers in the host's PID namespace.
+            // A bind onto /proc itself is allowed only from a procfs (checked when mounting)
+            // and only in the caller's PID namespace, as runc allows it for rootless
+            // containers; with a new one it would show the container the host's processes
+            // (and their /proc/PID/root), which runc allows and berth refuses.
             let ok = (dest == Path::new("proc")
                 && matches!(kind, MountKind::Proc | MountKind::Bind))
                 || (kind == MountKind::Bind && PROC_OVERRIDES.iter().any(|p| dest == Path::new(p)));
@@ -392,6 +402,15 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Vec<MountStep>, RootfsError> {
                 return Err(RootfsError::Plan {
                     field: format!("{field}.destination"),
                     msg: format!("{} may only be mounted with type proc (or a bind over an allowed /proc file)", m.destination().display()),
+                });
+            }
+            if dest == Path::new("proc") && kind == MountKind::Bind && new_pid_ns {
+                return Err(RootfsError::Plan {
+                    field,
+                    msg: "a bind onto /proc is only allowed when the container shares the caller's pid \
+                          namespace; with a new pid namespace it would show the host's processes: \
+                          mount type proc instead"
+                        .into(),
                 });
             }
         }
@@ -739,6 +758,16 @@ mod tests {
             json!([{"destination": "/proc", "type": "none", "source": "/proc", "options": ["rbind"]}]),
         );
         assert!(plan(&spec, Path::new("/b")).is_ok());
+        // ... but not in a new pid namespace.
+        let spec: Spec = serde_json::from_value(json!({"ociVersion": "1.0.0",
+            "mounts": [{"destination": "/proc", "type": "none", "source": "/proc", "options": ["rbind"]}],
+            "linux": {"namespaces": [{"type": "pid"}]}}))
+        .unwrap();
+        let e = plan(&spec, Path::new("/b")).unwrap_err().to_string();
+        assert!(
+            e.contains("mounts[0]") && e.contains("pid namespace"),
+            "{e}"
+        );
         let spec = spec_with_mounts(
             json!([{"destination": "/proc/cpuinfo", "source": "/tmp/c", "options": ["bind"]}]),
         );

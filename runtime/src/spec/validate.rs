@@ -248,33 +248,6 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<(), SpecError> {
     if !has(NsKind::Mount) {
         no_mount_namespace(&cx, spec)?;
     }
-    proc_bind(&cx, spec, new_ns(NsKind::Pid))?;
-    Ok(())
-}
-
-/// A bind of a procfs onto /proc shows the processes of the procfs's PID namespace: allowed
-/// when the container shares the caller's PID namespace (runc's rootless case), refused with a
-/// new one, where it would expose the host's processes (and their /proc/PID/root) to a
-/// container that asked to be isolated from them. runc allows both; berth only the first.
-fn proc_bind(cx: &Ctx, spec: &Spec, new_pid_ns: bool) -> Result<(), SpecError> {
-    for (i, m) in spec.mounts().iter().flatten().enumerate() {
-        let bind = m.typ().as_deref() == Some("bind")
-            || m.options()
-                .iter()
-                .flatten()
-                .any(|o| o == "bind" || o == "rbind");
-        if bind
-            && crate::rootfs::plan::clean_dest(m.destination()) == Path::new("proc")
-            && new_pid_ns
-        {
-            return Err(cx.err(
-                format!("mounts[{i}]"),
-                "a bind onto /proc is only allowed when the container shares the caller's pid \
-                 namespace; with a new pid namespace it would show the host's processes: \
-                 mount type proc instead",
-            ));
-        }
-    }
     Ok(())
 }
 
