@@ -55,10 +55,9 @@ fn run(cfg: &ExecConfig, ch: &Channel) -> Result<(), String> {
             format!("open the container's root: {e}")
         }
     })?;
-    let own_mount_ns = std::fs::read_link(format!("/proc/{}/ns/mnt", cfg.init_pid)).ok()
-        != std::fs::read_link("/proc/self/ns/mnt").ok();
     // Open every namespace first: after joining the mount namespace, /proc is the container's.
     let mut joined = Vec::new();
+    let mut own_mount_ns = false;
     for kind in NsKind::ORDER {
         let theirs = format!("/proc/{}/ns/{}", cfg.init_pid, kind.proc_name());
         let mine = format!("/proc/self/ns/{}", kind.proc_name());
@@ -68,6 +67,7 @@ fn run(cfg: &ExecConfig, ch: &Channel) -> Result<(), String> {
         if a == b {
             continue;
         }
+        own_mount_ns |= kind == NsKind::Mount;
         let f = std::fs::File::open(&theirs).map_err(|e| format!("open {theirs}: {e}"))?;
         joined.push((kind, f));
     }
