@@ -5,35 +5,11 @@ use crate::proto::Mount;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use std::path::Path;
 
-/// Flags and the data string for one mount's options (mount(8) names).
+/// Flags and the data string for one mount's options (mount(8) names), parsed by the
+/// runtime's own option parser so the shim and config.json mounts agree on every name.
 pub fn parse_options(options: &[String]) -> (MsFlags, String) {
-    let mut flags = MsFlags::empty();
-    let mut data = Vec::new();
-    for o in options {
-        let (set, clear) = match o.as_str() {
-            "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
-            "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
-            "bind" => (MsFlags::MS_BIND, MsFlags::empty()),
-            "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty()),
-            "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty()),
-            "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID),
-            "nodev" => (MsFlags::MS_NODEV, MsFlags::empty()),
-            "dev" => (MsFlags::empty(), MsFlags::MS_NODEV),
-            "noexec" => (MsFlags::MS_NOEXEC, MsFlags::empty()),
-            "exec" => (MsFlags::empty(), MsFlags::MS_NOEXEC),
-            "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty()),
-            "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty()),
-            "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty()),
-            "remount" => (MsFlags::MS_REMOUNT, MsFlags::empty()),
-            "defaults" => (MsFlags::empty(), MsFlags::empty()),
-            other => {
-                data.push(other.to_string());
-                continue;
-            }
-        };
-        flags = (flags | set) & !clear;
-    }
-    (flags, data.join(","))
+    let o = berth::rootfs::plan::parse_options(options);
+    (o.flags, o.data.join(","))
 }
 
 /// Mounts containerd's rootfs mounts on `target`, in order; on failure, unmounts what was
