@@ -11,6 +11,7 @@ fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let target = std::env::var("TARGET").expect("cargo sets TARGET");
+    println!("cargo:rustc-env=BERTH_TARGET_TRIPLE={target}");
     let dest = out.join("berth-conformance-checker");
     let status = Command::new(rustc)
         .args(["--edition", "2021", "--crate-type", "bin", "--crate-name"])

@@ -4,6 +4,7 @@
 # Usage: hack/conformance.sh [extra berth-conformance flags, e.g. --filter cgroups --tap]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. hack/lib.sh
 
 need=(runc crun busybox-static jq libc6-dev)
 missing=()
@@ -17,9 +18,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 [ "$(id -u)" = 0 ] || { echo "conformance.sh: run as root (the cases create containers)" >&2; exit 1; }
 
-target=${CARGO_TARGET_DIR:-target}
 cargo build --release -p berth
 # The suite embeds a statically linked checker that its build script compiles.
 cargo build -p berth-conformance
-"$target/debug/berth-conformance" --compare "runc,crun,$target/release/berth" \
+"$(cargo_out debug)/berth-conformance" --compare "runc,crun,$(cargo_out release)/berth" \
   --markdown docs/compatibility.md "$@"

@@ -19,7 +19,7 @@ if [ -n "${BERTH_DEMO_BIN:-}" ]; then
   bin=$(realpath "$BERTH_DEMO_BIN")
 else
   cargo build --release -p berth -p berth-build
-  bin=$PWD/target/release
+  bin=$(cargo_out release)
 fi
 cni=/usr/lib/cni
 work=$(mktemp -d /tmp/berth-demo-XXXXXX)

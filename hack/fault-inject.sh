@@ -10,7 +10,7 @@ cycles=${1:-1000}
 . hack/lib.sh
 need_packages busybox-static jq
 cargo build -p berth >&2
-berth=$PWD/target/debug/berth
+berth=$(cargo_out debug)/berth
 work=$(mktemp -d /tmp/berth-faults-XXXXXX)
 parent=berth-faults-$$
 cleanup() {

@@ -10,3 +10,12 @@ need_packages() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
 }
+
+# cargo_out PROFILE: the directory cargo writes PROFILE's (debug, release) binaries to. The build
+# targets the host triple explicitly (.cargo/config.toml: static-pie binaries), so that is
+# target/<triple>/PROFILE.
+cargo_out() {
+  local top
+  top=${CARGO_TARGET_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target}
+  echo "$top/$(rustc -vV | sed -n 's/^host: //p')/$1"
+}

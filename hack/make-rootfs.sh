@@ -5,7 +5,8 @@
 set -euo pipefail
 dir=${1:?usage: make-rootfs.sh DIR [CMD ARGS...]}
 shift
-berth=${BERTH:-$(dirname "$0")/../target/release/berth}
+if [ -z "${BERTH:-}" ]; then . "$(dirname "$0")/lib.sh"; BERTH=$(cargo_out release)/berth; fi
+berth=$BERTH
 [ -x /bin/busybox ] || { echo "make-rootfs: /bin/busybox missing: apt-get install busybox-static" >&2; exit 1; }
 mkdir -p "$dir/rootfs"/{bin,sbin,etc,proc,sys,dev,tmp,root,usr/bin,usr/sbin,var}
 cp /bin/busybox "$dir/rootfs/bin/busybox"

@@ -4,7 +4,7 @@
 # --namespace NS", then removes what is left (tasks, containers), stops containerd by PID and
 # removes its mounts. Nothing of the machine's containerd is touched.
 # The berth shim (containerd-shim-berth-v2) is found on containerd's PATH: the workspace's
-# target/debug unless SHIM_DIR names another directory. CONTAINERD_NAMESPACE (default: default)
+# target/<triple>/debug unless SHIM_DIR names another directory. CONTAINERD_NAMESPACE (default: default)
 # is the namespace CTR uses and the image is imported to. COMMAND can restart containerd (same
 # config, state and socket) with "$RESTART_CONTAINERD" (or "$STOP_CONTAINERD", then
 # "$START_CONTAINERD").
@@ -21,7 +21,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 start_containerd() {
   local dir=$1
   local shim_dir
-  shim_dir=$(realpath -m "${SHIM_DIR:-$here/../target/debug}")
+  shim_dir=$(realpath -m "${SHIM_DIR:-$(. "$here/lib.sh"; cargo_out debug)}")
   PATH="$shim_dir:$PATH" setsid containerd --config "$dir/config.toml" >> "$dir/containerd.log" 2>&1 < /dev/null &
   echo $! > "$dir/containerd.pid"
   for _ in $(seq 100); do

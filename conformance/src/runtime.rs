@@ -63,19 +63,30 @@ pub struct Runtime {
     pub cgroup2_view: bool,
 }
 
+/// The triple this crate was built for (its binaries' directory under target/).
+fn target_triple() -> &'static str {
+    env!("BERTH_TARGET_TRIPLE")
+}
+
 /// Default paths of the well-known runtimes; `berth` is looked up in the workspace target dir.
 pub fn resolve(spec: &str, workspace: &Path) -> Result<(String, PathBuf)> {
     let (name, path) = match spec {
         "runc" => ("runc".to_string(), PathBuf::from("/usr/sbin/runc")),
         "crun" => ("crun".to_string(), PathBuf::from("/usr/bin/crun")),
         "berth" => {
-            let release = workspace.join("target/release/berth");
-            let debug = workspace.join("target/debug/berth");
-            let p = if release.exists() || !debug.exists() {
-                release
-            } else {
-                debug
-            };
+            // The build targets the host triple (.cargo/config.toml), so binaries are under
+            // target/<triple>/; a plain target/ layout is looked at too.
+            let triple = target_triple();
+            let dirs = [format!("target/{triple}"), "target".to_string()];
+            let candidates: Vec<PathBuf> = dirs
+                .iter()
+                .flat_map(|d| ["release", "debug"].map(|p| workspace.join(d).join(p).join("berth")))
+                .collect();
+            let p = candidates
+                .iter()
+                .find(|p| p.exists())
+                .cloned()
+                .unwrap_or_else(|| candidates[0].clone());
             ("berth".to_string(), p)
         }
         other => {

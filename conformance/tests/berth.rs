@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 /// Cases berth fails on purpose today, with the reason.
 const KNOWN_GAPS: &[(&str, &str)] = &[];
 
+/// target/<triple>/<profile>/berth next to this test's .../<profile>/deps/.
 fn berth_binary() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    target.join("debug/berth")
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent()?.parent().map(|d| d.join("berth")))
+        .unwrap_or_else(|| Path::new("berth").to_path_buf())
 }
 
 #[test]

@@ -38,7 +38,7 @@ for try in 1 2 3 4; do
   [ $try = 4 ] && { echo "all.sh: cargo build --release -p berth keeps failing" >&2; exit 1; }
   echo "all.sh: build failed, retrying in 60 s" >&2; sleep 60
 done
-berth=$PWD/target/release/berth
+berth=$(cargo_out release)/berth
 runc=$(command -v runc)
 crun=$(command -v crun)
 started=$(date +%s)
@@ -157,7 +157,7 @@ elapsed=$(( $(date +%s) - started ))
   echo "|---|---|---|---:|---:|"
   for rt in berth runc crun; do
     case $rt in
-      berth) bin=$berth; show=target/release/berth; ver=$("$berth" --version | head -1) ;;
+      berth) bin=$berth; show=target/.../release/berth; ver=$("$berth" --version | head -1) ;;
       runc) bin=$runc; show=$runc; ver=$(runc --version | head -1) ;;
       crun) bin=$crun; show=$crun; ver=$(crun --version | head -1) ;;
     esac

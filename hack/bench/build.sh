@@ -24,14 +24,14 @@ for a in "$@"; do
 done
 [ "$(id -u)" = 0 ] || { echo "$0: needs root (RUN steps create containers)" >&2; exit 1; }
 
+. hack/lib.sh
 if [ -z "${BERTH_BENCH_NS:-}" ]; then
-  . hack/lib.sh
   need_packages busybox-static jq buildah runc
   cargo build --release -p berth-build >&2
   exec unshare -m --propagation private env BERTH_BENCH_NS=1 "$0" "$@"
 fi
 
-bin=${CARGO_TARGET_DIR:-$PWD/target}/release/berth-build
+bin=$(cargo_out release)/berth-build
 ctx=$PWD/examples/bench-build
 work=$(mktemp -d /tmp/berth-bench-build-XXXXXX)
 # Private mount namespace: hide the machine's container state from buildah (its blob-info

@@ -9,7 +9,7 @@ runs=${1:-50}
 . hack/lib.sh
 need_packages busybox-static jq runc
 cargo build --release -p berth >&2
-berth=$PWD/target/release/berth
+berth=$(cargo_out release)/berth
 work=$(mktemp -d /tmp/berth-bench-XXXXXX)
 cleanup() {
   "$berth" --root "$work/root-berth" delete -f bench-sleep >/dev/null 2>&1 || true

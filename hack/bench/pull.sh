@@ -21,13 +21,13 @@ for a in "$@"; do
   esac
 done
 [ "$(id -u)" = 0 ] || { echo "$0: needs root (unpack --overlay mounts)" >&2; exit 1; }
+. hack/lib.sh
 if [ -z "${BERTH_BENCH_NS:-}" ]; then
-  . hack/lib.sh
   need_packages jq skopeo umoci docker-registry apache2-utils openssl
   [ -n "${BERTH_BENCH_BIN:-}" ] || cargo build --release -p berth-build >&2
   exec unshare -m --propagation private env BERTH_BENCH_NS=1 "$0" "$@"
 fi
-bin=${BERTH_BENCH_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release}/berth-build
+bin=${BERTH_BENCH_BIN:-$(cargo_out release)}/berth-build
 work=$(mktemp -d /tmp/berth-bench-pull-XXXXXX)
 mkdir -p /var/lib/containers && mount -t tmpfs -o mode=0700 tmpfs /var/lib/containers
 cleanup() {

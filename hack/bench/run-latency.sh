@@ -6,14 +6,14 @@
 # Usage: hack/bench/run-latency.sh [RUNS]   (prints markdown; docs/benchmarks.md records it)
 # BASELINE=path/to/older/berth adds that binary to both parts (a regression check), e.g.
 #   git worktree add /tmp/base COMMIT && (cd /tmp/base && cargo build --release -p berth)
-#   BASELINE=/tmp/base/target/release/berth hack/bench/run-latency.sh 150
+#   BASELINE=/tmp/base/target/release/berth (or target/<triple>/release/berth) hack/bench/run-latency.sh 150
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-100}
 . hack/lib.sh
 need_packages busybox-static jq runc crun
 cargo build --release -p berth >&2
-berth=$PWD/target/release/berth
+berth=$(cargo_out release)/berth
 work=$(mktemp -d /tmp/berth-bench-XXXXXX)
 trap 'for r in berth baseline runc crun; do rm -rf "$work/root-$r"; done; rm -rf "$work"' EXIT
 BERTH=$berth hack/make-rootfs.sh "$work/bundle" /bin/true

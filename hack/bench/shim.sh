@@ -21,8 +21,8 @@ need_packages busybox-static jq runc containerd
 cargo build --release -p berth -p containerd-shim-berth-v2 >&2
 # A freshly written binary sits in dirty page-cache pages, which would count as private memory.
 sync
-export SHIM_DIR=$PWD/target/release
-export BERTH=$PWD/target/release/berth
+export SHIM_DIR=$(cargo_out release)
+export BERTH=$SHIM_DIR/berth
 work=$(mktemp -d /tmp/berth-bench-shim-XXXXXX)
 ns=$(basename "$work")
 export CONTAINERD_NAMESPACE=$ns NS=$ns RUNS

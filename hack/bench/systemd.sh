@@ -18,7 +18,7 @@ RUNS=${RUNS:-100} WARMUP=${WARMUP:-5}
 . hack/lib.sh
 need_packages busybox-static jq debootstrap
 cargo build --release -p berth >&2
-berth=$PWD/target/release/berth
+berth=$(cargo_out release)/berth
 env_dir=$(mktemp -d /tmp/berth-bench-sd-XXXXXX)
 rmdir "$env_dir"
 trap 'bash hack/with-systemd.sh down "$env_dir"' EXIT

@@ -19,6 +19,7 @@ pub mod signal;
 pub mod spec;
 pub mod sys;
 pub mod timefmt;
+pub mod trace;
 
 /// The OCI runtime-spec version this runtime implements (reported in state and features).
 pub const OCI_VERSION: &str = "1.2.0";

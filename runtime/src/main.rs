@@ -3,5 +3,9 @@
 mod cli;
 
 fn main() {
-    std::process::exit(cli::main());
+    berth::trace::init_from_env();
+    let code = cli::main();
+    berth::trace::mark_memory();
+    berth::trace::mark("exit");
+    std::process::exit(code);
 }

@@ -124,6 +124,26 @@ pub fn from_spec(spec: &Spec) -> Vec<NsConfig> {
         .unwrap_or_default()
 }
 
+/// The new namespaces the container's first process can be born in, as clone3 flags, or empty
+/// when they have to be made one step at a time in stage 1: with a user namespace (the others
+/// must be created inside it once its maps are written from outside), with namespaces joined by
+/// path (joined first, in order), or with a time namespace (its offsets are written before any
+/// process enters it). A cgroup namespace is included only when `cgroupns_at_clone` (the child
+/// is cloned straight into its only cgroup; otherwise it joins its cgroups first and unshares
+/// the cgroup namespace after). Being born in them saves stage 1's unshare and its fork.
+pub fn born_with(namespaces: &[NsConfig], cgroupns_at_clone: bool) -> CloneFlags {
+    let blocked = namespaces
+        .iter()
+        .any(|n| n.path.is_some() || matches!(n.kind, NsKind::User | NsKind::Time));
+    if blocked {
+        return CloneFlags::empty();
+    }
+    namespaces
+        .iter()
+        .filter(|n| cgroupns_at_clone || n.kind != NsKind::Cgroup)
+        .fold(CloneFlags::empty(), |f, n| f | n.kind.flag())
+}
+
 /// Joins the namespace at `path` (setns).
 pub fn join(kind: NsKind, path: &std::path::Path) -> std::io::Result<()> {
     let f = std::fs::File::open(path)?;
@@ -163,5 +183,31 @@ mod tests {
             Some(std::path::Path::new("/proc/1/ns/net"))
         );
         assert_eq!(ns[1].path, None);
+    }
+
+    #[test]
+    fn born_with_only_plain_new_namespaces() {
+        let ns = |kind, path: Option<&str>| NsConfig {
+            kind,
+            path: path.map(PathBuf::from),
+        };
+        let plain = [
+            ns(NsKind::Pid, None),
+            ns(NsKind::Mount, None),
+            ns(NsKind::Net, None),
+            ns(NsKind::Cgroup, None),
+        ];
+        let all = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWNET;
+        assert_eq!(born_with(&plain, false), all);
+        assert_eq!(born_with(&plain, true), all | CloneFlags::CLONE_NEWCGROUP);
+        let mut joined = plain.to_vec();
+        joined.push(ns(NsKind::Ipc, Some("/proc/1/ns/ipc")));
+        assert!(born_with(&joined, true).is_empty());
+        let mut user = plain.to_vec();
+        user.push(ns(NsKind::User, None));
+        assert!(born_with(&user, true).is_empty());
+        let mut time = plain.to_vec();
+        time.push(ns(NsKind::Time, None));
+        assert!(born_with(&time, true).is_empty());
     }
 }

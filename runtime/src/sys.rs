@@ -198,19 +198,20 @@ struct CloneArgs {
 
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
-/// Forks with clone3(CLONE_INTO_CGROUP): the child starts in the cgroup2 directory `cgroup_fd`
-/// without a later migration. A migration takes the kernel's global cgroup threadgroup lock for
-/// writing, which waits for an RCU grace period (milliseconds on an idle machine); this avoids it.
-/// Returns 0 in the child and the child's PID in the parent, like fork.
+/// Forks with clone3: the child starts in the new namespaces `ns_flags` (CLONE_NEW*) and, with
+/// `cgroup_fd`, in that cgroup2 directory (CLONE_INTO_CGROUP) without a later migration. A
+/// migration takes the kernel's global cgroup threadgroup lock for writing, which waits for an
+/// RCU grace period (milliseconds on an idle machine); this avoids it. Returns 0 in the child
+/// and the child's PID (in the caller's PID namespace) in the parent, like fork.
 ///
 /// # Safety
 /// Same contract as fork(2): the calling process must be single-threaded, and the child must
 /// only exec or _exit eventually, never return into code that assumes the parent's state.
-pub unsafe fn fork_into_cgroup(cgroup_fd: RawFd) -> io::Result<i32> {
+pub unsafe fn clone_fork(ns_flags: u64, cgroup_fd: Option<RawFd>) -> io::Result<i32> {
     let args = CloneArgs {
-        flags: CLONE_INTO_CGROUP,
+        flags: ns_flags | cgroup_fd.map_or(0, |_| CLONE_INTO_CGROUP),
         exit_signal: libc::SIGCHLD as u64,
-        cgroup: cgroup_fd as u64,
+        cgroup: cgroup_fd.map_or(0, |fd| fd as u64),
         ..Default::default()
     };
     // SAFETY: a valid clone_args of the size we pass; no CLONE_VM, so the child gets a copy of

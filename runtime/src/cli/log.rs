@@ -129,30 +129,20 @@ impl Logger {
             sink,
             json: format == "json",
         }));
-        if debug || std::env::var_os("RUST_LOG").is_some() {
-            use tracing_subscriber::layer::SubscriberExt;
-            let filter = if debug {
-                "debug".to_string()
-            } else {
-                std::env::var("RUST_LOG").unwrap_or_default()
-            };
-            let subscriber = tracing_subscriber::registry()
-                .with(tracing_subscriber::EnvFilter::new(filter))
-                .with(Layer {
-                    lines: lines.clone(),
-                });
-            let _ = tracing::subscriber::set_global_default(subscriber);
+        // Warnings from the library (a cgroup that already holds processes, ...) are always
+        // shown, as runc shows its warnings; `--debug` or RUST_LOG raise the level.
+        let max = if debug {
+            tracing::level_filters::LevelFilter::DEBUG
         } else {
-            // Warnings from the library (a cgroup that already holds processes, ...) are shown
-            // as runc shows its warnings; a plain level filter, no env-filter parsing.
-            use tracing_subscriber::layer::SubscriberExt;
-            let subscriber = tracing_subscriber::registry()
-                .with(tracing_subscriber::filter::LevelFilter::WARN)
-                .with(Layer {
-                    lines: lines.clone(),
-                });
-            let _ = tracing::subscriber::set_global_default(subscriber);
-        }
+            std::env::var("RUST_LOG")
+                .ok()
+                .map(|v| level_of_rust_log(&v))
+                .unwrap_or(tracing::level_filters::LevelFilter::WARN)
+        };
+        let _ = tracing::subscriber::set_global_default(Subscriber {
+            lines: lines.clone(),
+            max,
+        });
         let logger = Logger { lines, to_file };
         if let Some(w) = warning {
             logger.warn(&w);
@@ -181,9 +171,27 @@ impl Logger {
     }
 }
 
-/// The `tracing` layer that writes events as logrus lines.
-struct Layer {
+/// The most verbose level named in a RUST_LOG value (`debug`, `berth=trace,warn`, ...): berth
+/// logs from one crate, so per-target directives reduce to their level. Nothing recognisable
+/// keeps the default (warnings). This replaces tracing-subscriber's EnvFilter, whose regex
+/// engine was a quarter of the binary and a measurable part of every start.
+fn level_of_rust_log(v: &str) -> tracing::level_filters::LevelFilter {
+    use tracing::level_filters::LevelFilter;
+    v.split(',')
+        .filter_map(|d| {
+            let level = d.rsplit('=').next().unwrap_or(d).trim();
+            level.parse::<LevelFilter>().ok()
+        })
+        .max()
+        .unwrap_or(LevelFilter::WARN)
+        .max(LevelFilter::WARN)
+}
+
+/// The `tracing` subscriber that writes events as logrus lines: a level filter and nothing
+/// else (berth opens no spans worth recording).
+struct Subscriber {
     lines: Arc<Mutex<Lines>>,
+    max: tracing::level_filters::LevelFilter,
 }
 
 /// Collects an event's message and fields.
@@ -229,12 +237,24 @@ impl tracing::field::Visit for Fields {
     }
 }
 
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Layer {
-    fn on_event(
-        &self,
-        event: &tracing::Event<'_>,
-        _ctx: tracing_subscriber::layer::Context<'_, S>,
-    ) {
+impl tracing::Subscriber for Subscriber {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        *metadata.level() <= self.max
+    }
+
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(self.max)
+    }
+
+    fn new_span(&self, _span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+
+    fn record(&self, _span: &tracing::span::Id, _values: &tracing::span::Record<'_>) {}
+
+    fn record_follows_from(&self, _span: &tracing::span::Id, _follows: &tracing::span::Id) {}
+
+    fn event(&self, event: &tracing::Event<'_>) {
         let mut f = Fields::default();
         event.record(&mut f);
         let level = match *event.metadata().level() {
@@ -248,6 +268,10 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Layer {
             l.emit(level, &f.msg, &f.rest);
         }
     }
+
+    fn enter(&self, _span: &tracing::span::Id) {}
+
+    fn exit(&self, _span: &tracing::span::Id) {}
 }
 
 #[cfg(test)]
@@ -276,6 +300,16 @@ mod tests {
         );
         assert_eq!(text_value("a\"b\n"), "\"a\\\"b\\n\"");
         assert_eq!(text_value(""), "\"\"");
+    }
+
+    #[test]
+    fn rust_log_values_reduce_to_their_most_verbose_level() {
+        use tracing::level_filters::LevelFilter;
+        assert_eq!(level_of_rust_log("debug"), LevelFilter::DEBUG);
+        assert_eq!(level_of_rust_log("berth=trace,warn"), LevelFilter::TRACE);
+        assert_eq!(level_of_rust_log("error"), LevelFilter::WARN);
+        assert_eq!(level_of_rust_log("nonsense"), LevelFilter::WARN);
+        assert_eq!(level_of_rust_log(""), LevelFilter::WARN);
     }
 
     #[test]

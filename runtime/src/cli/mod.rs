@@ -116,6 +116,7 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    berth::trace::mark("cli-parsed");
     if cli.version {
         println!(
             "berth version {}\nspec: {}",
@@ -135,6 +136,7 @@ pub fn main() -> i32 {
         return 1;
     }
     let logger = log::Logger::new(cli.log.as_deref(), &cli.log_format, cli.debug);
+    berth::trace::mark("logger");
     let ctx = Ctx {
         root: cli
             .root

@@ -56,7 +56,10 @@ pub fn run(ctx: &Ctx, a: Args, log: &Logger) -> anyhow::Result<i32> {
         }
     }
     match container::start(&created.dir, &created.state) {
-        Ok(warnings) => warnings.iter().for_each(|w| log.warn(w)),
+        Ok(warnings) => {
+            berth::trace::mark("started");
+            warnings.iter().for_each(|w| log.warn(w))
+        }
         Err(e) => {
             let _ = container::delete(created.dir, &created.state, true);
             return Err(e.into());
@@ -76,12 +79,15 @@ pub fn run(ctx: &Ctx, a: Args, log: &Logger) -> anyhow::Result<i32> {
     }
     tracing::debug!(pid, "started; waiting");
     let code = container::wait_for(pid);
+    berth::trace::mark("waited");
     tracing::debug!(code, "container exited");
     if !a.keep {
         let (dir, state) = container::load(&ctx.root, &a.create.id)?;
+        berth::trace::mark("state-loaded");
         for w in container::delete(dir, &state, true)? {
             log.warn(&w);
         }
+        berth::trace::mark("deleted");
         tracing::debug!("deleted");
     }
     Ok(code)

@@ -49,8 +49,10 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(|e| Error::io(format!("bundle {}", opts.bundle.display()), e))?;
     let spec = spec::load(&bundle)?;
+    crate::trace::mark("config-loaded");
     spec::validate(&spec, &bundle)?;
     let steps = plan::plan(&spec, &bundle)?;
+    crate::trace::mark("config-validated");
     let rootfs = spec::rootfs_path(&spec, &bundle).unwrap_or_default();
     let rootfs = std::fs::canonicalize(&rootfs)
         .map_err(|e| Error::io(format!("root.path {}", rootfs.display()), e))?;
@@ -60,6 +62,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         .as_ref()
         .and_then(|l| l.cgroups_path().as_deref());
     let (_mode, hierarchies) = cgroups::detect()?;
+    crate::trace::mark("cgroups-detected");
     // The systemd driver: the unit and its directories are known now, systemd makes them once
     // the first process exists (see start_systemd_scope).
     let systemd_plan = if opts.systemd_cgroup {
@@ -102,6 +105,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
 
     let dir = ContainerDir::create(&opts.root, &opts.id)?;
     crate::fault::point("after-dir");
+    crate::trace::mark("state-dir");
     let mut placement = match Placement::compute(&hierarchies, &cg_path) {
         Ok(p) => p,
         Err(e) => {
@@ -155,6 +159,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         guard.placement = Some(placement.clone());
         crate::cgroups::manager::ensure_not_frozen(&placement)?;
         crate::fault::point("after-cgroup");
+        crate::trace::mark("cgroup-created");
         for (dir, n) in placement.populated_existing() {
             tracing::warn!(
                 "the container's cgroup {} already has {n} process(es); they share its limits and \
@@ -165,6 +170,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
             crate::cgroups::manager::apply(&placement, res)?;
         }
+        crate::trace::mark("cgroup-resources");
     }
 
     let dir_path = guard
@@ -197,6 +203,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         Vec::new()
     };
     bind_sources.extend(crate::rootfs::apply::open_idmapped_sources(&steps)?);
+    crate::trace::mark("exec-socket");
     let mut cfg = InitConfig {
         bind_sources,
         setup_dev: plan::needs_dev_setup(&steps),
@@ -215,6 +222,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         rootfs: rootfs.clone(),
         spec,
         in_unified_cgroup: false,
+        born_with: nix::sched::CloneFlags::empty(),
     };
 
     let mut state = State {
@@ -239,6 +247,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         d.save(&state)?;
     }
     crate::fault::point("after-state");
+    crate::trace::mark("state-saved");
     let (parent_ch, child_ch) = Channel::pair().map_err(|e| Error::io("socketpair", e))?;
     // With systemd the scope does not exist yet: fork plainly, and hold the child at a gate
     // until systemd has moved it into the new scope.
@@ -255,8 +264,17 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     };
     // SAFETY: the CLI is single-threaded here; the child runs init::stage1, which execs or
     // _exits and never returns.
-    let stage1 = match unsafe { super::fork_for(&fork_placement) } {
-        Ok((0, in_unified)) => {
+    // Born in its namespaces when nothing has to happen before they exist: no stage-1 fork.
+    // The cgroup namespace only when the child is cloned into its one cgroup2 directory.
+    let cgroupns_at_clone = fork_placement.unified.is_some()
+        && fork_placement
+            .dirs
+            .iter()
+            .all(|d| Some(d) == fork_placement.unified.as_ref());
+    let ns_at_clone = namespaces::born_with(&namespaces, cgroupns_at_clone);
+    let born_with;
+    let stage1 = match unsafe { super::fork_for(&fork_placement, ns_at_clone) } {
+        Ok(f) if f.pid == 0 => {
             drop(parent_ch);
             if let Some(fd) = guard.dir.as_ref().and_then(|d| d.lock_fd()) {
                 // SAFETY: closes this child's copy of the lock descriptor; the parent keeps its own.
@@ -265,15 +283,20 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
             if let Some(g) = gate {
                 g.wait_in_child();
             }
-            cfg.in_unified_cgroup = in_unified;
+            cfg.in_unified_cgroup = f.in_unified;
+            cfg.born_with = f.born_with;
             init::stage1(&cfg, &child_ch)
         }
-        Ok((pid, _)) => nix::unistd::Pid::from_raw(pid),
+        Ok(f) => {
+            born_with = f.born_with;
+            nix::unistd::Pid::from_raw(f.pid)
+        }
         Err(e) => return Err(Error::io("fork", e)),
     };
     drop(child_ch);
     drop(cfg);
     crate::fault::point("after-fork");
+    crate::trace::mark("forked");
     if let (Some((unit, _)), Some(gate)) = (&systemd_plan, gate) {
         guard.pid = stage1.as_raw();
         let started = start_systemd_scope(unit, stage1.as_raw(), &mut state, &mut guard);
@@ -287,6 +310,11 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
             }
         }
         guard.pid = 0;
+    }
+    if !born_with.is_empty() {
+        // The child is the container's init already (born in its PID namespace, if any).
+        state.pid = stage1.as_raw();
+        guard.pid = stage1.as_raw();
     }
 
     tracing::debug!(stage1 = stage1.as_raw(), "forked container process");
@@ -302,6 +330,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         let _ = nix::sys::wait::waitpid(stage1, None);
     }
     result?;
+    crate::trace::mark("init-ready-received");
     state.pid_start = crate::sys::process_start_time(state.pid).unwrap_or(0);
     let dir = guard
         .disarm()
@@ -315,6 +344,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         });
         return Err(e);
     }
+    crate::trace::mark("created");
     Ok(Created { state, dir })
 }
 

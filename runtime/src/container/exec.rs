@@ -174,13 +174,13 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, Error> {
     };
     let (parent_ch, child_ch) = Channel::pair().map_err(|e| Error::io("socketpair", e))?;
     // SAFETY: the CLI is single-threaded; the child runs exec_stage1, which never returns.
-    let child = match unsafe { super::fork_for(&cfg.cgroup) } {
-        Ok((0, in_unified)) => {
+    let child = match unsafe { super::fork_for(&cfg.cgroup, nix::sched::CloneFlags::empty()) } {
+        Ok(f) if f.pid == 0 => {
             drop(parent_ch);
-            cfg.in_unified_cgroup = in_unified;
+            cfg.in_unified_cgroup = f.in_unified;
             exec_stage1(&cfg, &child_ch)
         }
-        Ok((pid, _)) => pid,
+        Ok(f) => f.pid,
         Err(e) => return Err(Error::io("fork", e)),
     };
     drop(child_ch);

@@ -59,6 +59,7 @@ pub fn start(dir: &ContainerDir, state: &State) -> Result<Vec<String>, Error> {
     let _ = std::fs::remove_file(&sock);
     conn.write_all(b"s")
         .map_err(|e| Error::io("signal container init", e))?;
+    crate::trace::mark("start-sent");
     // `start` dies while the init goes on to exec.
     crate::fault::point("before-exec");
     let mut reply = Vec::new();
@@ -206,6 +207,7 @@ fn delete_loaded(dir: ContainerDir, state: &State, force: bool) -> Result<Vec<St
         }
         wait_exit(state.pid, 10_000);
     }
+    crate::trace::mark("delete-killed");
     {
         // Processes left in the cgroup: without a PID namespace the others outlive init, and a
         // create that died half-way may have left its init behind without recording its PID.
@@ -226,10 +228,13 @@ fn delete_loaded(dir: ContainerDir, state: &State, force: bool) -> Result<Vec<St
             warnings.push(format!("stop systemd unit {}: {e}", u.unit));
         }
     }
+    crate::trace::mark("delete-emptied");
     if let Err(e) = state.cgroup.remove() {
         warnings.push(e.to_string());
     }
+    crate::trace::mark("delete-cgroup-removed");
     dir.remove()?;
+    crate::trace::mark("delete-state-removed");
     let post = HookKind::Poststop.of(&state.spec);
     if !post.is_empty() {
         if let Err(e) = hooks::run_all(

@@ -85,29 +85,59 @@ pub fn default_root() -> PathBuf {
     }
 }
 
+/// A process forked by [`fork_for`], as the parent or the child sees it.
+pub(crate) struct Forked {
+    /// The child's PID in the parent, 0 in the child.
+    pub pid: i32,
+    /// Whether the child was cloned straight into the cgroup2 directory.
+    pub in_unified: bool,
+    /// The namespaces the child was born in (a subset of what was asked for).
+    pub born_with: nix::sched::CloneFlags,
+}
+
 /// Forks a process that will enter the container: straight into its cgroup2 directory with
-/// clone3(CLONE_INTO_CGROUP) when there is one (no migration, see
-/// [`crate::sys::fork_into_cgroup`]), else a plain fork. Returns the child's PID in the parent
-/// and 0 in the child, plus whether the child already sits in the cgroup2 directory.
+/// clone3(CLONE_INTO_CGROUP) when there is one (no migration, see [`crate::sys::clone_fork`])
+/// and into the new namespaces `ns` when given (see [`crate::namespaces::born_with`]), else a
+/// plain fork. A cgroup namespace in `ns` is only created together with the cgroup placement:
+/// when that fails, the child joins its cgroup and unshares the cgroup namespace itself.
 ///
 /// # Safety
 /// As fork(2): the caller is single-threaded and the child never returns into code that assumes
 /// the parent's state (it execs or _exits).
-pub(crate) unsafe fn fork_for(cgroup: &crate::cgroups::Placement) -> std::io::Result<(i32, bool)> {
+pub(crate) unsafe fn fork_for(
+    cgroup: &crate::cgroups::Placement,
+    ns: nix::sched::CloneFlags,
+) -> std::io::Result<Forked> {
+    use nix::sched::CloneFlags;
     use std::os::fd::AsRawFd;
+    let forked = |pid: i32, in_unified: bool, born_with: CloneFlags| Forked {
+        pid,
+        in_unified,
+        born_with,
+    };
     if let Some(dir) = &cgroup.unified {
         if let Ok(f) = std::fs::File::open(dir) {
             // SAFETY: guaranteed by the caller.
-            match unsafe { crate::sys::fork_into_cgroup(f.as_raw_fd()) } {
-                Ok(pid) => return Ok((pid, true)),
+            match unsafe { crate::sys::clone_fork(ns.bits() as u64, Some(f.as_raw_fd())) } {
+                Ok(pid) => return Ok(forked(pid, true, ns)),
                 // Older kernels or a cgroup that cannot take the process: fall back to a migration.
                 Err(e) => tracing::debug!("clone3 into cgroup failed, falling back to fork: {e}"),
             }
         }
     }
+    let ns = ns - CloneFlags::CLONE_NEWCGROUP;
+    if !ns.is_empty() {
+        // SAFETY: guaranteed by the caller.
+        match unsafe { crate::sys::clone_fork(ns.bits() as u64, None) } {
+            Ok(pid) => return Ok(forked(pid, false, ns)),
+            Err(e) => tracing::debug!("clone3 into namespaces failed, falling back to fork: {e}"),
+        }
+    }
     // SAFETY: guaranteed by the caller.
     match unsafe { nix::unistd::fork() }.map_err(std::io::Error::from)? {
-        nix::unistd::ForkResult::Child => Ok((0, false)),
-        nix::unistd::ForkResult::Parent { child } => Ok((child.as_raw(), false)),
+        nix::unistd::ForkResult::Child => Ok(forked(0, false, CloneFlags::empty())),
+        nix::unistd::ForkResult::Parent { child } => {
+            Ok(forked(child.as_raw(), false, CloneFlags::empty()))
+        }
     }
 }

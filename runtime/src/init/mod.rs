@@ -58,6 +58,9 @@ pub struct InitConfig {
     pub id: String,
     /// Set in the child when it was cloned straight into its cgroup2 directory.
     pub in_unified_cgroup: bool,
+    /// Set in the child to the new namespaces it was born in (clone3); then stage 1 only joins
+    /// its cgroups, unshares what is left (a cgroup namespace) and goes on as the init.
+    pub born_with: nix::sched::CloneFlags,
     /// Detached copies of bind sources (by mount index), made by the parent before the
     /// container's user namespace exists, so sources its root cannot reach still work.
     pub bind_sources: Vec<(usize, OwnedFd)>,
@@ -98,6 +101,18 @@ fn stage1_inner(cfg: &InitConfig, ch: &Channel) -> Result<Option<()>, String> {
     cfg.cgroup
         .join(0, cfg.in_unified_cgroup)
         .map_err(|e| e.to_string())?;
+    crate::trace::mark("stage1-cgroup-joined");
+    if !cfg.born_with.is_empty() {
+        let rest = cfg
+            .namespaces
+            .iter()
+            .filter(|n| n.path.is_none())
+            .fold(nix::sched::CloneFlags::empty(), |f, n| f | n.kind.flag())
+            - cfg.born_with;
+        namespaces::unshare(rest).map_err(errs("create namespaces"))?;
+        crate::trace::mark("stage1-unshared");
+        return Ok(Some(()));
+    }
 
     // Join existing namespaces, user first, mount last.
     for kind in NsKind::ORDER {
@@ -134,6 +149,7 @@ fn stage1_inner(cfg: &InitConfig, ch: &Channel) -> Result<Option<()>, String> {
             unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
         }
         acked?;
+        crate::trace::mark("stage1-userns-mapped");
         // Become the namespace's root when it is mapped (the usual case).
         let _ = nix::unistd::setresgid(0.into(), 0.into(), 0.into());
         let _ = nix::unistd::setresuid(0.into(), 0.into(), 0.into());
@@ -147,6 +163,7 @@ fn stage1_inner(cfg: &InitConfig, ch: &Channel) -> Result<Option<()>, String> {
     tracing::debug!("stage1: joined cgroup and namespaces");
     namespaces::unshare(clone).map_err(errs("create namespaces"))?;
     tracing::debug!("stage1: unshared");
+    crate::trace::mark("stage1-unshared");
     if new.contains(&NsKind::Time) {
         write_time_offsets(&cfg.spec)?;
     }
@@ -161,7 +178,10 @@ fn stage1_inner(cfg: &InitConfig, ch: &Channel) -> Result<Option<()>, String> {
     }
     // SAFETY: this process is single-threaded (a fork of the single-threaded CLI).
     match unsafe { nix::unistd::fork() }.map_err(errs("fork container init"))? {
-        nix::unistd::ForkResult::Child => Ok(Some(())),
+        nix::unistd::ForkResult::Child => {
+            crate::trace::mark("init-forked");
+            Ok(Some(()))
+        }
         nix::unistd::ForkResult::Parent { child } => {
             ch.send(&Msg::Pid(child.as_raw())).map_err(errs("sync"))?;
             Ok(None)
@@ -239,6 +259,7 @@ fn stage2_inner(cfg: &InitConfig, ch: &Channel) -> Result<Exec, String> {
         tracing::debug!("init: rootfs prepared");
         apply::mount_all(&cx, &root, &cfg.steps).map_err(|e| e.to_string())?;
         tracing::debug!("init: mounted");
+        crate::trace::mark("init-mounted");
         if cfg.setup_dev {
             // SAFETY: see above; device modes are exact.
             unsafe { libc::umask(0) };
@@ -252,8 +273,10 @@ fn stage2_inner(cfg: &InitConfig, ch: &Channel) -> Result<Exec, String> {
     }
 
     tracing::debug!("init: devices done");
+    crate::trace::mark("init-dev");
     ch.send(&Msg::RunHooks).map_err(errs("sync"))?;
     let state_json = ch.expect_ack()?;
+    crate::trace::mark("init-hooks-acked");
     let create_container = HookKind::CreateContainer.of(spec);
     if !create_container.is_empty() {
         hooks::run_all(
@@ -272,6 +295,7 @@ fn stage2_inner(cfg: &InitConfig, ch: &Channel) -> Result<Exec, String> {
         }
         drop(root_fd);
         tracing::debug!("init: pivoted");
+        crate::trace::mark("init-pivoted");
         if let Some(p) = propagation {
             apply::set_root_propagation(p).map_err(|e| e.to_string())?;
         }
@@ -303,6 +327,7 @@ fn stage2_inner(cfg: &InitConfig, ch: &Channel) -> Result<Exec, String> {
     }
 
     tracing::debug!("init: paths masked");
+    crate::trace::mark("init-masked");
     if let Some(h) = spec.hostname().as_ref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).map_err(errs("hostname"))?;
     }
@@ -324,6 +349,7 @@ fn stage2_inner(cfg: &InitConfig, ch: &Channel) -> Result<Exec, String> {
         seccomp: linux.and_then(|l| l.seccomp().as_ref()),
     };
     let prepared = prepare_process(process, &settings)?;
+    crate::trace::mark("init-process-prepared");
     ch.send(&Msg::Ready).map_err(errs("sync"))?;
     Ok(Exec {
         path: prepared.path,
@@ -348,6 +374,7 @@ fn exec_program(cfg: &InitConfig, exec: Exec) -> ! {
     };
     let mut b = [0u8; 1];
     let _ = nix::unistd::read(unsafe_borrow(conn), &mut b);
+    crate::trace::mark("init-start-received");
     // With noNewPrivileges the seccomp filter goes on now: startContainer hooks run under it,
     // as the spec and runc order them; only a write and the execve follow (runc's order).
     if let Some(Err(e)) = exec.seccomp.as_ref().map(|f| f.install()) {
@@ -368,6 +395,7 @@ fn exec_program(cfg: &InitConfig, exec: Exec) -> ! {
     }
     // Tell `start` we are about to exec; it returns once the socket closes on exec.
     let _ = nix::unistd::write(unsafe_borrow(conn), b"0");
+    crate::trace::mark("init-execve");
     let e = nix::unistd::execve(&exec.path, &exec.argv, &exec.envp).err();
     let msg = format!(
         "exec {:?}: {}\n",

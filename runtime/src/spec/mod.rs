@@ -4,6 +4,7 @@
 //! (`linux.namespaces[2].type`), so a user knows what to fix.
 
 mod default;
+mod json_path;
 mod validate;
 
 pub use default::default_spec;
@@ -50,13 +51,12 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(
     file: &Path,
     text: &[u8],
 ) -> Result<T, SpecError> {
-    let de = &mut serde_json::Deserializer::from_slice(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
+    serde_json::from_slice(text).map_err(|e| {
+        let offset = json_path::offset_of(text, e.line(), e.column());
         SpecError::Parse {
             file: file.to_path_buf(),
-            path: if path.is_empty() { ".".into() } else { path },
-            msg: e.into_inner().to_string(),
+            path: json_path::path_at(text, offset),
+            msg: e.to_string(),
         }
     })
 }
