@@ -8,6 +8,7 @@ mod features;
 mod kill;
 mod list;
 mod log;
+mod parse;
 mod pause;
 mod ps;
 mod run;
@@ -31,6 +32,15 @@ use std::path::PathBuf;
     about = "berth: a fast, runc-compatible OCI container runtime"
 )]
 pub struct Cli {
+    #[command(flatten)]
+    g: Globals,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+/// The options before (or after) the command, global to every command.
+#[derive(clap::Args, Debug)]
+pub struct Globals {
     /// Print the version (runc's format: "berth version X", then "spec: Y").
     #[arg(short = 'v', long = "version")]
     version: bool,
@@ -55,8 +65,6 @@ pub struct Cli {
     /// Path to criu (accepted for compatibility; checkpointing is not supported).
     #[arg(long, global = true, hide = true)]
     criu: Option<String>,
-    #[command(subcommand)]
-    cmd: Option<Cmd>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -103,7 +111,12 @@ pub struct Ctx {
 
 /// Parses the command line, runs the command, returns the exit status.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let parsed = match parse::one_command(&argv) {
+        Some(cli) => Ok(cli),
+        None => Cli::try_parse_from(&argv),
+    };
+    let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
             // runc (urfave/cli) exits 3 for an unknown command, 1 for other usage errors.
@@ -117,7 +130,8 @@ pub fn main() -> i32 {
         }
     };
     berth::trace::mark("cli-parsed");
-    if cli.version {
+    let g = cli.g;
+    if g.version {
         println!(
             "berth version {}\nspec: {}",
             env!("CARGO_PKG_VERSION"),
@@ -130,19 +144,19 @@ pub fn main() -> i32 {
         let _ = Cli::command().print_help();
         return 0;
     };
-    if !matches!(cli.log_format.as_str(), "text" | "json") {
+    if !matches!(g.log_format.as_str(), "text" | "json") {
         let logger = log::Logger::new(None, "text", false);
-        logger.error(&format!("invalid log-format: {}", cli.log_format));
+        logger.error(&format!("invalid log-format: {}", g.log_format));
         return 1;
     }
-    let logger = log::Logger::new(cli.log.as_deref(), &cli.log_format, cli.debug);
+    let logger = log::Logger::new(g.log.as_deref(), &g.log_format, g.debug);
     berth::trace::mark("logger");
     let ctx = Ctx {
-        root: cli
+        root: g
             .root
             .clone()
             .unwrap_or_else(berth::container::default_root),
-        systemd_cgroup: cli.systemd_cgroup,
+        systemd_cgroup: g.systemd_cgroup,
     };
     // runc's exec exits with 255 when the runtime fails, so callers can tell that from the
     // process's own exit status; its messages are prefixed with "exec failed: ".
@@ -259,6 +273,6 @@ mod tests {
         assert!(parse(&["berth", "create"]).is_err());
         // Repeated flags: the last one wins (runc's CLI library), not an error.
         let cli = Cli::try_parse_from(["berth", "--root", "/a", "--root", "/b", "list"]).unwrap();
-        assert_eq!(cli.root, Some(PathBuf::from("/b")));
+        assert_eq!(cli.g.root, Some(PathBuf::from("/b")));
     }
 }

@@ -241,11 +241,10 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         systemd: None,
     };
 
-    // Record the container before forking: if this process dies half-way (killed, OOM),
-    // `delete --force` still finds the state and removes the cgroups and any process in them.
-    if let Some(d) = guard.dir.as_ref() {
-        d.save(&state)?;
-    }
+    // state.json is written once, when the init is ready (as runc writes it). If this process
+    // dies before that (killed, OOM), `delete --force` finds the cgroups.intent record and
+    // removes the cgroups and every process in them; a set-up process whose parent is gone
+    // sees its sync socket close and exits.
     crate::fault::point("after-state");
     crate::trace::mark("state-saved");
     let (parent_ch, child_ch) = Channel::pair().map_err(|e| Error::io("socketpair", e))?;

@@ -145,16 +145,23 @@ pub struct ContainerDir {
 impl ContainerDir {
     /// Creates `<root>/<id>` (failing with "already exists" if present) and locks it.
     pub fn create(root: &Path, id: &str) -> Result<ContainerDir, Error> {
-        std::fs::create_dir_all(root)
-            .map_err(|e| Error::io(format!("create state root {}", root.display()), e))?;
         let path = root.join(id);
-        match std::fs::create_dir(&path) {
+        use std::os::unix::fs::DirBuilderExt;
+        let mkdir = || std::fs::DirBuilder::new().mode(0o700).create(&path);
+        // The root usually exists: make it only when the container's directory cannot be made.
+        let made = match mkdir() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(root)
+                    .map_err(|e| Error::io(format!("create state root {}", root.display()), e))?;
+                mkdir()
+            }
+            other => other,
+        };
+        match made {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(Error::Exists),
             Err(e) => return Err(Error::io(format!("create {}", path.display()), e)),
         }
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700));
         Self::lock(path)
     }
 
@@ -214,7 +221,14 @@ impl ContainerDir {
         let f = self.path.join("cgroups.intent");
         let text = serde_json::to_vec(cgroups)
             .map_err(|e| Error::io("serialize intent", std::io::Error::other(e)))?;
-        write_atomic(&f, &text).map_err(|e| Error::io(format!("write {}", f.display()), e))
+        // Written once into the fresh directory, in one write(2): no temporary and rename.
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&f)
+            .and_then(|mut file| file.write_all(&text))
+            .map_err(|e| Error::io(format!("write {}", f.display()), e))
     }
 
     /// The intent record, if `create` wrote one.
@@ -240,6 +254,14 @@ impl ContainerDir {
 
     /// Removes the directory and everything in it.
     pub fn remove(self) -> Result<(), Error> {
+        // The files berth puts there by name, then the directory; anything else (a temporary
+        // left by a killed writer) makes the rmdir fail and the whole tree is removed instead.
+        for name in ["state.json", "cgroups.intent", "exec.sock"] {
+            let _ = std::fs::remove_file(self.path.join(name));
+        }
+        if std::fs::remove_dir(&self.path).is_ok() {
+            return Ok(());
+        }
         std::fs::remove_dir_all(&self.path)
             .map_err(|e| Error::io(format!("remove {}", self.path.display()), e))
     }

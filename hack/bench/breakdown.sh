@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Where `berth run` of /bin/true spends its time: the median of each phase over N runs
+# (BERTH_TRACE marks, runtime/src/trace.rs), next to the whole-run medians of crun and runc
+# measured alternately in the same loop. Part 1 on the host's hybrid cgroups (berth, runc);
+# part 2 in a private mount namespace whose /sys/fs/cgroup is a pure cgroup2 mount (crun runs
+# there with --cgroup-manager=disabled; berth and runc make their cgroup).
+# Usage: hack/bench/breakdown.sh [RUNS]   (prints markdown; docs/benchmarks.md records it)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+runs=${1:-60}
+. hack/lib.sh
+need_packages busybox-static jq runc crun
+cargo build --release -p berth >&2
+berth=$(cargo_out release)/berth
+work=$(mktemp -d /tmp/berth-breakdown-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+BERTH=$berth hack/make-rootfs.sh "$work/bundle" /bin/true
+# crun 1.8 rejects ociVersion 1.2.0; 1.0.2 is accepted by all three.
+jq '.ociVersion="1.0.2" | .linux.cgroupsPath="/berth-breakdown/ctr"' "$work/bundle/config.json" > "$work/c"
+mv "$work/c" "$work/bundle/config.json"
+b=$work/bundle
+echo "Command: \`hack/bench/breakdown.sh $runs\` ($(date -u +%Y-%m-%d), $(nproc) cores, load at start: $(cut -d' ' -f1-3 /proc/loadavg))."
+echo
+python3 hack/bench/breakdown.py --runs "$runs" --title "hybrid cgroups (host)" \
+  --berth "$berth --root $work/root-berth run -b $b bench" \
+  --peer runc "runc --root $work/root-runc run -b $b bench"
+echo
+unshare -m --propagation private sh -c "umount -l /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && \
+  python3 hack/bench/breakdown.py --runs $runs --title 'private cgroup2 namespace (crun: --cgroup-manager=disabled)' \
+  --berth '$berth --root $work/root-berth run -b $b bench' \
+  --peer crun 'crun --cgroup-manager=disabled --root $work/root-crun run -b $b bench' \
+  --peer runc 'runc --root $work/root-runc run -b $b bench'; rmdir /sys/fs/cgroup/berth-breakdown 2>/dev/null || true"
+rmdir /sys/fs/cgroup/*/berth-breakdown 2>/dev/null || true
