@@ -1,9 +1,11 @@
 //! RUN: the step (arguments, environment, mounts, cache key) and the berth
 //! container that executes it ([`spec`] builds its runtime config).
 
+pub mod helper;
 mod mounts;
 pub mod spec;
 
+pub use helper::{helper_main, run_in_helper, HELPER_ARG};
 pub use spec::*;
 use std::path::{Path, PathBuf};
 
@@ -190,10 +192,14 @@ impl<'a> Builder<'a> {
             let cfg = bundle.join("config.json");
             std::fs::write(&cfg, to_json(&spec)).map_err(|e| ExecError::io(cfg.display(), e))?;
             let id = format!("berth-build-{pid}-{step}");
-            b.progress.before_output();
-            let code = run::run_container(&bundle, &id, &b.store.run_dir());
-            b.progress.after_output();
-            let code = code?;
+            let progress = b.progress;
+            let code =
+                run::run_in_helper(&bundle, &id, &b.store.run_dir(), &b.shared.cancel, |data| {
+                    progress.output(step, data)
+                })?;
+            if code != 0 && b.canceled() {
+                return Err(StepErrorKind::Canceled);
+            }
             if code != 0 {
                 return Err(StepErrorKind::RunFailed {
                     command: shown.clone(),

@@ -146,7 +146,7 @@ impl<'a> Builder<'a> {
                         (None, format!("context:{hash}"))
                     }
                     SourceRef::Stage(j) => {
-                        let s = self.results.get(j).cloned().ok_or_else(|| {
+                        let s = self.result_of(*j).ok_or_else(|| {
                             StepErrorKind::Invalid(format!("stage {j} was not built"))
                         })?;
                         let id = format!("stage:{}", s.key);
