@@ -723,3 +723,50 @@ impl<'a> Builder<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schedule(text: &str, target: Option<&str>) -> (Plan, Schedule) {
+        let df = Dockerfile::parse("Dockerfile", text).expect("parse");
+        let mut opts = BuildOptions::new(Platform::host());
+        opts.target = target.map(str::to_string);
+        let plan = Plan::new(&df, &opts).expect("plan");
+        let s = Schedule::new(&plan);
+        (plan, s)
+    }
+
+    const DF: &str = "FROM scratch AS a\nENV A=1\n\
+                      FROM scratch AS b\nENV B=1\nENV C=1\n\
+                      FROM scratch AS unused\n\
+                      FROM a\nCOPY --from=b /x /x\n";
+
+    #[test]
+    fn independent_stages_are_ready_together_and_steps_numbered_in_plan_order() {
+        let (plan, s) = schedule(DF, None);
+        assert_eq!(s.order, vec![0, 1, 3]);
+        assert_eq!(plan.order, s.order);
+        // a: FROM #1, ENV #2; b: FROM #3, ENV #4, #5; final: FROM #6, COPY #7.
+        assert_eq!(s.first_step[&0], 1);
+        assert_eq!(s.first_step[&1], 3);
+        assert_eq!(s.first_step[&3], 6);
+        assert_eq!(s.total, 7);
+        assert!(!s.first_step.contains_key(&2), "unused stage scheduled");
+        let none = HashSet::new();
+        assert_eq!(s.ready(&none, &none), vec![0, 1]);
+        let started: HashSet<usize> = [0, 1].into();
+        let mut built: HashSet<usize> = [0].into();
+        assert!(s.ready(&started, &built).is_empty());
+        built.insert(1);
+        assert_eq!(s.ready(&started, &built), vec![3]);
+    }
+
+    #[test]
+    fn a_target_schedules_only_what_it_needs() {
+        let (_, s) = schedule(DF, Some("b"));
+        assert_eq!(s.order, vec![1]);
+        assert_eq!(s.first_step[&1], 1);
+        assert_eq!(s.total, 3);
+    }
+}

@@ -487,6 +487,14 @@ mod tests {
     }
 
     #[test]
+    fn tail_lines_show_what_a_terminal_would() {
+        assert_eq!(tail_text("50%\r100%\r"), "100%");
+        assert_eq!(tail_text("a\tb\x1b[31mred"), "a b[31mred");
+        assert_eq!(tail_line("abcdef", 8), "  > abcd");
+        assert_eq!(tail_line("é".repeat(10).as_str(), 6), "  > éé");
+    }
+
+    #[test]
     fn fresh_line_fills_the_width() {
         assert_eq!(fresh_line(4), "    \r\x1b[K");
         assert_eq!(fresh_line(0), " \r\x1b[K");

@@ -182,7 +182,9 @@ impl<'a> Builder<'a> {
                 cwd: cwd.clone(),
                 user: resolved,
                 host_network,
-                cgroups_path: format!("/berth-build-{pid}/step-{step}"),
+                // No parent shared between steps: concurrent RUNs would
+                // leave it behind (only its creator removes it, when empty).
+                cgroups_path: format!("/berth-build-{pid}-step-{step}"),
                 nofile: run::nofile_limit(),
                 binds,
                 mounts: run_mounts,
