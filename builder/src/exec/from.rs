@@ -19,7 +19,7 @@ impl<'a> Builder<'a> {
             return Ok(s.clone());
         }
         let resolved: ResolvedImage;
-        let source = ImageSource::parse(reference, &self.context);
+        let source = ImageSource::parse(reference, self.context);
         let _scratch;
         let layout: Layout = match &source {
             ImageSource::Layout(dir, tag) => {
