@@ -348,36 +348,81 @@ impl Progress {
     /// The running steps: a status line with the running time each, and
     /// the tail of its output, within the terminal's height.
     fn draw_live(&self, out: &mut String, inner: &mut Inner) {
-        let width = self.width.saturating_sub(1);
-        let n = inner.running.len();
-        if n == 0 {
-            return;
-        }
-        let per_step = self.height.saturating_sub(2) / n;
-        let tail = per_step.saturating_sub(1).min(TAIL_LINES);
-        let mut drawn = 0;
-        for (&step, r) in &inner.running {
-            let status = render_status(
+        let steps: Vec<LiveStep<'_>> = inner
+            .running
+            .iter()
+            .map(|(&step, r)| LiveStep {
                 step,
-                r.total,
-                &r.stage,
-                &r.text,
-                StepState::Running,
-                r.started.elapsed(),
-                width,
-            );
-            out.push_str(&status);
+                total: r.total,
+                stage: &r.stage,
+                text: &r.text,
+                elapsed: r.started.elapsed(),
+                tail: r.tail.iter().map(String::as_str).collect(),
+            })
+            .collect();
+        let lines = live_lines(&steps, self.width.saturating_sub(1), self.height);
+        for l in &lines {
+            out.push_str(l);
             out.push('\n');
-            drawn += 1;
-            let skip = r.tail.len().saturating_sub(tail);
-            for l in r.tail.iter().skip(skip) {
-                out.push_str(&tail_line(l, width));
-                out.push('\n');
-                drawn += 1;
-            }
         }
-        inner.drawn = drawn;
+        inner.drawn = lines.len();
     }
+}
+
+/// A running step as the tty display's live area shows it.
+#[derive(Debug, Clone)]
+pub struct LiveStep<'a> {
+    /// Step number.
+    pub step: usize,
+    /// Steps in the build.
+    pub total: usize,
+    /// Its stage's name.
+    pub stage: &'a str,
+    /// The instruction.
+    pub text: &'a str,
+    /// How long it has been running.
+    pub elapsed: Duration,
+    /// Its last output lines, oldest first.
+    pub tail: Vec<&'a str>,
+}
+
+/// The live area's lines for `steps`, each at most `width` characters,
+/// fewer than `height` in all: a status line with the running time per
+/// step, under it the last lines of its output (at most [`TAIL_LINES`],
+/// fewer when many steps run); steps that do not fit are counted in a
+/// last line.
+pub fn live_lines(steps: &[LiveStep<'_>], width: usize, height: usize) -> Vec<String> {
+    let room = height.saturating_sub(2).max(1);
+    let (shown, hidden) = if steps.len() > room {
+        (&steps[..room.saturating_sub(1)], steps.len() + 1 - room)
+    } else {
+        (steps, 0)
+    };
+    let per_step = if shown.is_empty() {
+        0
+    } else {
+        room / shown.len()
+    };
+    let tail = per_step.saturating_sub(1).min(TAIL_LINES);
+    let mut lines = Vec::new();
+    for s in shown {
+        lines.push(render_status(
+            s.step,
+            s.total,
+            s.stage,
+            s.text,
+            StepState::Running,
+            s.elapsed,
+            width,
+        ));
+        let skip = s.tail.len().saturating_sub(tail);
+        lines.extend(s.tail.iter().skip(skip).map(|l| tail_line(l, width)));
+    }
+    if hidden > 0 {
+        let more = format!("... and {hidden} more running");
+        lines.push(more.chars().take(width).collect());
+    }
+    lines
 }
 
 /// Erases the live area (the cursor is at the start of the line below it).
@@ -492,6 +537,38 @@ mod tests {
         assert_eq!(tail_text("a\tb\x1b[31mred"), "a b[31mred");
         assert_eq!(tail_line("abcdef", 8), "  > abcd");
         assert_eq!(tail_line("é".repeat(10).as_str(), 6), "  > éé");
+    }
+
+    #[test]
+    fn live_area_has_timers_and_tails_within_the_terminal() {
+        let tail: Vec<String> = (1..=9).map(|i| format!("line {i}")).collect();
+        let step = |n: usize, secs: u64| LiveStep {
+            step: n,
+            total: 9,
+            stage: "s",
+            text: "RUN make",
+            elapsed: ms(secs * 1000),
+            tail: tail.iter().map(String::as_str).collect(),
+        };
+        // Room for everything: each status line, then the last 6 lines.
+        let lines = live_lines(&[step(2, 1), step(5, 3)], 40, 40);
+        assert_eq!(lines.len(), 2 * (1 + TAIL_LINES), "{lines:?}");
+        assert_eq!(lines[0], "#2 [s 2/9] RUN make 1.0s");
+        assert_eq!(lines[1], "  > line 4");
+        assert_eq!(lines[6], "  > line 9");
+        assert_eq!(lines[7], "#5 [s 5/9] RUN make 3.0s");
+        // A short terminal: fewer tail lines per step.
+        let lines = live_lines(&[step(2, 1), step(5, 3)], 40, 8);
+        assert_eq!(lines.len(), 6, "{lines:?}");
+        assert_eq!(lines[1], "  > line 8");
+        assert_eq!(lines[3], "#5 [s 5/9] RUN make 3.0s");
+        // More steps than lines: the rest are counted.
+        let many: Vec<LiveStep<'_>> = (1..=10).map(|n| step(n, 0)).collect();
+        let lines = live_lines(&many, 40, 6);
+        assert_eq!(lines.len(), 4, "{lines:?}");
+        assert_eq!(lines[3], "... and 7 more running");
+        assert!(lines.iter().all(|l| l.chars().count() <= 40));
+        assert!(live_lines(&[], 40, 24).is_empty());
     }
 
     #[test]

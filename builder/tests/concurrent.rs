@@ -237,3 +237,38 @@ fn a_failing_stage_cancels_the_other_and_leaves_nothing() {
     );
     assert_clean(&dir.path().join("store"), pid);
 }
+
+#[test]
+fn tty_progress_shows_running_steps_with_their_output_tail() {
+    let df = "FROM oci:@SEED@ AS one\nRUN echo one-$((1+1)); sleep 1\n\n\
+              FROM oci:@SEED@ AS two\nRUN echo two-$((2+2)); sleep 1\n\n\
+              FROM oci:@SEED@\nCOPY --from=one /etc/passwd /1\nCOPY --from=two /etc/passwd /2\n";
+    let Some(dir) = context(df) else { return };
+    // `script` gives the build a terminal (80x24 by default, set here).
+    let cmd = format!(
+        "stty cols 80 rows 24; {} --root {} build --progress=tty {}",
+        env!("CARGO_BIN_EXE_berth-build"),
+        dir.path().join("store").display(),
+        dir.path().join("ctx").display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .expect("script");
+    let screen = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+    assert!(out.status.success(), "{screen}");
+    // Both RUNs ran at the same time, each with its output's tail under
+    // its status line while running, then collapsed to DONE.
+    assert!(screen.contains("  > one-2"), "{screen}");
+    assert!(screen.contains("  > two-4"), "{screen}");
+    let live = screen.split("\x1b[").any(|frame| {
+        frame.contains("RUN echo one-") && frame.contains("RUN echo two-") && frame.contains("  > ")
+    });
+    assert!(live, "no frame with both running steps: {screen:?}");
+    for step in ["#2 [one 2/7]", "#4 [two 4/7]"] {
+        let done = screen
+            .lines()
+            .any(|l| l.contains(step) && l.contains(" DONE "));
+        assert!(done, "{step} not collapsed to DONE: {screen:?}");
+    }
+}
