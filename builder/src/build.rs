@@ -7,7 +7,7 @@ use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
@@ -244,6 +244,7 @@ pub fn build(store: &Store, req: &BuildRequest) -> Result<BuildOutcome, BuildErr
         results: Mutex::new(HashMap::new()),
         images: Mutex::new(HashMap::new()),
         unpack: Mutex::new(()),
+        cache_locks: Mutex::new(HashMap::new()),
         total: schedule.total,
         cached: AtomicUsize::new(0),
         cancel: AtomicBool::new(false),
@@ -332,6 +333,8 @@ pub(crate) struct Shared<'a> {
     pub(crate) images: Mutex<HashMap<String, StageState>>,
     /// Held while a layer is unpacked into the store.
     pub(crate) unpack: Mutex<()>,
+    /// One lock per `RUN --mount=type=cache,sharing=locked` id.
+    pub(crate) cache_locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     pub(crate) total: usize,
     pub(crate) cached: AtomicUsize,
     /// Set when a stage failed: the others stop at their next step and
@@ -343,6 +346,18 @@ pub(crate) struct Shared<'a> {
 impl<'a> Shared<'a> {
     pub(crate) fn lock_results(&self) -> MutexGuard<'_, HashMap<usize, StageState>> {
         self.results.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The locks of cache mounts `ids`, sorted (lock them in this order).
+    pub(crate) fn cache_locks<'i>(
+        &self,
+        ids: impl Iterator<Item = &'i str>,
+    ) -> Vec<Arc<Mutex<()>>> {
+        let ids: std::collections::BTreeSet<&str> = ids.collect();
+        let mut map = self.cache_locks.lock().unwrap_or_else(|p| p.into_inner());
+        ids.into_iter()
+            .map(|id| map.entry(id.to_string()).or_default().clone())
+            .collect()
     }
 
     /// Builds the scheduled stages, up to `jobs` at once (0: all that are

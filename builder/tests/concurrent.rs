@@ -272,3 +272,27 @@ fn tty_progress_shows_running_steps_with_their_output_tail() {
         assert!(done, "{step} not collapsed to DONE: {screen:?}");
     }
 }
+
+#[test]
+fn locked_cache_mounts_are_used_by_one_run_at_a_time() {
+    let df = "FROM oci:@SEED@ AS one\n\
+              RUN --mount=type=cache,id=c,sharing=locked,target=/c echo start-1 >> /c/log; sleep 1; echo end-1 >> /c/log\n\
+              FROM oci:@SEED@ AS two\n\
+              RUN --mount=type=cache,id=c,sharing=locked,target=/c echo start-2 >> /c/log; sleep 1; echo end-2 >> /c/log\n\
+              FROM oci:@SEED@\n\
+              COPY --from=one /etc/passwd /1\n\
+              COPY --from=two /etc/passwd /2\n\
+              RUN --mount=type=cache,id=c,target=/c cat /c/log | tr '\\n' ' '\n";
+    let Some(dir) = context(df) else { return };
+    let (_, stderr) = ok(dir.path(), "store", &[]);
+    let log = stderr
+        .lines()
+        .find(|l| l.starts_with("#8 ") && l.contains("start-"))
+        .unwrap_or_else(|| panic!("no cache log in:\n{stderr}"));
+    let order: Vec<&str> = log.split_whitespace().skip(2).collect();
+    assert!(
+        order == ["start-1", "end-1", "start-2", "end-2"]
+            || order == ["start-2", "end-2", "start-1", "end-1"],
+        "the two RUNs overlapped: {order:?}\n{stderr}"
+    );
+}

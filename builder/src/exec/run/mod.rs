@@ -134,6 +134,21 @@ impl<'a> Builder<'a> {
             // environment variables are for this RUN only (not in the key).
             let mut secret_files = Vec::new();
             let mut env = env.clone();
+            // Cache mounts with sharing=locked|private: one RUN at a time.
+            let locks = b
+                .shared
+                .cache_locks(mounts.iter().filter_map(|m| match &m.kind {
+                    MountPlanKind::Cache {
+                        id,
+                        exclusive: true,
+                        ..
+                    } => Some(id.as_str()),
+                    _ => None,
+                }));
+            let _held: Vec<_> = locks
+                .iter()
+                .map(|l| l.lock().unwrap_or_else(|p| p.into_inner()))
+                .collect();
             for m in &mounts {
                 if let MountPlanKind::Secret {
                     id,
