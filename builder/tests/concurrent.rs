@@ -134,9 +134,11 @@ fn assert_clean(store: &Path, pid: u32) {
 }
 
 const TWO_STAGES: &str = r#"FROM oci:@SEED@ AS left
+RUN echo same > /same.txt
 RUN echo left-start; sleep 1; mkdir /out && echo left > /out/left.txt; echo left-end
 
 FROM oci:@SEED@ AS right
+RUN echo same > /same.txt
 WORKDIR /out
 RUN echo right-start; sleep 1; echo right > right.txt; echo right-end
 
@@ -159,22 +161,23 @@ fn concurrent_and_serial_builds_give_the_same_image() {
     assert_eq!(serial, conc, "serial:\n{serr}\nconcurrent:\n{cerr}");
     // The unused stage is not built.
     assert!(!cerr.contains("unused-stage-ran") && !serr.contains("unused-stage-ran"));
-    // Steps: left FROM #1, RUN #2; right FROM #3, WORKDIR #4, RUN #5.
-    // Serial: the left RUN ends before the right stage starts.
+    // Steps: left FROM #1, RUN #2 and #3; right FROM #4, RUN #5 (the
+    // same layer as #2, made at the same time), WORKDIR #6, RUN #7.
+    // Serial: the left stage ends before the right one starts.
     assert!(
-        line_at(&serr, "#2 DONE") < line_at(&serr, "#3 [right"),
+        line_at(&serr, "#3 DONE") < line_at(&serr, "#4 [right"),
         "{serr}"
     );
     // Concurrent: both RUNs start before either ends, and each output
     // line names its step (`#N SECONDS TEXT`).
-    let ends = line_at(&cerr, "#2 DONE").min(line_at(&cerr, "#5 DONE"));
-    assert!(line_at(&cerr, "#2 [left 2/") < ends, "{cerr}");
-    assert!(line_at(&cerr, "#5 [right 5/") < ends, "{cerr}");
+    let ends = line_at(&cerr, "#3 DONE").min(line_at(&cerr, "#7 DONE"));
+    assert!(line_at(&cerr, "#3 [left 3/") < ends, "{cerr}");
+    assert!(line_at(&cerr, "#7 [right 7/") < ends, "{cerr}");
     for (step, text) in [
-        (2, "left-start"),
-        (2, "left-end"),
-        (5, "right-start"),
-        (5, "right-end"),
+        (3, "left-start"),
+        (3, "left-end"),
+        (7, "right-start"),
+        (7, "right-end"),
     ] {
         assert!(
             cerr.lines().any(|l| l.starts_with(&format!("#{step} "))
@@ -188,7 +191,7 @@ fn concurrent_and_serial_builds_give_the_same_image() {
     // Again, concurrently: every filesystem step from the cache, same image.
     let (again, aerr) = ok(dir.path(), "concurrent", &[]);
     assert_eq!(again, conc, "{aerr}");
-    assert_eq!(aerr.matches("CACHED").count(), 6, "{aerr}");
+    assert_eq!(aerr.matches("CACHED").count(), 8, "{aerr}");
     let (_, pid) = build(dir.path(), "concurrent", &["--jobs", "2"]);
     assert_clean(&dir.path().join("concurrent"), pid);
 }
