@@ -188,11 +188,9 @@ impl Progress {
 
     /// Output of step `step`'s process (a RUN): plain mode prints each
     /// complete line as `#N SECONDS LINE`; the tty display keeps the last
-    /// lines under the step's status line until the step ends.
+    /// lines under the step's status line until the step ends; quiet mode
+    /// shows the last lines only if the step fails.
     pub fn output(&self, step: usize, data: &[u8]) {
-        if self.mode == ProgressMode::Quiet {
-            return;
-        }
         let mut inner = self.lock();
         let Some(r) = inner.running.get_mut(&step) else {
             return;
@@ -212,7 +210,6 @@ impl Progress {
 
     fn emit(&self, step: usize, r: &mut Running, lines: Vec<String>) {
         match self.mode {
-            ProgressMode::Quiet => {}
             ProgressMode::Plain => {
                 let secs = r.started.elapsed().as_secs_f64();
                 let mut err = std::io::stderr().lock();
@@ -221,7 +218,8 @@ impl Progress {
                     let _ = writeln!(err, "#{step} {secs:.3} {l}");
                 }
             }
-            ProgressMode::Tty => {
+            // Quiet mode keeps the tail too, to show it if the step fails.
+            ProgressMode::Tty | ProgressMode::Quiet => {
                 for l in lines {
                     r.tail.push_back(tail_text(&l));
                     while r.tail.len() > TAIL_LINES {
@@ -281,7 +279,14 @@ impl Progress {
             self.emit(step, &mut r, vec![line]);
         }
         match self.mode {
-            ProgressMode::Quiet => {}
+            ProgressMode::Quiet => {
+                if state == StepState::Error {
+                    let mut err = std::io::stderr().lock();
+                    for l in &r.tail {
+                        let _ = writeln!(err, "#{step} {l}");
+                    }
+                }
+            }
             ProgressMode::Plain => match (state, elapsed) {
                 (StepState::Cached, _) => eprintln!("#{step} CACHED"),
                 (StepState::Canceled, _) => eprintln!("#{step} CANCELED"),

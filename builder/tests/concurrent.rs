@@ -239,6 +239,14 @@ fn a_failing_stage_cancels_the_other_and_leaves_nothing() {
         "only the failing step is reported: {stderr}"
     );
     assert_clean(&dir.path().join("store"), pid);
+    // Quiet: only the failed step's last output lines, then the error.
+    let (out, pid) = build(dir.path(), "store", &["-q"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.starts_with("#4 bad-output\n"), "{stderr}");
+    assert!(!stderr.contains("slow-start"), "{stderr}");
+    assert!(stderr.contains("Dockerfile:5"), "{stderr}");
+    assert_clean(&dir.path().join("store"), pid);
 }
 
 #[test]
