@@ -397,8 +397,15 @@ impl<'a> Shared<'a> {
                             if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS) {
                                 tracing::warn!(error = %e, "unshare(CLONE_FS)");
                             }
-                            let mut b = Builder::new(self, first);
-                            let r = b.run_stage(i);
+                            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                Builder::new(self, first).run_stage(i)
+                            }))
+                            .unwrap_or_else(|_| {
+                                Err(BuildError::Usage(format!(
+                                    "internal error: the thread building stage {i} panicked"
+                                )))
+                            });
+                            // Always answer, or the scheduler would wait forever.
                             let _ = tx.send((i, r));
                         });
                     }
