@@ -207,6 +207,10 @@ struct BuildArgs {
     /// Push the image to the registry of each -t name after the build.
     #[arg(long)]
     push: bool,
+    /// Stages built at the same time (0: every stage whose dependencies
+    /// are built; 1: one stage after the other).
+    #[arg(long, default_value_t = 0)]
+    jobs: usize,
     /// The build context directory.
     context: PathBuf,
 }
@@ -329,6 +333,7 @@ fn run_build(root: &std::path::Path, reg: RegistryOptions, a: BuildArgs) -> Resu
         secrets,
         pull: PullPolicy::parse(&a.pull).map_err(anyhow::Error::msg)?,
         registry: reg.clone(),
+        jobs: a.jobs,
     };
     if a.push && req.tags.is_empty() {
         bail!("--push needs at least one -t NAME to push to");
@@ -647,6 +652,10 @@ fn real_main() -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    // The helper process that runs one RUN container (see exec::run).
+    if std::env::args_os().nth(1).as_deref() == Some(berth_build::exec::run::HELPER_ARG.as_ref()) {
+        return berth_build::exec::run::helper_main();
+    }
     match real_main() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -377,7 +377,11 @@ impl Store {
         if dest.exists() {
             return Ok(());
         }
-        fs::rename(upper, &dest).map_err(|e| StoreError::io(dest.display(), e))
+        match fs::rename(upper, &dest) {
+            // A stage building at the same time made the same layer.
+            Err(_) if dest.is_dir() => Ok(()),
+            r => r.map_err(|e| StoreError::io(dest.display(), e)),
+        }
     }
 
     /// Makes sure `layer` is unpacked (in overlay format), verifying the
@@ -460,7 +464,11 @@ impl Store {
     pub fn commit_layer(&self, p: PreparedLayer) -> Result<PathBuf, StoreError> {
         let dest = self.layer_dir(&p.diff_id);
         if !dest.exists() {
-            fs::rename(&p.dir, &dest).map_err(|e| StoreError::io(dest.display(), e))?;
+            match fs::rename(&p.dir, &dest) {
+                // Unpacked meanwhile by another thread.
+                Err(_) if dest.is_dir() => {}
+                r => r.map_err(|e| StoreError::io(dest.display(), e))?,
+            }
         }
         Ok(dest)
     }

@@ -9,12 +9,17 @@ use crate::progress::ProgressMode;
 use crate::store::{LayerRecord, StoredImage};
 
 impl<'a> Builder<'a> {
+    /// The state of image `reference`, loaded (imported or pulled) once
+    /// per build: stages building at the same time wait for each other
+    /// here.
     pub(crate) fn load_image(&mut self, reference: &str) -> Result<StageState, StepErrorKind> {
-        if let Some(s) = self.images.get(reference) {
+        let shared = self.shared;
+        let mut images = shared.images.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = images.get(reference) {
             return Ok(s.clone());
         }
         let resolved: ResolvedImage;
-        let source = ImageSource::parse(reference, &self.context);
+        let source = ImageSource::parse(reference, self.context);
         let _scratch;
         let layout: Layout = match &source {
             ImageSource::Layout(dir, tag) => {
@@ -61,7 +66,7 @@ impl<'a> Builder<'a> {
             config: resolved.config,
             key: Digest::of(format!("image\n{}", resolved.descriptor.digest).as_bytes()),
         };
-        self.images.insert(reference.to_string(), state.clone());
+        images.insert(reference.to_string(), state.clone());
         Ok(state)
     }
 

@@ -52,6 +52,10 @@ impl Overlay {
         let opts = overlay_options(lowers, upper)?;
         // Lower dirs are given relative to the layers directory to keep the
         // option string short; the kernel resolves them against our cwd.
+        // The working directory belongs to the process unless the thread
+        // unshared it (the stage threads do): one mount at a time.
+        static CWD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _cwd = CWD.lock().unwrap_or_else(|p| p.into_inner());
         let old = std::env::current_dir().map_err(|e| ExecError::io("current directory", e))?;
         std::env::set_current_dir(layers_dir)
             .map_err(|e| ExecError::io(layers_dir.display(), e))?;

@@ -64,6 +64,9 @@ impl<'a> Builder<'a> {
 
     pub(crate) fn lowers(&self, layers: &[LayerRecord]) -> Result<Vec<String>, StepErrorKind> {
         let mut lowers = Vec::new();
+        // One layer unpacks at a time: stages on the same base would
+        // otherwise extract it twice.
+        let _unpacking = self.shared.unpack.lock().unwrap_or_else(|p| p.into_inner());
         for l in layers.iter().rev() {
             self.store.ensure_unpacked(l)?;
             lowers.push(l.diff_id.hex().to_string());
@@ -94,12 +97,10 @@ impl<'a> Builder<'a> {
             Some((&upper, &work)),
             &merged,
         )?;
-        self.progress.tick();
         let created_mounts = {
             let root = fsutil::open_dir(&merged).map_err(|e| ExecError::io(merged.display(), e))?;
             action(self, root.as_fd())?
         };
-        self.progress.tick();
         ov.unmount()?;
         if !created_mounts.is_empty() {
             let up = fsutil::open_dir(&upper).map_err(|e| ExecError::io(upper.display(), e))?;

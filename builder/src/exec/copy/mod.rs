@@ -155,7 +155,7 @@ impl<'a> Builder<'a> {
                 },
             ),
             SourceRef::Stage(j) => (
-                Some(self.results.get(j).cloned().ok_or_else(|| {
+                Some(self.result_of(*j).ok_or_else(|| {
                     e(StepErrorKind::Invalid(format!("stage {j} was not built")))
                 })?),
                 SourceFilter {
@@ -221,7 +221,7 @@ impl<'a> Builder<'a> {
             let src_fd: OwnedFd = match &src_state {
                 None => b
                     .context_fd
-                    .try_clone()
+                    .try_clone_to_owned()
                     .map_err(|x| ExecError::io("build context", x))?,
                 Some(s) => {
                     src_scratch = b.store.scratch("from")?;

@@ -1,9 +1,11 @@
 //! RUN: the step (arguments, environment, mounts, cache key) and the berth
 //! container that executes it ([`spec`] builds its runtime config).
 
+pub mod helper;
 mod mounts;
 pub mod spec;
 
+pub use helper::{helper_main, run_in_helper, HELPER_ARG};
 pub use spec::*;
 use std::path::{Path, PathBuf};
 
@@ -132,6 +134,21 @@ impl<'a> Builder<'a> {
             // environment variables are for this RUN only (not in the key).
             let mut secret_files = Vec::new();
             let mut env = env.clone();
+            // Cache mounts with sharing=locked|private: one RUN at a time.
+            let locks = b
+                .shared
+                .cache_locks(mounts.iter().filter_map(|m| match &m.kind {
+                    MountPlanKind::Cache {
+                        id,
+                        exclusive: true,
+                        ..
+                    } => Some(id.as_str()),
+                    _ => None,
+                }));
+            let _held: Vec<_> = locks
+                .iter()
+                .map(|l| l.lock().unwrap_or_else(|p| p.into_inner()))
+                .collect();
             for m in &mounts {
                 if let MountPlanKind::Secret {
                     id,
@@ -180,7 +197,9 @@ impl<'a> Builder<'a> {
                 cwd: cwd.clone(),
                 user: resolved,
                 host_network,
-                cgroups_path: format!("/berth-build-{pid}/step-{step}"),
+                // No parent shared between steps: concurrent RUNs would
+                // leave it behind (only its creator removes it, when empty).
+                cgroups_path: format!("/berth-build-{pid}-step-{step}"),
                 nofile: run::nofile_limit(),
                 binds,
                 mounts: run_mounts,
@@ -190,10 +209,14 @@ impl<'a> Builder<'a> {
             let cfg = bundle.join("config.json");
             std::fs::write(&cfg, to_json(&spec)).map_err(|e| ExecError::io(cfg.display(), e))?;
             let id = format!("berth-build-{pid}-{step}");
-            b.progress.before_output();
-            let code = run::run_container(&bundle, &id, &b.store.run_dir());
-            b.progress.after_output();
-            let code = code?;
+            let progress = b.progress;
+            let code =
+                run::run_in_helper(&bundle, &id, &b.store.run_dir(), &b.shared.cancel, |data| {
+                    progress.output(step, data)
+                })?;
+            if code != 0 && b.canceled() {
+                return Err(StepErrorKind::Canceled);
+            }
             if code != 0 {
                 return Err(StepErrorKind::RunFailed {
                     command: shown.clone(),

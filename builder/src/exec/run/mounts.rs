@@ -34,6 +34,10 @@ pub(crate) enum MountPlanKind {
         mode: u32,
         uid: u32,
         gid: u32,
+        /// `sharing=locked` or `private`: RUNs of the build using this
+        /// cache wait for each other (private does not get a copy of its
+        /// own here).
+        exclusive: bool,
     },
     /// A secret given with `--secret` (None: not given, and not required).
     Secret {
@@ -115,6 +119,7 @@ impl<'a> Builder<'a> {
                         mode,
                         uid,
                         gid,
+                        exclusive: m.sharing != crate::dockerfile::CacheSharing::Shared,
                     },
                     target,
                 })
@@ -146,7 +151,7 @@ impl<'a> Builder<'a> {
                         (None, format!("context:{hash}"))
                     }
                     SourceRef::Stage(j) => {
-                        let s = self.results.get(j).cloned().ok_or_else(|| {
+                        let s = self.result_of(*j).ok_or_else(|| {
                             StepErrorKind::Invalid(format!("stage {j} was not built"))
                         })?;
                         let id = format!("stage:{}", s.key);
@@ -243,13 +248,16 @@ impl<'a> Builder<'a> {
                 mode,
                 uid,
                 gid,
+                ..
             } => {
                 let dir = self.store.cache_mount_dir(id);
                 if !dir.is_dir() {
                     let parent = dir.parent().unwrap_or(&dir).to_path_buf();
                     std::fs::create_dir_all(&parent)
                         .map_err(|e| ExecError::io(parent.display(), e))?;
-                    let tmp = parent.join(format!(".tmp-{}", std::process::id()));
+                    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let tmp = parent.join(format!(".tmp-{}-{n}", std::process::id()));
                     let _ = std::fs::remove_dir_all(&tmp);
                     std::fs::create_dir(&tmp).map_err(|e| ExecError::io(tmp.display(), e))?;
                     use std::os::unix::fs::PermissionsExt;
@@ -257,7 +265,13 @@ impl<'a> Builder<'a> {
                         .map_err(|e| ExecError::io(tmp.display(), e))?;
                     std::os::unix::fs::chown(&tmp, Some(*uid), Some(*gid))
                         .map_err(|e| ExecError::io(tmp.display(), e))?;
-                    std::fs::rename(&tmp, &dir).map_err(|e| ExecError::io(dir.display(), e))?;
+                    if let Err(e) = std::fs::rename(&tmp, &dir) {
+                        let _ = std::fs::remove_dir_all(&tmp);
+                        // Another stage made it meanwhile.
+                        if !dir.is_dir() {
+                            return Err(ExecError::io(dir.display(), e).into());
+                        }
+                    }
                 }
                 Ok(RunMount::Bind {
                     source: dir.display().to_string(),

@@ -145,56 +145,22 @@ pub fn run_spec(s: &RunSettings) -> Value {
     spec
 }
 
-/// Saves and restores the builder's stdin/stdout around a RUN: the
-/// container reads /dev/null and writes its output to our stderr.
-struct StdioSwap {
-    saved: [i32; 2],
-}
-
-impl StdioSwap {
-    fn new() -> Result<StdioSwap, ExecError> {
-        let null = std::fs::File::open("/dev/null").map_err(|e| ExecError::io("/dev/null", e))?;
-        // SAFETY: dup/dup2 on descriptors 0, 1, 2 and one we own; results are checked.
-        unsafe {
-            let saved = [libc::dup(0), libc::dup(1)];
-            if saved[0] < 0 || saved[1] < 0 {
-                return Err(ExecError::io("dup stdio", std::io::Error::last_os_error()));
-            }
-            libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 0);
-            libc::dup2(2, 1);
-            Ok(StdioSwap { saved })
-        }
-    }
-}
-
-impl Drop for StdioSwap {
-    fn drop(&mut self) {
-        // SAFETY: restoring descriptors saved by `new`, then closing the copies.
-        unsafe {
-            libc::dup2(self.saved[0], 0);
-            libc::dup2(self.saved[1], 1);
-            libc::close(self.saved[0]);
-            libc::close(self.saved[1]);
-        }
-    }
-}
-
 /// Runs the container described by `bundle/config.json` to completion and
-/// returns its exit status. The process must be single-threaded.
-pub fn run_container(bundle: &Path, id: &str, state_root: &Path) -> Result<i32, ExecError> {
+/// returns its exit status and the runtime's warnings. The process must be
+/// single-threaded (the RUN helper, [`super::helper`]); the container
+/// inherits its stdio.
+pub fn run_container(
+    bundle: &Path,
+    id: &str,
+    state_root: &Path,
+) -> Result<(i32, Vec<String>), ExecError> {
     let opts = berth::container::CreateOptions {
         id: id.to_string(),
         bundle: bundle.to_path_buf(),
         root: state_root.to_path_buf(),
         ..Default::default()
     };
-    let _swap = StdioSwap::new()?;
-    let (code, warnings) = berth::container::run_to_completion(&opts)
-        .map_err(|e| ExecError::Runtime(e.to_string()))?;
-    for w in warnings {
-        tracing::warn!(warning = %w, "runtime");
-    }
-    Ok(code)
+    berth::container::run_to_completion(&opts).map_err(|e| ExecError::Runtime(e.to_string()))
 }
 
 /// The current RLIMIT_NOFILE hard limit (used for RUN's soft and hard).
