@@ -26,14 +26,14 @@ for a in "$@"; do
 done
 [ "$(id -u)" = 0 ] || { echo "$0: needs root (RUN steps create containers)" >&2; exit 1; }
 
+. hack/lib.sh
 if [ -z "${BERTH_BENCH_NS:-}" ]; then
-  . hack/lib.sh
   need_packages busybox-static jq buildah runc docker.io skopeo
   cargo build --release -p berth-build >&2
   exec unshare -m --propagation private env BERTH_BENCH_NS=1 "$0" "$@"
 fi
 
-bin=${CARGO_TARGET_DIR:-$PWD/target}/release/berth-build
+bin=$(cargo_out release)/berth-build
 ctx=$PWD/examples/bench-concurrent
 if [ -z "${DOCKER:-}" ]; then
   work=$(mktemp -d /tmp/berth-bench-concurrent-XXXXXX)
