@@ -402,6 +402,8 @@ class Bench:
             cgroup_rmdirs(made)
             self.memcg.rmdir(m, tries=20)
             raise
+        leaves = [d for d in made if d.endswith(f"{self.a.cg_parent}/{m}")]
+        res["leaks"] = self.leaks(rt, cids, leaves, [f"tp-{rt.name}-{i}" for i in range(count)])
         res["peak"] = self.memcg.read(m, "memory.max_usage_in_bytes") / 2**20
         res["create"] = t1 - t0
         res["create_start"] = t2 - t0
@@ -414,6 +416,21 @@ class Bench:
             # not a measurement any more: repeat it (the caller counts it)
             raise Fail("; ".join(errors))
         return res
+
+    def leaks(self, rt, cids, leaves, bundle_names):
+        """What a round left behind after every `delete -f` returned: state directories of its
+        containers, their cgroup directories (in any hierarchy of the round's parent), mounts
+        of their bundles. Each leftover counts one."""
+        n = sum(os.path.exists(os.path.join(rt.root, c)) for c in cids)
+        for parent in leaves:
+            try:
+                n += sum(1 for e in os.scandir(parent) if e.is_dir())
+            except FileNotFoundError:
+                pass
+        with open("/proc/self/mountinfo") as f:
+            mounts = f.read()
+        n += sum(mounts.count(f"/{b}/") for b in bundle_names)
+        return n
 
     def throughput(self):
         a = self.a
@@ -509,6 +526,8 @@ def measure(a):
         (f"{c} `delete -f` in parallel, s", med(tp, lambda r: r["delete"]), ".2f"),
         (f"peak memory of that cycle (cgroup high-water mark), MiB", med(tp, lambda r: r["peak"]), ".1f"),
         (f"memory held by {c} created, not yet started containers, MiB", med(tp, lambda r: r["held_created"]), ".1f"),
+        (f"leftovers after all `delete -f` returned (state dirs, cgroups, mounts), all rounds",
+         {n: sum(r["leaks"] for r in tp[n]) for n in names}, "d"),
         (f"containers that failed (create, start, or not running after start), of {c * a.rounds}",
          {n: sum(r["failed"] for r in tp[n]) for n in names}, "d"),
         ("max RSS of the runtime process, `run` /bin/true, MiB", med(rss), ".2f"),
