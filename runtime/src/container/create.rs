@@ -270,14 +270,8 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
             .dirs
             .iter()
             .all(|d| Some(d) == fork_placement.unified.as_ref());
-    // (Not with systemd: the scope's cgroups are known only once the child exists.)
-    let ns_at_clone = if systemd_plan.is_some() {
-        nix::sched::CloneFlags::empty()
-    } else {
-        namespaces::born_with(&namespaces, cgroupns_at_clone)
-    };
+    let ns_at_clone = namespaces::born_with(&namespaces, cgroupns_at_clone);
     let born_with;
-    let born_in_unified;
     let stage1 = match unsafe { super::fork_for(&fork_placement, ns_at_clone) } {
         Ok(f) if f.pid == 0 => {
             drop(parent_ch);
@@ -294,7 +288,6 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         }
         Ok(f) => {
             born_with = f.born_with;
-            born_in_unified = f.in_unified;
             nix::unistd::Pid::from_raw(f.pid)
         }
         Err(e) => return Err(Error::io("fork", e)),
@@ -321,15 +314,6 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         // The child is the container's init already (born in its PID namespace, if any).
         state.pid = stage1.as_raw();
         guard.pid = stage1.as_raw();
-        // Its cgroups are joined from here while it builds its rootfs: a cgroup v1 migration
-        // waits for an RCU grace period (milliseconds), which now overlaps the mount work. The
-        // child waits for the answer to its hooks request (sent after this) before it makes
-        // its cgroup namespace, runs anything from the container or execs.
-        state
-            .cgroup
-            .join(stage1.as_raw(), born_in_unified)
-            .map_err(Error::from)?;
-        crate::trace::mark("parent-cgroup-joined");
     }
 
     tracing::debug!(stage1 = stage1.as_raw(), "forked container process");

@@ -98,15 +98,21 @@ fn stage1_inner(cfg: &InitConfig, ch: &Channel) -> Result<Option<()>, String> {
     // (runc CVE-2019-5736). execve of the user's program resets the flag.
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
-    if !cfg.born_with.is_empty() {
-        // Born in its namespaces: the parent joins this process to its cgroups meanwhile, and
-        // a cgroup namespace not made at clone waits until then (stage 2, after the hooks).
-        return Ok(Some(()));
-    }
     cfg.cgroup
         .join(0, cfg.in_unified_cgroup)
         .map_err(|e| e.to_string())?;
     crate::trace::mark("stage1-cgroup-joined");
+    if !cfg.born_with.is_empty() {
+        let rest = cfg
+            .namespaces
+            .iter()
+            .filter(|n| n.path.is_none())
+            .fold(nix::sched::CloneFlags::empty(), |f, n| f | n.kind.flag())
+            - cfg.born_with;
+        namespaces::unshare(rest).map_err(errs("create namespaces"))?;
+        crate::trace::mark("stage1-unshared");
+        return Ok(Some(()));
+    }
 
     // Join existing namespaces, user first, mount last.
     for kind in NsKind::ORDER {
@@ -230,15 +236,6 @@ fn stage2_inner(cfg: &InitConfig, ch: &Channel) -> Result<Exec, String> {
             .any(|n| n.kind == k && n.path.is_none())
     };
     let in_userns = cfg.namespaces.iter().any(|n| n.kind == NsKind::User);
-    // A cgroup namespace this process was not born in, when the parent joins the cgroups
-    // (see stage 1): made once they are joined. Until then cgroup mounts are bind mounts of the
-    // container's cgroup directories, which show the same tree as a fresh mount inside the
-    // namespace (the kernel shows their roots relative to the namespace's root).
-    let late_cgroupns = !cfg.born_with.is_empty()
-        && has_new(NsKind::Cgroup)
-        && !cfg
-            .born_with
-            .contains(nix::sched::CloneFlags::CLONE_NEWCGROUP);
 
     // SAFETY: umask only changes this process's file creation mask.
     unsafe { libc::umask(0o022) };
@@ -254,7 +251,7 @@ fn stage2_inner(cfg: &InitConfig, ch: &Channel) -> Result<Exec, String> {
         let cx = MountContext {
             rootfs: &cfg.rootfs,
             in_userns,
-            cgroupns: has_new(NsKind::Cgroup) && !late_cgroupns,
+            cgroupns: has_new(NsKind::Cgroup),
             cgroups: &cfg.cgroup_mounts,
             mount_label: linux.and_then(|l| l.mount_label().as_deref()),
             bind_sources: &cfg.bind_sources,
@@ -280,10 +277,6 @@ fn stage2_inner(cfg: &InitConfig, ch: &Channel) -> Result<Exec, String> {
     ch.send(&Msg::RunHooks).map_err(errs("sync"))?;
     let state_json = ch.expect_ack()?;
     crate::trace::mark("init-hooks-acked");
-    if late_cgroupns {
-        namespaces::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
-            .map_err(errs("create cgroup namespace"))?;
-    }
     let create_container = HookKind::CreateContainer.of(spec);
     if !create_container.is_empty() {
         hooks::run_all(
