@@ -207,14 +207,26 @@ impl Placement {
     }
 
     /// Moves process `pid` (0 = the caller) into every directory; `skip_unified` leaves out the
-    /// cgroup2 one (the process was cloned straight into it).
+    /// cgroup2 directory (the caller was cloned into it already).
+    ///
+    /// The caller moving itself into a cgroup v1 hierarchy writes "0" to `tasks`, not to
+    /// `cgroup.procs`: the kernel moves a thread that names itself without taking the global
+    /// threadgroup lock, whose first taker waits for an RCU grace period (5-10 ms measured on
+    /// the hybrid host, per container). The callers are single-threaded forks, so moving their
+    /// one thread moves the whole process, exactly as cgroup.procs would.
     pub fn join(&self, pid: i32, skip_unified: bool) -> Result<(), CgroupError> {
         let val = pid.to_string();
         for dir in &self.dirs {
-            if skip_unified && self.unified.as_ref() == Some(dir) {
+            let v2 = self.unified.as_ref() == Some(dir);
+            if skip_unified && v2 {
                 continue;
             }
-            let f = dir.join("cgroup.procs");
+            let file = if pid == 0 && !v2 {
+                "tasks"
+            } else {
+                "cgroup.procs"
+            };
+            let f = dir.join(file);
             std::fs::write(&f, &val).map_err(|source| CgroupError::Io { path: f, source })?;
         }
         Ok(())
