@@ -28,6 +28,7 @@ echo
 unshare -m --propagation private sh -c "umount -l /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && \
   python3 hack/bench/breakdown.py --runs $runs --title 'private cgroup2 namespace (crun: --cgroup-manager=disabled)' \
   --berth '$berth --root $work/root-berth run -b $b bench' \
+  --peer 'berth --cgroup-manager=disabled' '$berth --cgroup-manager=disabled --root $work/root-berth run -b $b bench' \
   --peer crun 'crun --cgroup-manager=disabled --root $work/root-crun run -b $b bench' \
   --peer runc 'runc --root $work/root-runc run -b $b bench'; rmdir /sys/fs/cgroup/berth-breakdown 2>/dev/null || true"
 rmdir /sys/fs/cgroup/*/berth-breakdown 2>/dev/null || true

@@ -37,5 +37,6 @@ unshare -m --propagation private sh -c "umount -l /sys/fs/cgroup && mount -t cgr
   berth '$berth --root $work/root-berth run -b $b bench' \
   ${BASELINE:+berth-baseline '$(realpath "${BASELINE:-.}") --root $work/root-baseline run -b $b bench'} \
   runc 'runc --root $work/root-runc run -b $b bench' \
+  'berth --cgroup-manager=disabled' '$berth --cgroup-manager=disabled --root $work/root-berth run -b $b bench' \
   crun 'crun --cgroup-manager=disabled --root $work/root-crun run -b $b bench'"
 rmdir /sys/fs/cgroup/*/berth-bench 2>/dev/null || true

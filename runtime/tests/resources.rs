@@ -403,3 +403,46 @@ fn cgroup2_device_filter_freeze_and_clear_errors() {
     assert!(out.contains("pids controller is not enabled"), "{out}");
     w.assert_clean();
 }
+
+/// crun's `--cgroup-manager=disabled`: the container runs, no cgroup is made for it and its
+/// limits are ignored; `cgroupfs` is the default driver and `systemd` is --systemd-cgroup.
+#[test]
+fn cgroup_manager_disabled_makes_no_cgroup() {
+    if !can_run() {
+        return;
+    }
+    let w = World::new(&["true"]);
+    let mut c = w.base_config(&["sleep", "100"]);
+    c["linux"]["resources"] = json!({"pids": {"limit": 10}});
+    w.write_config(&c);
+    let id = w.id("nocg");
+    let bundle = w.bundle.to_string_lossy().into_owned();
+    let (code, _, err) = w.detached(&[
+        "--cgroup-manager",
+        "disabled",
+        "run",
+        "-d",
+        "--bundle",
+        &bundle,
+        &id,
+    ]);
+    assert_eq!(code, 0, "run -d with --cgroup-manager=disabled: {err}");
+    assert_eq!(status(&w, &id), "running");
+    let made: Vec<_> = w.cgroup_dirs().into_iter().filter(|d| d.exists()).collect();
+    let (code, _, err) = w.detached(&["delete", "-f", &id]);
+    assert_eq!(code, 0, "delete -f: {err}");
+    assert!(made.is_empty(), "cgroups made: {made:?}");
+    w.assert_clean();
+    c["process"]["args"] = json!(["true"]);
+    w.write_config(&c);
+    let out = w
+        .berth()
+        .args(["--cgroup-manager", "cgroupfs", "run", "--bundle"])
+        .arg(&w.bundle)
+        .arg(w.id("cgfs"))
+        .output()
+        .unwrap();
+    let (code, _, err) = decode(out);
+    assert_eq!(code, 0, "run with --cgroup-manager=cgroupfs: {err}");
+    w.assert_clean();
+}

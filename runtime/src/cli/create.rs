@@ -41,6 +41,7 @@ impl Args {
             no_new_keyring: self.no_new_keyring,
             preserve_fds: self.preserve_fds,
             systemd_cgroup: ctx.systemd_cgroup,
+            no_cgroups: ctx.no_cgroups,
         }
     }
 }

@@ -59,6 +59,10 @@ pub struct Globals {
     /// Use the systemd cgroup driver.
     #[arg(long = "systemd-cgroup", global = true)]
     systemd_cgroup: bool,
+    /// crun's spelling of the cgroup driver: cgroupfs (the default), systemd (as
+    /// --systemd-cgroup) or disabled (the container gets no cgroup and no resource limits).
+    #[arg(long = "cgroup-manager", global = true, value_parser = ["cgroupfs", "systemd", "disabled"])]
+    cgroup_manager: Option<String>,
     /// Rootless mode hint (accepted for compatibility: true, false or auto).
     #[arg(long)]
     rootless: Option<String>,
@@ -107,6 +111,8 @@ pub struct Ctx {
     pub root: PathBuf,
     /// `--systemd-cgroup`.
     pub systemd_cgroup: bool,
+    /// `--cgroup-manager=disabled`.
+    pub no_cgroups: bool,
 }
 
 /// Parses the command line, runs the command, returns the exit status.
@@ -156,7 +162,8 @@ pub fn main() -> i32 {
             .root
             .clone()
             .unwrap_or_else(berth::container::default_root),
-        systemd_cgroup: g.systemd_cgroup,
+        systemd_cgroup: g.systemd_cgroup || g.cgroup_manager.as_deref() == Some("systemd"),
+        no_cgroups: g.cgroup_manager.as_deref() == Some("disabled"),
     };
     // runc's exec exits with 255 when the runtime fails, so callers can tell that from the
     // process's own exit status; its messages are prefixed with "exec failed: ".

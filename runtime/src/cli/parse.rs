@@ -12,7 +12,14 @@ use clap::{Args, Command, FromArgMatches};
 use std::ffi::OsString;
 
 /// Global options that take a value as the next argument (`--root DIR`).
-const VALUE_GLOBALS: &[&str] = &["--root", "--log", "--log-format", "--criu", "--rootless"];
+const VALUE_GLOBALS: &[&str] = &[
+    "--root",
+    "--log",
+    "--log-format",
+    "--criu",
+    "--rootless",
+    "--cgroup-manager",
+];
 
 /// The parsed command line, or None when the full parser must handle it (help, version, no
 /// command, an unknown command, or an error to report).
@@ -162,6 +169,8 @@ mod tests {
             &["berth", "events", "--stats", "id"],
             &["berth", "spec", "--rootless"],
             &["berth", "features"],
+            &["berth", "--cgroup-manager", "disabled", "run", "id"],
+            &["berth", "--cgroup-manager=bogus", "run", "id"],
             &[
                 "berth",
                 "--systemd-cgroup",

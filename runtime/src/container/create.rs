@@ -33,6 +33,8 @@ pub struct CreateOptions {
     pub preserve_fds: u32,
     /// `--systemd-cgroup`: the container's cgroup is a transient systemd scope.
     pub systemd_cgroup: bool,
+    /// `--cgroup-manager=disabled` (crun's option): no cgroup at all, resources ignored.
+    pub no_cgroups: bool,
 }
 
 /// A created container, not yet started.
@@ -61,7 +63,11 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         .linux()
         .as_ref()
         .and_then(|l| l.cgroups_path().as_deref());
-    let (_mode, hierarchies) = cgroups::detect()?;
+    let (_mode, hierarchies) = if opts.no_cgroups {
+        (cgroups::Mode::Unified, Vec::new())
+    } else {
+        cgroups::detect()?
+    };
     crate::trace::mark("cgroups-detected");
     // The systemd driver: the unit and its directories are known now, systemd makes them once
     // the first process exists (see start_systemd_scope).
@@ -167,8 +173,11 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
                 dir.display()
             );
         }
-        if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-            crate::cgroups::manager::apply(&placement, res)?;
+        match spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+            // No cgroup, no limits: what crun does with --cgroup-manager=disabled.
+            Some(_) if opts.no_cgroups => {}
+            Some(res) => crate::cgroups::manager::apply(&placement, res)?,
+            None => {}
         }
         crate::trace::mark("cgroup-resources");
     }
