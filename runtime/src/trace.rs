@@ -60,10 +60,7 @@ pub fn mark(phase: &str) {
     // SAFETY: clock_gettime with a valid out pointer; getpid has no preconditions.
     let (pid, now) = unsafe {
         libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
-        (
-            libc::getpid(),
-            ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64,
-        )
+        (libc::getpid(), ts.tv_sec * 1_000_000_000 + ts.tv_nsec)
     };
     let mut buf = [0u8; 160];
     let line = format_line(&mut buf, pid, now, phase);
