@@ -555,7 +555,8 @@ def measure(a):
 
 
 def splice(a):
-    start, end = "<!-- bench:all:start -->", "<!-- bench:all:end -->"
+    name = a.marker
+    start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
     with open(a.section) as f:
         section = f.read().strip("\n")
     with open(a.file) as f:
@@ -591,6 +592,7 @@ def main():
     s = sub.add_parser("splice")
     s.add_argument("file")
     s.add_argument("section")
+    s.add_argument("--marker", default="all", help="the section's marker name (bench:NAME)")
     a = ap.parse_args()
     if a.mode == "measure":
         try:
