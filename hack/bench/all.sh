@@ -172,7 +172,7 @@ elapsed=$(( $(date +%s) - started ))
   done
   echo
   echo "berth is a static-pie (.cargo/config.toml): its size includes the parts of glibc it uses;"
-  echo "runc (Go) is static too, crun's size above leaves out its libc.so.6."
+  echo "runc and crun are dynamic: their sizes above leave out libc.so.6."
   echo
   cat "$work/host.md" "$work/ns.md"
   cat <<'EOF'
