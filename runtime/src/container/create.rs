@@ -408,7 +408,9 @@ fn serve_child(
                         )))
                     }
                     (Some(_), None) => None,
-                    (None, Some(m @ (Msg::RunHooks | Msg::Ready))) if state.pid == 0 => {
+                    (None, Some(m @ (Msg::RunHooks | Msg::Ready | Msg::SeccompListener)))
+                        if state.pid == 0 =>
+                    {
                         deferred = Some(m);
                         continue;
                     }
@@ -446,6 +448,13 @@ fn serve_child(
                         return Err(Error::Hook(e));
                     }
                 }
+            }
+            Some(Msg::SeccompListener) => {
+                let json = serde_json::to_value(state.oci(Status::Creating)).unwrap_or_default();
+                crate::seccomp::agent::from_channel(&state.spec, ch, &json, state.pid)
+                    .map_err(|e| Error::Init(e.to_string()))?;
+                ch.send(&Msg::Ack { state: None })
+                    .map_err(|e| Error::io("sync", e))?;
             }
             Some(Msg::Ready) => {
                 // The init is set up and waits for `start`; its pid may not be recorded yet.

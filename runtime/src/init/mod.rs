@@ -322,6 +322,7 @@ fn stage2_inner(cfg: &InitConfig, ch: &Channel) -> Result<Exec, String> {
         preserve_fds: cfg.preserve_fds,
         listen_fds: cfg.listen_fds,
         seccomp: linux.and_then(|l| l.seccomp().as_ref()),
+        sync: Some(ch),
     };
     let prepared = prepare_process(process, &settings)?;
     ch.send(&Msg::Ready).map_err(errs("sync"))?;
