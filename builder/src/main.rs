@@ -450,19 +450,39 @@ fn unpack(store: &Store, image: &str, dest: &std::path::Path, overlay: bool) -> 
             (l, r)
         }
     };
-    if dest.exists() && std::fs::read_dir(dest)?.next().is_some() {
+    let existed = dest.exists();
+    if existed && std::fs::read_dir(dest)?.next().is_some() {
         bail!("{} exists and is not empty", dest.display());
     }
-    if overlay {
-        if !matches!(ImageSource::parse(image, &cwd), ImageSource::Stored(_)) {
-            bail!("--overlay needs an image in the store (load or pull it first)");
-        }
-        berth_build::images::unpack_overlay(store, &resolved, dest)?;
-    } else {
-        oci::unpack(&layout, &resolved, &dest.join("rootfs"))?;
+    if overlay && !matches!(ImageSource::parse(image, &cwd), ImageSource::Stored(_)) {
+        bail!("--overlay needs an image in the store (load or pull it first)");
     }
-    let spec = oci::bundle_config(&resolved.config);
-    std::fs::write(dest.join("config.json"), serde_json::to_vec_pretty(&spec)?)?;
+    let made = (|| -> Result<()> {
+        if overlay {
+            berth_build::images::unpack_overlay(store, &resolved, dest)?;
+        } else {
+            oci::unpack(&layout, &resolved, &dest.join("rootfs"))?;
+        }
+        let spec = oci::bundle_config(&resolved.config);
+        std::fs::write(dest.join("config.json"), serde_json::to_vec_pretty(&spec)?)?;
+        Ok(())
+    })();
+    if let Err(e) = made {
+        // A bad layer leaves no half-unpacked bundle (remove_dir_all never follows symlinks).
+        if existed {
+            for entry in std::fs::read_dir(dest).into_iter().flatten().flatten() {
+                let p = entry.path();
+                let _ = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    std::fs::remove_dir_all(&p)
+                } else {
+                    std::fs::remove_file(&p)
+                };
+            }
+        } else {
+            let _ = std::fs::remove_dir_all(dest);
+        }
+        return Err(e);
+    }
     println!("{}", dest.display());
     Ok(())
 }
