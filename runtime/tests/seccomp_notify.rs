@@ -72,8 +72,8 @@ fn notify_config(w: &World, agent: &Agent, args: &[&str], metadata: &str, nnp: b
     w.write_config(&c);
 }
 
-const MKDIR: &str =
-    "mkdir /tmp/made; echo rc=$?; if [ -d /tmp/made ]; then echo made; else echo absent; fi";
+/// Notified mkdir, then the process's descriptors (the listener must not be among them).
+const MKDIR: &str = "mkdir /tmp/made; echo rc=$?; if [ -d /tmp/made ]; then echo made; else echo absent; fi; ls -l /proc/self/fd/";
 
 fn check_state(st: &Value, id: &str, bundle: &Path, status: &str, metadata: &str) {
     assert_eq!(st["fds"], json!(["seccompFd"]), "{st}");
@@ -108,6 +108,10 @@ fn agent_answers_notified_syscalls_of_the_init() {
             assert!(out.contains("rc=0"), "{ctx}");
             assert!(out.contains("absent"), "{ctx}");
             assert!(!w.bundle.join("rootfs/tmp/made").exists(), "{ctx}");
+            assert!(
+                !out.contains("seccomp"),
+                "{ctx}: the listener reached the container"
+            );
             let states = agent.states();
             assert_eq!(states.len(), 1, "{ctx}: {states:?}");
             check_state(&states[0], &id, &w.bundle, "creating", "MKDIR=fake");
@@ -151,6 +155,10 @@ fn agent_answers_notified_syscalls_of_exec_processes() {
         // EXDEV from the agent.
         assert!(out.contains("rc=1") && out.contains("absent"), "{ctx}");
         assert!(err.contains("cross-device"), "{ctx}");
+        assert!(
+            !out.contains("seccomp"),
+            "{ctx}: the listener reached the container"
+        );
         let states = agent.states();
         assert_eq!(states.len(), 2, "{ctx}: {states:?}");
         check_state(&states[0], &id, &w.bundle, "creating", "ERRNO=18");
