@@ -5,6 +5,7 @@ mod create;
 mod exec;
 mod id;
 mod lifecycle;
+pub mod procs;
 mod run;
 mod state;
 
