@@ -120,7 +120,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         if let Some(d) = guard.dir.as_ref().filter(|_| !missing.is_empty()) {
             d.save_intent(&missing)?;
         }
-        if nix::unistd::geteuid().is_root() {
+        if !crate::rootless::active() {
             placement.create_listed(&missing).inspect_err(|_| {
                 let _ = placement.remove();
             })?;
@@ -162,7 +162,10 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
                 dir.display()
             );
         }
-        if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+        // Rootless without any usable cgroup: only device rules can be left (limits were
+        // refused above), and the devices are bind mounts anyway.
+        let res = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+        if let Some(res) = res.filter(|_| !placement.dirs.is_empty()) {
             crate::cgroups::manager::apply(&placement, res)?;
         }
     }

@@ -215,7 +215,9 @@ fn stage2_inner(cfg: &InitConfig, ch: &Channel) -> Result<Exec, String> {
             .iter()
             .any(|n| n.kind == k && n.path.is_none())
     };
-    let in_userns = cfg.namespaces.iter().any(|n| n.kind == NsKind::User);
+    // Also when berth itself runs in a user namespace (podman rootless): no mknod there.
+    let in_userns = cfg.namespaces.iter().any(|n| n.kind == NsKind::User)
+        || crate::rootless::in_user_namespace();
 
     // SAFETY: umask only changes this process's file creation mask.
     unsafe { libc::umask(0o022) };
