@@ -25,9 +25,10 @@ use clap::{Parser, Subcommand};
     about = "Build OCI images from Dockerfiles"
 )]
 struct Cli {
-    /// Content store and cache directory.
-    #[arg(long, global = true, default_value = "/var/lib/berth-build")]
-    root: PathBuf,
+    /// Content store and cache directory (default /var/lib/berth-build; rootless:
+    /// $XDG_DATA_HOME/berth-build).
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
     /// Log debug information to stderr (or set RUST_LOG).
     #[arg(long, global = true)]
     debug: bool,
@@ -504,7 +505,15 @@ fn human_size(bytes: u64) -> String {
 }
 
 fn real_main() -> Result<()> {
-    let cli = Cli::parse();
+    // Before any thread exists: an unprivileged caller builds in a user namespace of its own.
+    // The store path is taken first, from the caller's environment.
+    let mut cli = Cli::parse();
+    let root = cli
+        .root
+        .take()
+        .unwrap_or_else(berth_build::rootless::default_store);
+    berth_build::rootless::enter()?;
+    let root_dir = root;
     let filter = if cli.debug {
         tracing_subscriber::EnvFilter::new("debug")
     } else {
@@ -517,9 +526,9 @@ fn real_main() -> Result<()> {
         .init();
     let reg = registry_options(&cli);
     match cli.command {
-        Cmd::Build(a) => run_build(&cli.root, reg, a),
+        Cmd::Build(a) => run_build(&root_dir, reg, a),
         Cmd::Images => {
-            let store = Store::open(&cli.root)?;
+            let store = Store::open(&root_dir)?;
             println!(
                 "{:<48} {:<20} {:<21} {:>10}",
                 "NAME", "DIGEST", "CREATED", "SIZE"
@@ -545,11 +554,11 @@ fn real_main() -> Result<()> {
             dest,
             overlay,
         } => {
-            let store = Store::open(&cli.root)?;
+            let store = Store::open(&root_dir)?;
             unpack(&store, &image, &dest, overlay)
         }
         Cmd::Unmount { dest } => {
-            let store = Store::open(&cli.root)?;
+            let store = Store::open(&root_dir)?;
             images::remove_bundle(&store, &dest)?;
             Ok(())
         }
@@ -560,7 +569,7 @@ fn real_main() -> Result<()> {
             progress,
             quiet,
         } => {
-            let store = Store::open(&cli.root)?;
+            let store = Store::open(&root_dir)?;
             let mode = progress_mode(&progress, quiet)?;
             run_pull(&store, &reg, &image, platform.as_deref(), jobs, mode)
         }
@@ -572,7 +581,7 @@ fn real_main() -> Result<()> {
             progress,
             quiet,
         } => {
-            let store = Store::open(&cli.root)?;
+            let store = Store::open(&root_dir)?;
             let _lock = store.lock()?;
             let img = store.find(&name)?;
             let dest =
@@ -595,14 +604,14 @@ fn real_main() -> Result<()> {
             Ok(())
         }
         Cmd::Tag { src, dest } => {
-            let store = Store::open(&cli.root)?;
+            let store = Store::open(&root_dir)?;
             let _lock = store.lock()?;
             let name = images::tag(&store, &src, &dest)?;
             println!("{name}");
             Ok(())
         }
         Cmd::Inspect { name } => {
-            let store = Store::open(&cli.root)?;
+            let store = Store::open(&root_dir)?;
             let v = images::inspect(&store, &name)?;
             println!("{}", serde_json::to_string_pretty(&v)?);
             Ok(())
@@ -612,13 +621,13 @@ fn real_main() -> Result<()> {
             format,
             names,
         } => {
-            let store = Store::open(&cli.root)?;
+            let store = Store::open(&root_dir)?;
             let format = images::ArchiveFormat::parse(&format).map_err(anyhow::Error::msg)?;
             images::save(&store, &names, &output, format)?;
             Ok(())
         }
         Cmd::Load { input } => {
-            let store = Store::open(&cli.root)?;
+            let store = Store::open(&root_dir)?;
             let _lock = store.lock()?;
             for n in images::load(&store, &input)? {
                 println!("Loaded image: {n}");
@@ -640,7 +649,7 @@ fn real_main() -> Result<()> {
             Ok(())
         }
         Cmd::Prune { all } => {
-            let store = Store::open(&cli.root)?;
+            let store = Store::open(&root_dir)?;
             let _lock = store.lock()?;
             let r = store.prune(all)?;
             println!(
@@ -655,7 +664,7 @@ fn real_main() -> Result<()> {
             Ok(())
         }
         Cmd::Rm { names } => {
-            let store = Store::open(&cli.root)?;
+            let store = Store::open(&root_dir)?;
             let _lock = store.lock()?;
             for n in names {
                 let d = store.remove(&n)?;

@@ -121,7 +121,9 @@ fn stage1_inner(cfg: &InitConfig, ch: &Channel) -> Result<Option<()>, String> {
         // An unprivileged parent can only open /proc/PID/uid_map of a dumpable process: be
         // dumpable while it writes the maps (nothing of the container exists yet to see this
         // process), then non-dumpable again.
-        let rootless = !nix::unistd::geteuid().is_root();
+        // (Also as root of a user namespace: this process's proc files then belong to an id
+        // the parent cannot act as while it is non-dumpable.)
+        let rootless = crate::rootless::active();
         namespaces::unshare(NsKind::User.flag()).map_err(errs("create user namespace"))?;
         if rootless {
             // SAFETY: prctl with integer arguments.

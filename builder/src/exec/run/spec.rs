@@ -87,7 +87,15 @@ pub fn mount_destinations(spec: &Value) -> Vec<String> {
 
 /// config.json for a RUN, starting from the runtime's default spec.
 pub fn run_spec(s: &RunSettings) -> Value {
-    let mut spec = berth::spec::default_spec(false);
+    // Rootless: the runtime's rootless spec (a user namespace inside the builder's, devpts
+    // without gid=5, /sys bound), with the network namespace RUN has by default.
+    let rootless = crate::rootless::active();
+    let mut spec = berth::spec::default_spec(rootless);
+    if rootless && !s.host_network {
+        if let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {
+            ns.push(json!({"type": "network"}));
+        }
+    }
     let caps = json!(DEFAULT_CAPS);
     spec["process"] = json!({
         "terminal": false,
