@@ -57,24 +57,35 @@ pub(crate) fn open_dir_at(root: BorrowedFd<'_>, rel: &str, how: Resolve) -> io::
 /// directory made of `parts` below `root`. Returns the directory fd.
 /// With [`Resolve::NoSymlinks`], an existing symlink among `parts` is an
 /// error (ELOOP); with [`Resolve::InRoot`] it is followed inside the root.
-/// A symlink whose target is missing (`WORKDIR /link/sub` with `/link -> /elsewhere`) is
-/// followed too, as Docker does: its target is created, inside the root.
+/// A dangling symlink among `parts` is an error (ENOENT); see [`ensure_dir_following`].
 pub(crate) fn ensure_dir(
     root: BorrowedFd<'_>,
     parts: &[&str],
     how: Resolve,
 ) -> io::Result<OwnedFd> {
-    ensure_dir_depth(root, parts, how, 0)
+    ensure_dir_depth(root, parts, how, None)
+}
+
+/// [`ensure_dir`] that also follows a symlink whose target is missing (`WORKDIR /link/sub`
+/// with `/link -> /elsewhere`), as Docker does for WORKDIR: the target is created, inside the
+/// root ([`Resolve::InRoot`] only).
+pub(crate) fn ensure_dir_following(
+    root: BorrowedFd<'_>,
+    parts: &[&str],
+    how: Resolve,
+) -> io::Result<OwnedFd> {
+    ensure_dir_depth(root, parts, how, Some(0))
 }
 
 /// Symlinks followed by one [`ensure_dir`] at most (the kernel's SYMLOOP_MAX).
 const MAX_LINKS: usize = 40;
 
+/// `links`: symlinks followed so far, None when dangling ones are not followed.
 fn ensure_dir_depth(
     root: BorrowedFd<'_>,
     parts: &[&str],
     how: Resolve,
-    depth: usize,
+    links: Option<usize>,
 ) -> io::Result<OwnedFd> {
     let mut prefix = String::new();
     let mut cur = open_dir_at(root, "", how)?;
@@ -88,15 +99,16 @@ fn ensure_dir_depth(
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                 match mkdirat(cur.as_fd(), *part, Mode::from_bits_truncate(0o755)) {
                     Ok(()) => {}
-                    Err(Errno::EEXIST) if how == Resolve::InRoot => {
+                    Err(Errno::EEXIST) if how == Resolve::InRoot && links.is_some() => {
                         // A dangling symlink: go on from its target, resolved in the root.
                         if let Some(target) = dangling_target(root, cur.as_fd(), part)? {
-                            if depth >= MAX_LINKS {
+                            let n = links.unwrap_or(0);
+                            if n >= MAX_LINKS {
                                 return Err(errno_io(Errno::ELOOP));
                             }
                             let mut rest: Vec<&str> = target.iter().map(String::as_str).collect();
                             rest.extend_from_slice(&parts[i + 1..]);
-                            return ensure_dir_depth(root, &rest, how, depth + 1);
+                            return ensure_dir_depth(root, &rest, how, Some(n + 1));
                         }
                     }
                     Err(Errno::EEXIST) => {}
@@ -369,15 +381,18 @@ mod tests {
             .expect("rel");
         std::os::unix::fs::symlink("loop", root.path().join("loop")).expect("loop");
         let fd = open_dir(root.path()).expect("open");
-        ensure_dir(fd.as_fd(), &["abs", "sub"], Resolve::InRoot).expect("abs");
-        ensure_dir(fd.as_fd(), &["d", "rel", "x"], Resolve::InRoot).expect("rel");
+        // Plain ensure_dir refuses them (ENOENT), as layer extraction wants.
+        assert!(ensure_dir(fd.as_fd(), &["abs", "sub"], Resolve::InRoot).is_err());
+        ensure_dir_following(fd.as_fd(), &["abs", "sub"], Resolve::InRoot).expect("abs");
+        ensure_dir_following(fd.as_fd(), &["d", "rel", "x"], Resolve::InRoot).expect("rel");
         let inside = root.path().join(out.trim_start_matches('/'));
         assert!(inside.join("sub").is_dir());
         assert!(inside.join("r/x").is_dir());
         assert_eq!(std::fs::read_dir(outside.path()).expect("ls").count(), 0);
-        let e = ensure_dir(fd.as_fd(), &["loop", "x"], Resolve::InRoot).expect_err("loop");
+        let e =
+            ensure_dir_following(fd.as_fd(), &["loop", "x"], Resolve::InRoot).expect_err("loop");
         assert_eq!(e.raw_os_error(), Some(libc::ELOOP));
         // Layer directories never follow them.
-        assert!(ensure_dir(fd.as_fd(), &["abs", "y"], Resolve::NoSymlinks).is_err());
+        assert!(ensure_dir_following(fd.as_fd(), &["abs", "y"], Resolve::NoSymlinks).is_err());
     }
 }
