@@ -96,6 +96,19 @@ pub fn run_spec(s: &RunSettings) -> Value {
             ns.push(json!({"type": "network"}));
         }
     }
+    if rootless {
+        // Every id of the builder's namespace (subordinate ranges included) maps through.
+        for (key, file) in [
+            ("uidMappings", "/proc/self/uid_map"),
+            ("gidMappings", "/proc/self/gid_map"),
+        ] {
+            let maps: Vec<Value> = crate::rootless::identity_extents(file)
+                .into_iter()
+                .map(|(c, h, n)| json!({"containerID": c, "hostID": h, "size": n}))
+                .collect();
+            spec["linux"][key] = json!(maps);
+        }
+    }
     let caps = json!(DEFAULT_CAPS);
     spec["process"] = json!({
         "terminal": false,
