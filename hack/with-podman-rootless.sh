@@ -48,7 +48,7 @@ trap stop_pause EXIT
 tun=$dir/tun
 [ -e "$tun" ] || mknod -m 666 "$tun" c 10 200
 unshare -m --propagation private sh -c '
-  mount --bind "$0" /dev/net/tun
+  [ -e /dev/net/tun ] && mount --bind "$0" /dev/net/tun
   "$@"' "$tun" "${as_user[@]}" sh -c '
   podman image exists localhost/busybox:latest || podman load -q -i "$0/busybox.tar" >/dev/null
   exec "$@"' "$dir" "$@"
