@@ -57,14 +57,39 @@ pub(crate) fn open_dir_at(root: BorrowedFd<'_>, rel: &str, how: Resolve) -> io::
 /// directory made of `parts` below `root`. Returns the directory fd.
 /// With [`Resolve::NoSymlinks`], an existing symlink among `parts` is an
 /// error (ELOOP); with [`Resolve::InRoot`] it is followed inside the root.
+/// A dangling symlink among `parts` is an error (ENOENT); see [`ensure_dir_following`].
 pub(crate) fn ensure_dir(
     root: BorrowedFd<'_>,
     parts: &[&str],
     how: Resolve,
 ) -> io::Result<OwnedFd> {
+    ensure_dir_depth(root, parts, how, None)
+}
+
+/// [`ensure_dir`] that also follows a symlink whose target is missing (`WORKDIR /link/sub`
+/// with `/link -> /elsewhere`), as Docker does for WORKDIR: the target is created, inside the
+/// root ([`Resolve::InRoot`] only).
+pub(crate) fn ensure_dir_following(
+    root: BorrowedFd<'_>,
+    parts: &[&str],
+    how: Resolve,
+) -> io::Result<OwnedFd> {
+    ensure_dir_depth(root, parts, how, Some(0))
+}
+
+/// Symlinks followed by one [`ensure_dir`] at most (the kernel's SYMLOOP_MAX).
+const MAX_LINKS: usize = 40;
+
+/// `links`: symlinks followed so far, None when dangling ones are not followed.
+fn ensure_dir_depth(
+    root: BorrowedFd<'_>,
+    parts: &[&str],
+    how: Resolve,
+    links: Option<usize>,
+) -> io::Result<OwnedFd> {
     let mut prefix = String::new();
     let mut cur = open_dir_at(root, "", how)?;
-    for part in parts {
+    for (i, part) in parts.iter().enumerate() {
         if !prefix.is_empty() {
             prefix.push('/');
         }
@@ -73,7 +98,20 @@ pub(crate) fn ensure_dir(
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                 match mkdirat(cur.as_fd(), *part, Mode::from_bits_truncate(0o755)) {
-                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Ok(()) => {}
+                    Err(Errno::EEXIST) if how == Resolve::InRoot && links.is_some() => {
+                        // A dangling symlink: go on from its target, resolved in the root.
+                        if let Some(target) = dangling_target(root, cur.as_fd(), part)? {
+                            let n = links.unwrap_or(0);
+                            if n >= MAX_LINKS {
+                                return Err(errno_io(Errno::ELOOP));
+                            }
+                            let mut rest: Vec<&str> = target.iter().map(String::as_str).collect();
+                            rest.extend_from_slice(&parts[i + 1..]);
+                            return ensure_dir_depth(root, &rest, how, Some(n + 1));
+                        }
+                    }
+                    Err(Errno::EEXIST) => {}
                     Err(e) => return Err(errno_io(e)),
                 }
                 open_dir_at(root, &prefix, how)?
@@ -82,6 +120,45 @@ pub(crate) fn ensure_dir(
         };
     }
     Ok(cur)
+}
+
+/// When `name` in `dir` is a symlink, its target as components from the root: an absolute
+/// target starts at the root, a relative one at `dir`'s own place in the root; `..` never
+/// climbs above the root.
+fn dangling_target(
+    root: BorrowedFd<'_>,
+    dir: BorrowedFd<'_>,
+    name: &str,
+) -> io::Result<Option<Vec<String>>> {
+    match lstat_at(dir, name)? {
+        Some(st) if file_type(&st) == SFlag::S_IFLNK => {}
+        _ => return Ok(None),
+    }
+    let target = nix::fcntl::readlinkat(dir, name).map_err(errno_io)?;
+    let target = target.to_string_lossy().into_owned();
+    let fd_path =
+        |fd: BorrowedFd<'_>| std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+    let (root_path, dir_path) = (fd_path(root)?, fd_path(dir)?);
+    let base = dir_path
+        .strip_prefix(&root_path)
+        .map_err(|_| errno_io(Errno::EXDEV))?;
+    let mut out: Vec<String> = if target.starts_with('/') {
+        Vec::new()
+    } else {
+        base.iter()
+            .map(|c| c.to_string_lossy().into_owned())
+            .collect()
+    };
+    for c in target.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            c => out.push(c.to_string()),
+        }
+    }
+    Ok(Some(out))
 }
 
 /// `lstat` of `name` in `dir`; `None` when it does not exist.
@@ -286,4 +363,36 @@ pub(crate) fn set_meta_at(
     }
     let t = TimeSpec::new(mtime, 0);
     utimensat(dir, name, &t, &t, UtimensatFlags::NoFollowSymlink).map_err(errno_io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ensure_dir_follows_dangling_symlinks_inside_the_root() {
+        let root = tempfile::tempdir().expect("root");
+        let outside = tempfile::tempdir().expect("outside");
+        let out = outside.path().display().to_string();
+        std::os::unix::fs::symlink(format!("/../../..{out}"), root.path().join("abs"))
+            .expect("abs");
+        std::fs::create_dir(root.path().join("d")).expect("d");
+        std::os::unix::fs::symlink(format!("../../../..{out}/r"), root.path().join("d/rel"))
+            .expect("rel");
+        std::os::unix::fs::symlink("loop", root.path().join("loop")).expect("loop");
+        let fd = open_dir(root.path()).expect("open");
+        // Plain ensure_dir refuses them (ENOENT), as layer extraction wants.
+        assert!(ensure_dir(fd.as_fd(), &["abs", "sub"], Resolve::InRoot).is_err());
+        ensure_dir_following(fd.as_fd(), &["abs", "sub"], Resolve::InRoot).expect("abs");
+        ensure_dir_following(fd.as_fd(), &["d", "rel", "x"], Resolve::InRoot).expect("rel");
+        let inside = root.path().join(out.trim_start_matches('/'));
+        assert!(inside.join("sub").is_dir());
+        assert!(inside.join("r/x").is_dir());
+        assert_eq!(std::fs::read_dir(outside.path()).expect("ls").count(), 0);
+        let e =
+            ensure_dir_following(fd.as_fd(), &["loop", "x"], Resolve::InRoot).expect_err("loop");
+        assert_eq!(e.raw_os_error(), Some(libc::ELOOP));
+        // Layer directories never follow them.
+        assert!(ensure_dir_following(fd.as_fd(), &["abs", "y"], Resolve::NoSymlinks).is_err());
+    }
 }

@@ -31,5 +31,6 @@ pub mod plan;
 pub mod progress;
 #[cfg(test)]
 mod robustness_tests;
+pub mod rootless;
 pub mod secret;
 pub mod store;

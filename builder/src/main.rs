@@ -25,9 +25,10 @@ use clap::{Parser, Subcommand};
     about = "Build OCI images from Dockerfiles"
 )]
 struct Cli {
-    /// Content store and cache directory.
-    #[arg(long, global = true, default_value = "/var/lib/berth-build")]
-    root: PathBuf,
+    /// Content store and cache directory (default /var/lib/berth-build; rootless:
+    /// $XDG_DATA_HOME/berth-build).
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
     /// Log debug information to stderr (or set RUST_LOG).
     #[arg(long, global = true)]
     debug: bool,
@@ -455,19 +456,39 @@ fn unpack(store: &Store, image: &str, dest: &std::path::Path, overlay: bool) -> 
             (l, r)
         }
     };
-    if dest.exists() && std::fs::read_dir(dest)?.next().is_some() {
+    let existed = dest.exists();
+    if existed && std::fs::read_dir(dest)?.next().is_some() {
         bail!("{} exists and is not empty", dest.display());
     }
-    if overlay {
-        if !matches!(ImageSource::parse(image, &cwd), ImageSource::Stored(_)) {
-            bail!("--overlay needs an image in the store (load or pull it first)");
-        }
-        berth_build::images::unpack_overlay(store, &resolved, dest)?;
-    } else {
-        oci::unpack(&layout, &resolved, &dest.join("rootfs"))?;
+    if overlay && !matches!(ImageSource::parse(image, &cwd), ImageSource::Stored(_)) {
+        bail!("--overlay needs an image in the store (load or pull it first)");
     }
-    let spec = oci::bundle_config(&resolved.config);
-    std::fs::write(dest.join("config.json"), serde_json::to_vec_pretty(&spec)?)?;
+    let made = (|| -> Result<()> {
+        if overlay {
+            berth_build::images::unpack_overlay(store, &resolved, dest)?;
+        } else {
+            oci::unpack(&layout, &resolved, &dest.join("rootfs"))?;
+        }
+        let spec = oci::bundle_config(&resolved.config);
+        std::fs::write(dest.join("config.json"), serde_json::to_vec_pretty(&spec)?)?;
+        Ok(())
+    })();
+    if let Err(e) = made {
+        // A bad layer leaves no half-unpacked bundle (remove_dir_all never follows symlinks).
+        if existed {
+            for entry in std::fs::read_dir(dest).into_iter().flatten().flatten() {
+                let p = entry.path();
+                let _ = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    std::fs::remove_dir_all(&p)
+                } else {
+                    std::fs::remove_file(&p)
+                };
+            }
+        } else {
+            let _ = std::fs::remove_dir_all(dest);
+        }
+        return Err(e);
+    }
     println!("{}", dest.display());
     Ok(())
 }
@@ -489,7 +510,15 @@ fn human_size(bytes: u64) -> String {
 }
 
 fn real_main() -> Result<()> {
-    let cli = Cli::parse();
+    // Before any thread exists: an unprivileged caller builds in a user namespace of its own.
+    // The store path is taken first, from the caller's environment.
+    let mut cli = Cli::parse();
+    let root = cli
+        .root
+        .take()
+        .unwrap_or_else(berth_build::rootless::default_store);
+    berth_build::rootless::enter()?;
+    let root_dir = root;
     let filter = if cli.debug {
         tracing_subscriber::EnvFilter::new("debug")
     } else {
@@ -502,9 +531,9 @@ fn real_main() -> Result<()> {
         .init();
     let reg = registry_options(&cli);
     match cli.command {
-        Cmd::Build(a) => run_build(&cli.root, reg, a),
+        Cmd::Build(a) => run_build(&root_dir, reg, a),
         Cmd::Images => {
-            let store = Store::open(&cli.root)?;
+            let store = Store::open(&root_dir)?;
             println!(
                 "{:<48} {:<20} {:<21} {:>10}",
                 "NAME", "DIGEST", "CREATED", "SIZE"
@@ -530,11 +559,11 @@ fn real_main() -> Result<()> {
             dest,
             overlay,
         } => {
-            let store = Store::open(&cli.root)?;
+            let store = Store::open(&root_dir)?;
             unpack(&store, &image, &dest, overlay)
         }
         Cmd::Unmount { dest } => {
-            let store = Store::open(&cli.root)?;
+            let store = Store::open(&root_dir)?;
             images::remove_bundle(&store, &dest)?;
             Ok(())
         }
@@ -545,7 +574,7 @@ fn real_main() -> Result<()> {
             progress,
             quiet,
         } => {
-            let store = Store::open(&cli.root)?;
+            let store = Store::open(&root_dir)?;
             let mode = progress_mode(&progress, quiet)?;
             run_pull(&store, &reg, &image, platform.as_deref(), jobs, mode)
         }
@@ -557,7 +586,7 @@ fn real_main() -> Result<()> {
             progress,
             quiet,
         } => {
-            let store = Store::open(&cli.root)?;
+            let store = Store::open(&root_dir)?;
             let _lock = store.lock()?;
             let img = store.find(&name)?;
             let dest =
@@ -580,14 +609,14 @@ fn real_main() -> Result<()> {
             Ok(())
         }
         Cmd::Tag { src, dest } => {
-            let store = Store::open(&cli.root)?;
+            let store = Store::open(&root_dir)?;
             let _lock = store.lock()?;
             let name = images::tag(&store, &src, &dest)?;
             println!("{name}");
             Ok(())
         }
         Cmd::Inspect { name } => {
-            let store = Store::open(&cli.root)?;
+            let store = Store::open(&root_dir)?;
             let v = images::inspect(&store, &name)?;
             println!("{}", serde_json::to_string_pretty(&v)?);
             Ok(())
@@ -597,13 +626,13 @@ fn real_main() -> Result<()> {
             format,
             names,
         } => {
-            let store = Store::open(&cli.root)?;
+            let store = Store::open(&root_dir)?;
             let format = images::ArchiveFormat::parse(&format).map_err(anyhow::Error::msg)?;
             images::save(&store, &names, &output, format)?;
             Ok(())
         }
         Cmd::Load { input } => {
-            let store = Store::open(&cli.root)?;
+            let store = Store::open(&root_dir)?;
             let _lock = store.lock()?;
             for n in images::load(&store, &input)? {
                 println!("Loaded image: {n}");
@@ -625,7 +654,7 @@ fn real_main() -> Result<()> {
             Ok(())
         }
         Cmd::Prune { all } => {
-            let store = Store::open(&cli.root)?;
+            let store = Store::open(&root_dir)?;
             let _lock = store.lock()?;
             let r = store.prune(all)?;
             println!(
@@ -640,7 +669,7 @@ fn real_main() -> Result<()> {
             Ok(())
         }
         Cmd::Rm { names } => {
-            let store = Store::open(&cli.root)?;
+            let store = Store::open(&root_dir)?;
             let _lock = store.lock()?;
             for n in names {
                 let d = store.remove(&n)?;

@@ -9,6 +9,7 @@
 
 #![deny(missing_docs)]
 
+pub mod agent;
 pub mod bundle;
 pub mod case;
 pub mod cases;

@@ -71,7 +71,7 @@ fn missing_rootfs() {
 }
 
 #[test]
-fn seccomp_notify_is_refused_until_supported() {
+fn seccomp_notify_without_listener_path_is_refused() {
     if !can_run() {
         return;
     }
@@ -80,7 +80,7 @@ fn seccomp_notify_is_refused_until_supported() {
     c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
         "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]});
     w.write_config(&c);
-    expect_failure(&w, "linux.seccomp.syscalls[0].action");
+    expect_failure(&w, "linux.seccomp.listenerPath");
 }
 
 #[test]

@@ -85,7 +85,7 @@ impl Rootless {
 
 impl Drop for Rootless {
     fn drop(&mut self) {
-        for id in ["rl-run", "rl-detached", "rl-limits"] {
+        for id in ["rl-run", "rl-detached", "rl-limits", "rl-ps"] {
             let _ = self.berth(&["delete", "--force", id]);
         }
     }
@@ -98,6 +98,82 @@ fn chown_tree(p: &Path, uid: u32) {
             chown_tree(&e.path(), uid);
         }
     }
+}
+
+/// Without a delegated cgroup, `ps` and `kill --all` find the container's processes through
+/// its pid namespace: the init, its children and an `exec` process.
+#[test]
+fn ps_and_kill_all_without_a_cgroup_use_the_pid_namespace() {
+    if !can_run() {
+        return;
+    }
+    let r = Rootless::new();
+    let (code, _, err) = r.berth(&["spec", "--rootless"]);
+    assert_eq!(code, 0, "spec --rootless: {err}");
+    r.set_args(&["sh", "-c", "sleep 301 & sleep 302"], |_| {});
+    let (code, out, err) = r.berth(&["run", "-d", "rl-ps"]);
+    assert_eq!(code, 0, "run -d: {out} {err}");
+    let (code, out, err) = r.berth(&["exec", "-d", "rl-ps", "sleep", "303"]);
+    assert_eq!(code, 0, "exec -d: {out} {err}");
+    let (_, out, _) = r.berth(&["state", "rl-ps"]);
+    let st: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let init = st["pid"].as_i64().unwrap();
+    let ns = |p: i64| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
+    let cmdline = |p: i64| std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+    let mut pids = Vec::new();
+    for _ in 0..100 {
+        let (code, out, err) = r.berth(&["ps", "--format", "json", "rl-ps"]);
+        assert_eq!(code, 0, "ps: {err}");
+        pids = serde_json::from_str::<Vec<i64>>(&out).unwrap();
+        if pids.len() >= 4 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(pids.contains(&init), "{pids:?}");
+    for want in ["301", "302", "303"] {
+        assert!(
+            pids.iter()
+                .any(|p| String::from_utf8_lossy(&cmdline(*p)).contains(want)),
+            "sleep {want} missing from {pids:?}"
+        );
+    }
+    for p in &pids {
+        assert_eq!(
+            ns(*p),
+            ns(init),
+            "{p} is not in the container's pid namespace"
+        );
+    }
+    let (code, out, _) = r.berth(&["ps", "rl-ps"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("PID") && out.contains("sleep 303"), "{out}");
+    let (code, _, err) = r.berth(&["kill", "--all", "rl-ps", "KILL"]);
+    assert_eq!(code, 0, "kill --all: {err}");
+    // Alive: not gone and not a zombie (an exec -d process is reparented to the machine's init,
+    // which may reap it late).
+    let alive = |p: &i64| {
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().next());
+        !stat.is_empty() && state != Some("Z")
+    };
+    for _ in 0..100 {
+        if !pids.iter().any(alive) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let left: Vec<String> = pids
+        .iter()
+        .filter(|p| alive(p))
+        .map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default())
+        .collect();
+    assert!(left.is_empty(), "survivors of kill --all: {left:?}");
+    let (code, _, err) = r.berth(&["delete", "rl-ps"]);
+    assert_eq!(code, 0, "delete: {err}");
 }
 
 #[test]

@@ -191,7 +191,7 @@ pub fn remove_created_mountpoints(upper: BorrowedFd<'_>, missing: &[String]) {
 /// Creates directory `path` (absolute) in the root filesystem if missing.
 pub fn make_workdir(root: BorrowedFd<'_>, path: &str) -> Result<(), ExecError> {
     let parts = fsutil_parts(path);
-    fsutil::ensure_dir(root, &parts, Resolve::InRoot)
+    fsutil::ensure_dir_following(root, &parts, Resolve::InRoot)
         .map(|_| ())
         .map_err(|e| ExecError::io(format!("WORKDIR {path}"), e))
 }

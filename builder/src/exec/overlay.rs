@@ -49,7 +49,14 @@ impl Overlay {
         upper: Option<(&Path, &Path)>,
         target: &Path,
     ) -> Result<Overlay, ExecError> {
-        let opts = overlay_options(lowers, upper)?;
+        let mut opts = overlay_options(lowers, upper)?;
+        // Rootless: markers in user.overlay.* xattrs (trusted.* needs real root).
+        // (userxattr refuses redirect_dir=off, which means "follow"; nofollow makes no
+        // redirects either.)
+        if crate::rootless::active() {
+            opts = opts.replace("redirect_dir=off", "redirect_dir=nofollow");
+            opts.push_str(",userxattr");
+        }
         // Lower dirs are given relative to the layers directory to keep the
         // option string short; the kernel resolves them against our cwd.
         // The working directory belongs to the process unless the thread

@@ -115,16 +115,24 @@ pub fn plan_entries(scanned: Vec<Scanned>, epoch: Option<i64>) -> Vec<Planned> {
         .max(0)
     };
     let mut out: Vec<Planned> = Vec::new();
+    // A rootless build's overlay (userxattr) keeps its markers in user.overlay.*.
+    let (opaque_x, whiteout_x) = (
+        crate::rootless::overlay_xattr("opaque"),
+        crate::rootless::overlay_xattr("whiteout"),
+    );
     for s in scanned {
         let is_whiteout = match &s.kind {
             ScannedKind::Char(0, 0) => true,
-            ScannedKind::File(0) => s.xattrs.iter().any(|(k, _)| k == OVERLAY_WHITEOUT_XATTR),
+            ScannedKind::File(0) => s
+                .xattrs
+                .iter()
+                .any(|(k, _)| k == OVERLAY_WHITEOUT_XATTR || *k == whiteout_x),
             _ => false,
         };
         let opaque = s.kind == ScannedKind::Dir
-            && s.xattrs
-                .iter()
-                .any(|(k, v)| k == OVERLAY_OPAQUE_XATTR && v.as_slice() == b"y");
+            && s.xattrs.iter().any(|(k, v)| {
+                (k == OVERLAY_OPAQUE_XATTR || *k == opaque_x) && v.as_slice() == b"y"
+            });
         let xattrs: Vec<(String, Vec<u8>)> = s
             .xattrs
             .iter()

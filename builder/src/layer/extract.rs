@@ -17,7 +17,7 @@ use std::path::Path;
 use nix::fcntl::{openat, AtFlags, OFlag};
 use nix::sys::stat::{mknodat, Mode, SFlag};
 
-use super::diff::{keep_xattr, OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX};
+use super::diff::{keep_xattr, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use super::LayerError;
 use crate::fsutil::{self, errno_io, Resolve};
 
@@ -301,7 +301,7 @@ impl Extractor {
             ExtractMode::Overlay => {
                 let fd = fsutil::open_dir_at(dir, "", Resolve::NoSymlinks)
                     .map_err(|e| LayerError::io(&shown, e))?;
-                fsutil::set_xattr_fd(fd.as_fd(), OVERLAY_OPAQUE_XATTR, b"y")
+                fsutil::set_xattr_fd(fd.as_fd(), &crate::rootless::overlay_xattr("opaque"), b"y")
                     .map_err(|e| LayerError::io(&shown, e))
             }
             ExtractMode::Flat => {

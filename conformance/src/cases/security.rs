@@ -61,6 +61,13 @@ pub fn cases() -> Vec<Case> {
         ),
         case!(
             C,
+            "seccomp-notify",
+            "SCMP_ACT_NOTIFY hands the listener and the containerProcessState to the agent at listenerPath, which answers the syscall",
+            [Need::Seccomp],
+            seccomp_notify
+        ),
+        case!(
+            C,
             "apparmor",
             "process.apparmorProfile is applied",
             [Need::AppArmor],
@@ -203,6 +210,56 @@ fn seccomp_errno(ctx: &mut Ctx) -> Result<()> {
         "with errno 13 (Permission denied)",
         out.stderr.contains("Permission denied"),
         format!("stderr {:?}", out.stderr),
+    );
+    Ok(())
+}
+
+fn seccomp_notify(ctx: &mut Ctx) -> Result<()> {
+    let agent = crate::agent::Agent::start(&ctx.work)
+        .map_err(|e| ctx.skip(format!("cannot host a seccomp agent: {e}")))?;
+    let mut b = ctx.bundle(&[])?;
+    b.sh("mkdir /tmp/made; echo rc=$?; if [ -d /tmp/made ]; then echo made; else echo absent; fi");
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": agent.path,
+        "listenerMetadata": "conformance",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+    });
+    let out = ctx.run(&b)?;
+    ctx.check_ok("run", &out);
+    ctx.check(
+        "the agent's answer reaches the container (mkdir succeeds, nothing is made)",
+        out.stdout.contains("rc=0") && out.stdout.contains("absent"),
+        format!("{out:?}"),
+    );
+    let states = agent.states();
+    let st = states.first().cloned().unwrap_or(Value::Null);
+    ctx.check(
+        "one containerProcessState per listener",
+        states.len() == 1,
+        format!("{states:?}"),
+    );
+    ctx.check(
+        "fds names the listener seccompFd",
+        st["fds"] == json!(["seccompFd"]),
+        format!("{st}"),
+    );
+    ctx.check(
+        "metadata is listenerMetadata",
+        st["metadata"] == json!("conformance"),
+        format!("{st}"),
+    );
+    ctx.check(
+        "pid and the state (status creating) are given",
+        st["pid"].as_i64().unwrap_or(0) > 0
+            && st["state"]["status"] == json!("creating")
+            && st["state"]["id"].as_str().is_some_and(|s| !s.is_empty()),
+        format!("{st}"),
+    );
+    ctx.check(
+        "the agent answered the notified mkdir",
+        agent.answered() > 0,
+        format!("{}", agent.answered()),
     );
     Ok(())
 }

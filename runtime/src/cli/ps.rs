@@ -19,7 +19,12 @@ pub struct Args {
 /// Runs ps.
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     let (_dir, state) = container::peek(&ctx.root, &a.id)?;
-    let pids = state.cgroup.pids();
+    // Rootless without a delegated cgroup there is no cgroup to list: walk /proc instead.
+    let pids = if state.cgroup.dirs.is_empty() {
+        container::procs::without_cgroup(state.pid)
+    } else {
+        state.cgroup.pids()
+    };
     match a.format.as_str() {
         "json" => {
             println!("{}", serde_json::to_string(&pids)?);

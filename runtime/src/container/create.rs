@@ -130,7 +130,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         if let Some(d) = guard.dir.as_ref().filter(|_| !missing.is_empty()) {
             d.save_intent(&missing)?;
         }
-        if nix::unistd::geteuid().is_root() {
+        if !crate::rootless::active() {
             placement.create_listed(&missing).inspect_err(|_| {
                 let _ = placement.remove();
             })?;
@@ -173,11 +173,12 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
                 dir.display()
             );
         }
-        match spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-            // No cgroup, no limits: what crun does with --cgroup-manager=disabled.
-            Some(_) if opts.no_cgroups => {}
-            Some(res) => crate::cgroups::manager::apply(&placement, res)?,
-            None => {}
+        // No limits without a cgroup: crun's --cgroup-manager=disabled, or rootless without
+        // any usable cgroup (only device rules can be left then, limits were refused above,
+        // and the devices are bind mounts anyway).
+        let res = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+        if let Some(res) = res.filter(|_| !opts.no_cgroups && !placement.dirs.is_empty()) {
+            crate::cgroups::manager::apply(&placement, res)?;
         }
         crate::trace::mark("cgroup-resources");
     }
@@ -446,7 +447,9 @@ fn serve_child(
                         )))
                     }
                     (Some(_), None) => None,
-                    (None, Some(m @ (Msg::RunHooks | Msg::Ready))) if state.pid == 0 => {
+                    (None, Some(m @ (Msg::RunHooks | Msg::Ready | Msg::SeccompListener)))
+                        if state.pid == 0 =>
+                    {
                         deferred = Some(m);
                         continue;
                     }
@@ -484,6 +487,13 @@ fn serve_child(
                         return Err(Error::Hook(e));
                     }
                 }
+            }
+            Some(Msg::SeccompListener) => {
+                let json = serde_json::to_value(state.oci(Status::Creating)).unwrap_or_default();
+                crate::seccomp::agent::from_channel(&state.spec, ch, &json, state.pid)
+                    .map_err(|e| Error::Init(e.to_string()))?;
+                ch.send(&Msg::Ack { state: None })
+                    .map_err(|e| Error::io("sync", e))?;
             }
             Some(Msg::Ready) => {
                 // The init is set up and waits for `start`; its pid may not be recorded yet.

@@ -191,6 +191,27 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, Error> {
         match parent_ch.recv() {
             Ok(Some(Msg::Pid(p))) => pid = p,
             Ok(Some(Msg::Ready)) => ready = true,
+            // The exec process's pid comes from its parent, which forks it: the listener (sent
+            // by the exec process itself) may overtake it.
+            Ok(Some(Msg::SeccompListener)) => {
+                if pid == 0 {
+                    match parent_ch.recv() {
+                        Ok(Some(Msg::Pid(p))) => pid = p,
+                        Ok(Some(Msg::Error(e))) => break Err(Error::Init(e)),
+                        _ => break Err(Error::Init("exec process exited during setup".into())),
+                    }
+                }
+                let mut json = serde_json::to_value(state.oci(Status::Running)).unwrap_or_default();
+                json["pid"] = serde_json::json!(state.pid);
+                if let Err(e) =
+                    crate::seccomp::agent::from_channel(&state.spec, &parent_ch, &json, pid)
+                {
+                    break Err(Error::Init(e.to_string()));
+                }
+                if let Err(e) = parent_ch.send(&Msg::Ack { state: None }) {
+                    break Err(Error::io("sync", e));
+                }
+            }
             Ok(Some(Msg::Error(e))) if e == crate::init::exec::NOT_RUNNING => {
                 break Err(Error::NotRunning)
             }

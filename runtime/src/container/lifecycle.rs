@@ -108,6 +108,13 @@ pub fn kill(dir: &ContainerDir, state: &State, signal: i32, all: bool) -> Result
                 .map_err(|_| Error::BadState(format!("invalid signal {signal}")))?,
         )
     };
+    if all && state.cgroup.dirs.is_empty() {
+        // Rootless without a delegated cgroup: the processes found through /proc.
+        for pid in super::procs::without_cgroup(state.pid) {
+            let _ = sys_kill(Pid::from_raw(pid), sig);
+        }
+        return Ok(());
+    }
     if all {
         match sig {
             Some(s) => crate::cgroups::manager::signal_all(&state.cgroup, s)?,

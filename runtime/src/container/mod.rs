@@ -5,6 +5,7 @@ mod create;
 mod exec;
 mod id;
 mod lifecycle;
+pub mod procs;
 mod run;
 mod state;
 
@@ -74,15 +75,18 @@ impl Error {
     }
 }
 
-/// The default state root: /run/berth for root, `$XDG_RUNTIME_DIR/berth` otherwise.
+/// The default state root: /run/berth for root, `$XDG_RUNTIME_DIR/berth` when rootless (also
+/// as root of a user namespace, see [`crate::rootless::honor_xdg_runtime_dir`]).
 pub fn default_root() -> PathBuf {
+    if crate::rootless::honor_xdg_runtime_dir() {
+        if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR") {
+            return PathBuf::from(d).join("berth");
+        }
+    }
     if nix::unistd::geteuid().is_root() {
         return PathBuf::from("/run/berth");
     }
-    match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(d) if !d.is_empty() => PathBuf::from(d).join("berth"),
-        _ => PathBuf::from(format!("/tmp/berth-{}", nix::unistd::geteuid())),
-    }
+    PathBuf::from(format!("/tmp/berth-{}", nix::unistd::geteuid()))
 }
 
 /// A process forked by [`fork_for`], as the parent or the child sees it.

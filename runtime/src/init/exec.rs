@@ -109,6 +109,7 @@ fn run(cfg: &ExecConfig, ch: &Channel) -> Result<(), String> {
         preserve_fds: cfg.preserve_fds,
         listen_fds: 0,
         seccomp: cfg.seccomp.as_ref(),
+        sync: Some(ch),
     };
     let p = prepare_process(&cfg.process, &settings)?;
     ch.send(&Msg::Ready).map_err(|e| format!("sync: {e}"))?;

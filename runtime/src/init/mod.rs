@@ -136,7 +136,9 @@ fn stage1_inner(cfg: &InitConfig, ch: &Channel) -> Result<Option<()>, String> {
         // An unprivileged parent can only open /proc/PID/uid_map of a dumpable process: be
         // dumpable while it writes the maps (nothing of the container exists yet to see this
         // process), then non-dumpable again.
-        let rootless = !nix::unistd::geteuid().is_root();
+        // (Also as root of a user namespace: this process's proc files then belong to an id
+        // the parent cannot act as while it is non-dumpable.)
+        let rootless = crate::rootless::active();
         namespaces::unshare(NsKind::User.flag()).map_err(errs("create user namespace"))?;
         if rootless {
             // SAFETY: prctl with integer arguments.
@@ -235,7 +237,9 @@ fn stage2_inner(cfg: &InitConfig, ch: &Channel) -> Result<Exec, String> {
             .iter()
             .any(|n| n.kind == k && n.path.is_none())
     };
-    let in_userns = cfg.namespaces.iter().any(|n| n.kind == NsKind::User);
+    // Also when berth itself runs in a user namespace (podman rootless): no mknod there.
+    let in_userns = cfg.namespaces.iter().any(|n| n.kind == NsKind::User)
+        || crate::rootless::in_user_namespace();
 
     // SAFETY: umask only changes this process's file creation mask.
     unsafe { libc::umask(0o022) };
@@ -347,6 +351,7 @@ fn stage2_inner(cfg: &InitConfig, ch: &Channel) -> Result<Exec, String> {
         preserve_fds: cfg.preserve_fds,
         listen_fds: cfg.listen_fds,
         seccomp: linux.and_then(|l| l.seccomp().as_ref()),
+        sync: Some(ch),
     };
     let prepared = prepare_process(process, &settings)?;
     crate::trace::mark("init-process-prepared");

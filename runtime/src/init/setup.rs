@@ -3,10 +3,11 @@
 //! umask, cwd (checked to be inside the root), noNewPrivileges, seccomp and descriptor hygiene.
 
 use super::errs;
+use super::sync::{Channel, Msg};
 use crate::capabilities::{self, CapSets};
 use oci_spec::runtime::Process;
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 /// Where the process's terminal and inherited descriptors come from.
 pub struct ProcessSettings<'a> {
@@ -18,6 +19,9 @@ pub struct ProcessSettings<'a> {
     pub listen_fds: i32,
     /// The container's `linux.seccomp` profile, applied to this process.
     pub seccomp: Option<&'a oci_spec::runtime::LinuxSeccomp>,
+    /// The channel to the berth parent, which sends a notifying filter's listener to the
+    /// seccomp agent.
+    pub sync: Option<&'a Channel>,
 }
 
 /// A program ready to exec.
@@ -49,6 +53,21 @@ pub fn join_session_keyring(id: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Installs `f`; a filter that notifies hands its listener to the berth parent over `sync`
+/// at once (the parent sends it to the agent and acks), so every notified syscall made after
+/// this has an agent to answer it. The process keeps no copy of its own listener.
+pub fn install_filter(f: &crate::seccomp::Filter, sync: Option<&Channel>) -> Result<(), String> {
+    let Some(listener) = f.install().map_err(|e| e.to_string())? else {
+        return Ok(());
+    };
+    let ch =
+        sync.ok_or("linux.seccomp: SCMP_ACT_NOTIFY needs a berth parent to reach the agent")?;
+    ch.send_with_fd(&Msg::SeccompListener, listener.as_fd())
+        .map_err(errs("linux.seccomp: send the listener to berth"))?;
+    drop(listener);
+    ch.expect_ack().map(drop)
 }
 
 /// The filesystem magic of pipefs (anonymous pipes), from linux/magic.h.
@@ -151,7 +170,7 @@ pub fn prepare_process(process: &Process, settings: &ProcessSettings) -> Result<
     // does the same). The profile then also covers the remaining setup syscalls.
     let seccomp = match seccomp {
         Some(f) if !no_new_privs => {
-            f.install().map_err(|e| e.to_string())?;
+            install_filter(&f, settings.sync)?;
             None
         }
         late => late,
@@ -211,6 +230,16 @@ pub fn prepare_process(process: &Process, settings: &ProcessSettings) -> Result<
     let path = CString::new(exe.as_os_str().as_encoded_bytes()).map_err(errs("process.args[0]"))?;
     let argv = crate::process::cstrings(&args, "process.args")?;
     let envp = crate::process::cstrings(&env, "process.env")?;
+    // A notifying filter goes on while the berth parent still listens on the sync channel
+    // (as runc installs every filter before its init reports ready); others wait for the
+    // caller to install them just before execve.
+    let seccomp = match seccomp {
+        Some(f) if f.notifies() => {
+            install_filter(&f, settings.sync)?;
+            None
+        }
+        late => late,
+    };
     Ok(Prepared {
         path,
         argv,

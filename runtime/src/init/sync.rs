@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Mutex;
 
 /// One message between `berth create` and the process it forked.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -20,12 +21,16 @@ pub enum Msg {
     RunHooks,
     /// Child -> parent: set up, waiting for `start`.
     Ready,
+    /// Child -> parent, with the filter's listener fd attached (SCM_RIGHTS): the seccomp
+    /// filter is on; send the listener to the agent at listenerPath and Ack.
+    SeccompListener,
     /// Either way: a fatal error with its message.
     Error(String),
 }
 
-/// One end of the socketpair.
-pub struct Channel(OwnedFd);
+/// One end of the socketpair; a descriptor that came with the last message waits in
+/// [`Channel::take_fd`].
+pub struct Channel(OwnedFd, Mutex<Option<OwnedFd>>);
 
 impl Channel {
     /// A connected pair (close-on-exec, so neither end leaks into the user's program).
@@ -38,7 +43,7 @@ impl Channel {
             SockFlag::SOCK_CLOEXEC,
         )
         .map_err(io::Error::from)?;
-        Ok((Channel(a), Channel(b)))
+        Ok((Channel(a, Mutex::new(None)), Channel(b, Mutex::new(None))))
     }
 
     /// Sends a message.
@@ -53,25 +58,69 @@ impl Channel {
         Ok(())
     }
 
-    /// Receives a message; `Ok(None)` when the other end closed.
+    /// Sends a message with `fd` attached (SCM_RIGHTS).
+    pub fn send_with_fd(&self, m: &Msg, fd: BorrowedFd<'_>) -> io::Result<()> {
+        use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+        let buf = serde_json::to_vec(m).map_err(io::Error::other)?;
+        let fds = [fd.as_raw_fd()];
+        let cmsg = [ControlMessage::ScmRights(&fds)];
+        let iov = [io::IoSlice::new(&buf)];
+        sendmsg::<()>(
+            self.0.as_raw_fd(),
+            &iov,
+            &cmsg,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map_err(io::Error::from)?;
+        Ok(())
+    }
+
+    /// Receives a message; `Ok(None)` when the other end closed. A descriptor sent with it is
+    /// kept for [`Channel::take_fd`] (close-on-exec).
     pub fn recv(&self) -> io::Result<Option<Msg>> {
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
         let mut buf = vec![0u8; 1 << 16];
         loop {
-            match nix::sys::socket::recv(
+            let mut space = nix::cmsg_space!([RawFd; 1]);
+            let mut iov = [io::IoSliceMut::new(&mut buf)];
+            let (n, fd) = match recvmsg::<()>(
                 self.0.as_raw_fd(),
-                &mut buf,
-                nix::sys::socket::MsgFlags::empty(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
             ) {
-                Ok(0) => return Ok(None),
-                Ok(n) => {
-                    return serde_json::from_slice(&buf[..n])
-                        .map(Some)
-                        .map_err(io::Error::other)
+                Ok(msg) => {
+                    let mut fd = None;
+                    for c in msg.cmsgs().map_err(io::Error::from)? {
+                        if let ControlMessageOwned::ScmRights(fds) = c {
+                            for raw in fds {
+                                // SAFETY: the kernel installed this descriptor for us.
+                                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                                fd.get_or_insert(owned);
+                            }
+                        }
+                    }
+                    (msg.bytes, fd)
                 }
                 Err(nix::Error::EINTR) => continue,
                 Err(e) => return Err(io::Error::from(e)),
+            };
+            if let Some(fd) = fd {
+                *self.1.lock().unwrap_or_else(|e| e.into_inner()) = Some(fd);
             }
+            if n == 0 {
+                return Ok(None);
+            }
+            return serde_json::from_slice(&buf[..n])
+                .map(Some)
+                .map_err(io::Error::other);
         }
+    }
+
+    /// The descriptor that came with the last message that carried one.
+    pub fn take_fd(&self) -> Option<OwnedFd> {
+        self.1.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     /// Waits for an Ack; an Error message or EOF becomes an error.
@@ -96,6 +145,6 @@ impl Channel {
     /// `fd` must be an open socket that nothing else owns.
     pub unsafe fn from_raw(fd: i32) -> Channel {
         // SAFETY: guaranteed by the caller.
-        Channel(unsafe { OwnedFd::from_raw_fd(fd) })
+        Channel(unsafe { OwnedFd::from_raw_fd(fd) }, Mutex::new(None))
     }
 }

@@ -42,6 +42,8 @@ pub const RET_TRACE: u32 = 0x7ff0_0000;
 pub const RET_LOG: u32 = 0x7ffc_0000;
 /// SECCOMP_RET_ALLOW.
 pub const RET_ALLOW: u32 = 0x7fff_0000;
+/// SECCOMP_RET_USER_NOTIF (SCMP_ACT_NOTIFY): the syscall waits for the seccomp agent's answer.
+pub const RET_USER_NOTIF: u32 = 0x7fc0_0000;
 
 /// AUDIT_ARCH_X86_64 (also used by x32 syscalls).
 pub const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
@@ -56,6 +58,18 @@ pub const FLAG_TSYNC: u32 = 1;
 pub const FLAG_LOG: u32 = 2;
 /// SECCOMP_FILTER_FLAG_SPEC_ALLOW.
 pub const FLAG_SPEC_ALLOW: u32 = 4;
+/// SECCOMP_FILTER_FLAG_NEW_LISTENER: seccomp(2) returns a listener fd for the agent.
+pub const FLAG_NEW_LISTENER: u32 = 8;
+/// SECCOMP_FILTER_FLAG_TSYNC_ESRCH: TSYNC failures as ESRCH (required with NEW_LISTENER).
+pub const FLAG_TSYNC_ESRCH: u32 = 16;
+/// SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV.
+pub const FLAG_WAIT_KILLABLE_RECV: u32 = 32;
+
+/// Syscalls SCMP_ACT_NOTIFY may not apply to: the container's process hands the listener fd
+/// to berth with sendmsg(2) after the filter is on, so a notified sendmsg would wait for an
+/// agent that never gets the fd; `write` is refused as runc refuses it (its init writes the fd
+/// number), so a profile accepted here also runs under runc.
+const NOT_NOTIFIABLE: &[&str] = &["sendmsg", "write"];
 
 /// The bad-arch action (libseccomp's default, SCMP_ACT_KILL).
 const RET_BADARCH: u32 = RET_KILL_THREAD;
@@ -124,6 +138,12 @@ impl Filter {
     pub fn flags(&self) -> u32 {
         self.flags
     }
+
+    /// Whether a rule uses SCMP_ACT_NOTIFY: installing the filter then yields a listener fd
+    /// that goes to the seccomp agent at `linux.seccomp.listenerPath`.
+    pub fn notifies(&self) -> bool {
+        self.flags & FLAG_NEW_LISTENER != 0
+    }
 }
 
 /// One argument condition.
@@ -190,12 +210,7 @@ fn action_value(a: Action, errno_ret: Option<u32>, path: &str) -> Result<u32, Se
         Action::ScmpActTrace => RET_TRACE | data(0xffff)?,
         Action::ScmpActLog => RET_LOG,
         Action::ScmpActAllow => RET_ALLOW,
-        Action::ScmpActNotify => {
-            return Err(invalid(
-                path,
-                "SCMP_ACT_NOTIFY (seccomp user notification with listenerPath) is not supported by berth yet; use another action",
-            ))
-        }
+        Action::ScmpActNotify => RET_USER_NOTIF,
     })
 }
 
@@ -214,21 +229,24 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filter, SeccompError> {
             profile.default_errno_ret(),
             "linux.seccomp.defaultErrnoRet",
         )?,
+        // runc's rule: every syscall, the ones that hand the listener over included, would wait
+        // for an agent that cannot have the listener yet.
+        Action::ScmpActNotify => {
+            return Err(invalid(
+                "linux.seccomp.defaultAction",
+                "SCMP_ACT_NOTIFY cannot be the default action; notify chosen syscalls in linux.seccomp.syscalls",
+            ))
+        }
         a => action_value(a, None, "linux.seccomp.defaultAction")?,
     };
 
     let mut flags = 0;
-    for (i, f) in profile.flags().iter().flatten().enumerate() {
+    for f in profile.flags().iter().flatten() {
         flags |= match f {
             Flag::SeccompFilterFlagTsync => FLAG_TSYNC,
             Flag::SeccompFilterFlagLog => FLAG_LOG,
             Flag::SeccompFilterFlagSpecAllow => FLAG_SPEC_ALLOW,
-            Flag::SeccompFilterFlagWaitKillableRecv => {
-                return Err(invalid(
-                    format!("linux.seccomp.flags[{i}]"),
-                    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV only applies to SCMP_ACT_NOTIFY, which berth does not support yet",
-                ))
-            }
+            Flag::SeccompFilterFlagWaitKillableRecv => FLAG_WAIT_KILLABLE_RECV,
         };
     }
 
@@ -246,6 +264,7 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filter, SeccompError> {
     }
 
     let rules = check_rules(profile, default)?;
+    flags = notify_flags(profile, &rules, flags)?;
     let stub = !is_allow_like(default_action) && default != RET_ERRNO | libc::ENOSYS as u32;
     let section = |abi: &Abi, listed: bool| {
         let (entries, max) = resolve(abi, &rules);
@@ -297,6 +316,58 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filter, SeccompError> {
         program: b.finish(),
         flags,
     })
+}
+
+/// The filter flags once SCMP_ACT_NOTIFY is taken into account, after checking the agent
+/// fields: a notifying profile needs `listenerPath` and gets NEW_LISTENER (plus TSYNC_ESRCH
+/// with TSYNC, which the kernel requires for the pair); WAIT_KILLABLE_RECV only means something
+/// with a listener and is dropped otherwise.
+fn notify_flags(
+    profile: &LinuxSeccomp,
+    rules: &[NamedRule<'_>],
+    mut flags: u32,
+) -> Result<u32, SeccompError> {
+    let notify: Vec<&NamedRule> = rules
+        .iter()
+        .filter(|r| r.ret == RET_USER_NOTIF && !r.dropped)
+        .collect();
+    for r in &notify {
+        if let Some((n, path)) = r.names.iter().find(|(n, _)| NOT_NOTIFIABLE.contains(n)) {
+            return Err(invalid(
+                path.as_str(),
+                format!("SCMP_ACT_NOTIFY cannot be used for the {n} syscall (berth and runc hand the listener to the agent with it)"),
+            ));
+        }
+    }
+    let has_path = profile
+        .listener_path()
+        .as_ref()
+        .is_some_and(|p| !p.as_os_str().is_empty());
+    if profile.listener_metadata().is_some() && !has_path {
+        return Err(invalid(
+            "linux.seccomp.listenerMetadata",
+            "is only sent to a seccomp agent: set linux.seccomp.listenerPath too",
+        ));
+    }
+    if notify.is_empty() {
+        if flags & FLAG_WAIT_KILLABLE_RECV != 0 {
+            tracing::debug!(
+                "linux.seccomp.flags: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV without SCMP_ACT_NOTIFY; ignored"
+            );
+        }
+        return Ok(flags & !FLAG_WAIT_KILLABLE_RECV);
+    }
+    if !has_path {
+        return Err(invalid(
+            "linux.seccomp.listenerPath",
+            "must name the seccomp agent's unix socket when a rule uses SCMP_ACT_NOTIFY",
+        ));
+    }
+    flags |= FLAG_NEW_LISTENER;
+    if flags & FLAG_TSYNC != 0 {
+        flags |= FLAG_TSYNC_ESRCH;
+    }
+    Ok(flags)
 }
 
 /// Checks actions, errno values and args of every rule and marks rules equal to the default.

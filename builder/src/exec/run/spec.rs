@@ -87,7 +87,28 @@ pub fn mount_destinations(spec: &Value) -> Vec<String> {
 
 /// config.json for a RUN, starting from the runtime's default spec.
 pub fn run_spec(s: &RunSettings) -> Value {
-    let mut spec = berth::spec::default_spec(false);
+    // Rootless: the runtime's rootless spec (a user namespace inside the builder's, devpts
+    // without gid=5, /sys bound), with the network namespace RUN has by default.
+    let rootless = crate::rootless::active();
+    let mut spec = berth::spec::default_spec(rootless);
+    if rootless && !s.host_network {
+        if let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {
+            ns.push(json!({"type": "network"}));
+        }
+    }
+    if rootless {
+        // Every id of the builder's namespace (subordinate ranges included) maps through.
+        for (key, file) in [
+            ("uidMappings", "/proc/self/uid_map"),
+            ("gidMappings", "/proc/self/gid_map"),
+        ] {
+            let maps: Vec<Value> = crate::rootless::identity_extents(file)
+                .into_iter()
+                .map(|(c, h, n)| json!({"containerID": c, "hostID": h, "size": n}))
+                .collect();
+            spec["linux"][key] = json!(maps);
+        }
+    }
     let caps = json!(DEFAULT_CAPS);
     spec["process"] = json!({
         "terminal": false,
