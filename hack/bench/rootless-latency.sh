@@ -11,7 +11,7 @@ uid=${BENCH_UID:-47021}
 . hack/lib.sh
 need_packages busybox-static jq runc util-linux
 cargo build --release -p berth >&2
-berth=$PWD/target/release/berth
+berth=$(cargo_out release)/berth
 work=$(mktemp -d /tmp/berth-rootless-bench-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 chmod 755 "$work"
