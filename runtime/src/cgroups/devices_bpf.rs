@@ -207,12 +207,29 @@ fn load(prog: &[Insn], with_log: bool) -> Result<std::os::fd::OwnedFd, CgroupErr
     Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) })
 }
 
+/// Whether the rules' outcome is "allow every access to every device": an allowed `a *:* rwm`
+/// (as privileged containers have it) followed by allow rules only (later rules win).
+pub fn allows_everything(rules: &[Rule]) -> bool {
+    let all = |r: &Rule| {
+        r.allow && r.typ == 'a' && r.major.is_none() && r.minor.is_none() && r.access == 7
+    };
+    rules
+        .iter()
+        .rposition(all)
+        .is_some_and(|i| rules[i + 1..].iter().all(|r| r.allow))
+}
+
 /// Loads the program for `rules` and attaches it to the cgroup2 directory `dir`.
 pub fn attach(dir: &Path, rules: &[(bool, String)]) -> Result<(), CgroupError> {
     let parsed = rules
         .iter()
         .map(|(a, r)| parse_rule(*a, r))
         .collect::<Result<Vec<_>, _>>()?;
+    if allows_everything(&parsed) {
+        // cgroup2 restricts no device without a program (and programs of the parents apply
+        // either way): loading one that allows all would only cost a verifier run.
+        return Ok(());
+    }
     let prog = compile(&parsed);
     // Without a log the verifier is much cheaper; only a failed load is repeated with one,
     // to report why.
@@ -326,6 +343,26 @@ mod tests {
         assert_eq!(p.last().unwrap().code, EXIT);
         assert_eq!(p.iter().filter(|i| i.code == EXIT).count(), 1);
         assert_eq!(run(&p, 2, 2, 1, 3), 0);
+    }
+
+    #[test]
+    fn only_a_final_allow_all_needs_no_program() {
+        let r = |allow, s| parse_rule(allow, s).unwrap();
+        assert!(allows_everything(&[
+            r(false, "a *:* rwm"),
+            r(true, "a *:* rwm")
+        ]));
+        assert!(allows_everything(&[
+            r(true, "a *:* rwm"),
+            r(true, "c 1:3 rwm")
+        ]));
+        assert!(!allows_everything(&[
+            r(true, "a *:* rwm"),
+            r(false, "c 1:3 rwm")
+        ]));
+        assert!(!allows_everything(&[r(true, "a *:* rw")]));
+        assert!(!allows_everything(&[r(true, "c *:* rwm")]));
+        assert!(!allows_everything(&[]));
     }
 
     #[test]
