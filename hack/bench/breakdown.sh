@@ -4,9 +4,12 @@
 # measured alternately in the same loop. Part 1 on the host's hybrid cgroups (berth, runc);
 # part 2 in a private mount namespace whose /sys/fs/cgroup is a pure cgroup2 mount (crun runs
 # there with --cgroup-manager=disabled; berth and runc make their cgroup).
-# Usage: hack/bench/breakdown.sh [RUNS]   (prints markdown; docs/benchmarks.md records it)
+# Usage: hack/bench/breakdown.sh [--write] [RUNS]   (prints markdown; with --write, replaces the
+# section between <!-- bench:breakdown:start/end --> in docs/benchmarks.md)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+write=0
+if [ "${1:-}" = --write ]; then write=1; shift; fi
 runs=${1:-60}
 . hack/lib.sh
 need_packages busybox-static jq runc crun
@@ -19,7 +22,19 @@ BERTH=$berth hack/make-rootfs.sh "$work/bundle" /bin/true
 jq '.ociVersion="1.0.2" | .linux.cgroupsPath="/berth-breakdown/ctr"' "$work/bundle/config.json" > "$work/c"
 mv "$work/c" "$work/bundle/config.json"
 b=$work/bundle
-echo "Command: \`hack/bench/breakdown.sh $runs\` ($(date -u +%Y-%m-%d), $(nproc) cores, load at start: $(cut -d' ' -f1-3 /proc/loadavg))."
+exec 3>&1
+out=$work/section.md
+exec >"$out"
+echo "## Where a \`berth run\` spends its time"
+echo
+echo "Command: \`hack/bench/breakdown.sh --write $runs\` ($(date -u +%Y-%m-%d), $(nproc) cores, load at start: $(cut -d' ' -f1-3 /proc/loadavg))."
+echo
+echo "Each row is the median over the runs of one phase of \`berth run\` of /bin/true, from the"
+echo "BERTH_TRACE marks (runtime/src/trace.rs): a phase ends at its mark and starts at the latest"
+echo "earlier one, so the phases of a run add up to its total; marks of the container's set-up"
+echo "processes interleave with the parent's (a row that ran in parallel shows 0). The first row"
+echo "includes the harness's fork and exec, as every runtime's whole run below does. Tracing costs"
+echo "one write(2) per mark: the traced total is a little above an untraced run."
 echo
 python3 hack/bench/breakdown.py --runs "$runs" --title "hybrid cgroups (host)" \
   --berth "$berth --root $work/root-berth run -b $b bench" \
@@ -32,3 +47,10 @@ unshare -m --propagation private sh -c "umount -l /sys/fs/cgroup && mount -t cgr
   --peer crun 'crun --cgroup-manager=disabled --root $work/root-crun run -b $b bench' \
   --peer runc 'runc --root $work/root-runc run -b $b bench'; rmdir /sys/fs/cgroup/berth-breakdown 2>/dev/null || true"
 rmdir /sys/fs/cgroup/*/berth-breakdown 2>/dev/null || true
+exec >&3
+if [ $write = 1 ]; then
+  python3 hack/bench/all.py splice --marker breakdown docs/benchmarks.md "$out"
+  echo "breakdown.sh: wrote the section to docs/benchmarks.md" >&2
+else
+  cat "$out"
+fi
