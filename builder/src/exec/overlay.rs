@@ -96,7 +96,28 @@ impl Overlay {
     /// Unmounts now, reporting errors.
     pub fn unmount(mut self) -> Result<(), ExecError> {
         self.mounted = false;
-        umount2(&self.target, MntFlags::empty())
+        // With stages running concurrently, another stage's RUN container may hold a copy of
+        // this mount for a moment (a new mount namespace copies the builder's, and the copy is
+        // a propagation peer until that container makes its mounts private): the unmount then
+        // fails with EBUSY until it has. Retry briefly, then detach (the upper directory's
+        // content is complete either way: the container has exited).
+        let mut wait = std::time::Duration::from_millis(1);
+        for _ in 0..8 {
+            match umount2(&self.target, MntFlags::empty()) {
+                Ok(()) => return Ok(()),
+                Err(nix::errno::Errno::EBUSY) => {
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(std::time::Duration::from_millis(50));
+                }
+                Err(e) => {
+                    return Err(ExecError::Mount(
+                        self.target.clone(),
+                        format!("unmount: {e}"),
+                    ))
+                }
+            }
+        }
+        umount2(&self.target, MntFlags::MNT_DETACH)
             .map_err(|e| ExecError::Mount(self.target.clone(), format!("unmount: {e}")))
     }
 }
