@@ -4,9 +4,11 @@
 //! counted while it streams into `partial/` in the store and is renamed
 //! into `blobs/` only when digest and size match; an interrupted transfer
 //! resumes with a `Range` request (in the same run or the next one). Each
-//! new layer is unpacked (and so checked: safe paths, diff id) before the
-//! image is tagged, so a rejected image leaves no tag and none of its new
-//! blobs behind.
+//! new layer is also decompressed and checked while it downloads (diff id,
+//! safe entries: [`check_layer`]) before the image is tagged, so a
+//! rejected image leaves no tag and none of its new blobs behind. Layers
+//! are extracted into the store at their first use (a build, `unpack
+//! --overlay`), not here.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -17,7 +19,7 @@ use super::client::{Body, Client, RegistryOptions};
 use super::progress::Transfers;
 use super::reference::Reference;
 use super::{pull_scope, RegistryError};
-use crate::digest::{Digest, Hasher};
+use crate::digest::{Digest, HashReader, Hasher};
 use crate::layer::{
     MEDIA_TYPE_DOCKER_GZIP, MEDIA_TYPE_TAR, MEDIA_TYPE_TAR_GZIP, MEDIA_TYPE_TAR_ZSTD,
 };
@@ -368,10 +370,10 @@ fn hash_prefix(path: &Path) -> std::io::Result<(Hasher, u64)> {
     Ok((h, n))
 }
 
-/// Where downloaded bytes also go: the thread extracting the layer while
-/// it downloads. Streaming stops (`aborted`) when the transfer does not
-/// run from the first byte to the last in one go (a resume); the layer is
-/// then unpacked from the finished blob instead.
+/// Where downloaded bytes also go: the thread checking the layer while it
+/// downloads. Streaming stops (`aborted`) when the transfer does not run
+/// from the first byte to the last in one go (a resume); the layer is then
+/// checked from the finished blob instead.
 pub struct Tee {
     tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
     aborted: bool,
@@ -381,7 +383,7 @@ impl Tee {
     fn send(&mut self, data: &[u8]) {
         if let Some(tx) = &self.tx {
             if tx.send(data.to_vec()).is_err() {
-                // The extractor stopped (an unsafe entry): its error decides.
+                // The checker stopped (an unsafe entry): its error decides.
                 self.tx = None;
             }
         }
@@ -418,9 +420,33 @@ impl Read for ChannelReader {
     }
 }
 
-/// Downloads layer `l` (unless in the store) while extracting it into the
-/// store's unpacked layers, and checks both digests; returns the bytes
-/// transferred.
+/// Decompresses the layer stream `blob`, hashes its tar (the diff id,
+/// compared with `rec`) and checks its entries as a strict overlay-mode
+/// extraction would (`layer::check`), without writing anything.
+pub fn check_layer<R: Read>(blob: R, rec: &LayerRecord) -> Result<(), RegistryError> {
+    let bad = |reason: String| RegistryError::BadLayer {
+        digest: rec.digest.to_string(),
+        reason,
+    };
+    let inner = crate::layer::decompress(&rec.media_type, blob).map_err(|e| bad(e.to_string()))?;
+    let mut hashed = HashReader::new(inner);
+    crate::layer::check::check(&mut hashed, true).map_err(|e| bad(e.to_string()))?;
+    let (diff_id, _) = hashed
+        .drain()
+        .map_err(|e| bad(format!("malformed layer: {e}")))?;
+    if diff_id != rec.diff_id {
+        return Err(bad(format!(
+            "its content has diff id {diff_id}, the image config says {}",
+            rec.diff_id
+        )));
+    }
+    Ok(())
+}
+
+/// Downloads layer `l` (unless in the store) while checking it on a second
+/// thread ([`check_layer`]: diff id and safe entries); returns the bytes
+/// transferred. The layer is extracted into the store at its first use,
+/// not here (docs/design.md, "Pull does not unpack").
 fn fetch_layer(
     client: &Client,
     store: &Store,
@@ -429,32 +455,24 @@ fn fetch_layer(
     rec: &LayerRecord,
     progress: &Transfers,
 ) -> Result<u64, RegistryError> {
-    let bad = |e: crate::store::StoreError| RegistryError::BadLayer {
-        digest: l.digest.to_string(),
-        reason: e.to_string(),
-    };
-    let partial = partial_dir(store).join(l.digest.hex());
-    if store.layout().has_blob(&l.digest)
-        || store.layer_dir(&rec.diff_id).is_dir()
-        || partial.exists()
-    {
-        let n = fetch_blob(client, store, repo, l, progress, None)?;
-        store.ensure_unpacked_strict(rec).map_err(bad)?;
-        return Ok(n);
+    if store.layout().has_blob(&l.digest) {
+        // Checked when it came in (pulled, built or loaded).
+        return fetch_blob(client, store, repo, l, progress, None);
+    }
+    if store.layer_dir(&rec.diff_id).is_dir() {
+        // Its content is already unpacked (and was checked then): the
+        // blob's digest is all that is left to verify.
+        return fetch_blob(client, store, repo, l, progress, None);
     }
     std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(64);
-        let extractor = s.spawn(move || {
+        let checker = s.spawn(move || {
             let reader = ChannelReader {
                 rx,
                 buf: Vec::new(),
                 pos: 0,
             };
-            store.extract_layer(
-                std::io::BufReader::with_capacity(256 << 10, reader),
-                rec,
-                true,
-            )
+            check_layer(std::io::BufReader::with_capacity(256 << 10, reader), rec)
         });
         let mut tee = Tee {
             tx: Some(tx),
@@ -462,19 +480,18 @@ fn fetch_layer(
         };
         let got = fetch_blob(client, store, repo, l, progress, Some(&mut tee));
         tee.tx = None;
-        let extracted = extractor.join().map_err(|_| RegistryError::BadLayer {
+        let checked = checker.join().map_err(|_| RegistryError::BadLayer {
             digest: l.digest.to_string(),
-            reason: "the extracting thread panicked".into(),
+            reason: "the checking thread panicked".into(),
         })?;
         let n = got?;
-        match extracted {
-            _ if tee.aborted => {
-                store.ensure_unpacked_strict(rec).map_err(bad)?;
-            }
-            Ok(prepared) => {
-                store.commit_layer(prepared).map_err(bad)?;
-            }
-            Err(e) => return Err(bad(e)),
+        if tee.aborted {
+            // Resumed: the stream seen was not the whole blob; check the
+            // finished blob instead.
+            let blob = store.layout().open_blob(&l.digest)?;
+            check_layer(std::io::BufReader::with_capacity(256 << 10, blob), rec)?;
+        } else {
+            checked?;
         }
         Ok(n)
     })
@@ -674,23 +691,17 @@ pub fn pull(
     let new_blobs = Mutex::new(Vec::new());
     let r = pull_inner(store, reference, reg, opts, &new_blobs);
     if r.is_err() {
-        // Nothing of a rejected image stays: its new blobs and their
-        // unpacked layers go (older content is untouched).
-        for (digest, diff_id) in new_blobs.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        // Nothing of a rejected image stays: its new blobs go (older
+        // content is untouched).
+        for digest in new_blobs.into_inner().unwrap_or_else(|p| p.into_inner()) {
             let _ = std::fs::remove_file(store.layout().blob_path(&digest));
             let _ = std::fs::remove_file(store.root().join("sources").join(digest.hex()));
-            if let Some(d) = diff_id {
-                let dir = store.layer_dir(&d);
-                if dir.is_dir() {
-                    let _ = std::fs::remove_dir_all(&dir);
-                }
-            }
         }
     }
     r.map_err(|e| e.in_image(reference))
 }
 
-type NewBlobs = Mutex<Vec<(Digest, Option<Digest>)>>;
+type NewBlobs = Mutex<Vec<Digest>>;
 
 fn pull_inner(
     store: &Store,
@@ -733,7 +744,7 @@ fn pull_inner(
         new_blobs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push((manifest.config.digest.clone(), None));
+            .push(manifest.config.digest.clone());
     }
     let config_data = store.layout().read_blob(&manifest.config.digest)?;
     let config: ImageConfig = serde_json::from_slice(&config_data).map_err(|e| {
@@ -782,7 +793,6 @@ fn pull_inner(
             media_type: l.media_type.clone(),
         };
         let had_blob = store.layout().has_blob(&l.digest);
-        let had_dir = store.layer_dir(diff_id).is_dir();
         let r = fetch_layer(&client, store, repo, l, &rec, &progress).map(|n| {
             if n > 0 {
                 total_bytes.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
@@ -794,7 +804,7 @@ fn pull_inner(
             new_blobs
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .push((l.digest.clone(), (!had_dir).then(|| diff_id.clone())));
+                .push(l.digest.clone());
         }
         if let Err(e) = r {
             failed.store(true, std::sync::atomic::Ordering::Relaxed);
