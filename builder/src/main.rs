@@ -422,8 +422,8 @@ fn run_login(
     let Some(file) = reg.auth_files.first().cloned() else {
         bail!("no auth file: set REGISTRY_AUTH_FILE, XDG_RUNTIME_DIR or HOME");
     };
-    registry::auth::store(&file, &reference.registry, &creds)?;
-    println!("Login Succeeded ({})", file.display());
+    let place = registry::auth::store(&file, &reference.registry, &creds)?;
+    println!("Login Succeeded ({place})");
     Ok(())
 }
 

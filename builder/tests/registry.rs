@@ -108,7 +108,8 @@ impl Drop for Registries {
 }
 
 /// A berth-build store with the registries' CA dir and a private auth
-/// file.
+/// file. HOME is the store's parent directory, and its `bin/` (where a
+/// test puts credential helpers) is first on PATH.
 struct Builder {
     root: PathBuf,
     certs: String,
@@ -129,6 +130,10 @@ impl Builder {
                 "HOME",
                 self.root.parent().unwrap_or(Path::new("/nonexistent")),
             );
+        if let Some(bin) = self.root.parent().map(|p| p.join("bin")) {
+            let path = std::env::var("PATH").unwrap_or_default();
+            c.env("PATH", format!("{}:{path}", bin.display()));
+        }
         c
     }
 
@@ -1318,6 +1323,9 @@ fn make_token(key: &str, cert: &str, repos: &[&str]) -> String {
 
 /// The token endpoint: `token` for requests with `basic` credentials,
 /// 401 otherwise. Records the query strings.
+/// The identity token the test token server accepts in a refresh grant.
+const IDENTITY_TOKEN: &str = "berth-identity-token-1";
+
 fn token_server(
     port: u16,
     basic: String,
@@ -1337,14 +1345,46 @@ fn token_server(
                     Ok(n) => req.extend_from_slice(&buf[..n]),
                 }
             }
-            let text = String::from_utf8_lossy(&req).into_owned();
-            log.lock()
-                .expect("log")
-                .push(text.lines().next().unwrap_or("").to_string());
-            let authorized = text.lines().any(|l| {
+            let head_len = req
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map(|p| p + 4)
+                .unwrap_or(req.len());
+            let head = String::from_utf8_lossy(&req[..head_len]).into_owned();
+            let body_len: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            while req.len() < head_len + body_len {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let form = String::from_utf8_lossy(&req[head_len..]).into_owned();
+            let first = head.lines().next().unwrap_or("").to_string();
+            log.lock().expect("log").push(if first.starts_with("POST") {
+                format!("{first} {form}")
+            } else {
+                first.clone()
+            });
+            // An identity token is exchanged with the refresh-token grant.
+            let refresh = first.starts_with("POST")
+                && form.contains("grant_type=refresh_token")
+                && form.contains(&format!("refresh_token={IDENTITY_TOKEN}"));
+            let authorized = head.lines().any(|l| {
                 l.to_ascii_lowercase().starts_with("authorization:") && l.ends_with(&basic)
             });
-            let (status, body) = if authorized {
+            let (status, body) = if refresh {
+                (
+                    "200 OK",
+                    serde_json::json!({"access_token": token}).to_string(),
+                )
+            } else if authorized {
                 ("200 OK", serde_json::json!({"token": token}).to_string())
             } else {
                 (
@@ -1413,5 +1453,184 @@ fn bearer_token_flow() {
     assert!(
         log.iter().any(|l| l.contains("service=berth-test")),
         "{log:#?}"
+    );
+}
+
+/// A docker credential helper of the test's own (a shell script keeping
+/// one file per server URL in `dir/store`, logging each call to
+/// `dir/log`), installed as `docker-credential-NAME` in `bin`.
+fn install_helper(bin: &Path, dir: &Path, name: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(bin).expect("bin");
+    std::fs::create_dir_all(dir.join("store")).expect("store");
+    let script = format!(
+        r#"#!/bin/sh
+store={store}
+input=$(cat)
+echo "$1 $input" >>{log}
+key() {{ printf %s "$1" | tr -c 'A-Za-z0-9.' _; }}
+case $1 in
+  get|erase)
+    f=$store/$(key "$input")
+    if [ ! -f "$f" ]; then echo "credentials not found in native keychain"; exit 1; fi
+    if [ "$1" = get ]; then cat "$f"; else rm "$f"; fi ;;
+  store)
+    url=$(printf %s "$input" | sed -n 's/.*"ServerURL":"\([^"]*\)".*/\1/p')
+    [ -n "$url" ] || {{ echo "no ServerURL" >&2; exit 1; }}
+    printf %s "$input" >"$store/$(key "$url")" ;;
+  *) echo "unknown action $1" >&2; exit 1 ;;
+esac
+"#,
+        store = dir.join("store").display(),
+        log = dir.join("log").display(),
+    );
+    let path = bin.join(format!("docker-credential-{name}"));
+    std::fs::write(&path, script).expect("helper");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    dir.join("log")
+}
+
+#[test]
+fn credential_helpers_get_store_erase_and_identity_tokens() {
+    if !runnable(&[]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let regs = Registries::start(&tmp.path().join("reg"));
+    let (auth, token_reg) = (regs.get("REG_AUTH"), regs.get("REG_TOKEN"));
+    let certs = regs.get("REG_CERTS_D");
+    let password = regs.get("REG_PASSWORD");
+    let b = Builder {
+        root: tmp.path().join("store"),
+        certs: certs.to_string(),
+        auth: tmp.path().join("auth.json"),
+    };
+    let seed = seed(tmp.path());
+    let src = format!("oci:{}:localhost/busybox:latest", seed.display());
+    skopeo(&[
+        "copy",
+        "-q",
+        &format!("--dest-cert-dir={certs}/{auth}"),
+        &format!("--dest-creds=berth:{password}"),
+        &src,
+        &format!("docker://{auth}/busybox:1"),
+    ]);
+    let log = install_helper(
+        &tmp.path().join("bin"),
+        &tmp.path().join("helper"),
+        "berthtest",
+    );
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    // credHelpers names the helper for this registry only.
+    std::fs::write(
+        &b.auth,
+        serde_json::json!({"credHelpers": {auth: "berthtest"}}).to_string(),
+    )
+    .expect("auth.json");
+    let img = format!("{auth}/busybox:1");
+    let e = b.fails(&["pull", &img], &img, "unauthorized");
+    assert!(e.contains("no credentials"), "{e}");
+    assert!(
+        read_log().contains(&format!("get {auth}")),
+        "{}",
+        read_log()
+    );
+    // login stores through the helper, and the auth file keeps no secret.
+    let out = b.ok(&["login", "-u", "berth", "-p", password, auth]);
+    assert!(out.contains("docker-credential-berthtest"), "{out}");
+    assert!(
+        read_log().contains(&format!(r#""ServerURL":"{auth}""#))
+            && read_log().lines().any(|l| l.starts_with("store ")),
+        "{}",
+        read_log()
+    );
+    let file = std::fs::read_to_string(&b.auth).expect("auth.json");
+    assert!(
+        !file.contains(password) && !file.contains("\"auth\""),
+        "{file}"
+    );
+    b.ok(&["pull", "-q", &img]);
+    // logout erases it there.
+    b.ok(&["logout", auth]);
+    assert!(
+        read_log().contains(&format!("erase {auth}")),
+        "{}",
+        read_log()
+    );
+    b.ok(&["rm", &img]);
+    b.ok(&["prune"]);
+    b.fails(&["pull", &img], &img, "unauthorized");
+    // A helper that fails otherwise is an error naming it and the file.
+    std::fs::write(
+        &b.auth,
+        serde_json::json!({"credHelpers": {auth: "missing-helper"}}).to_string(),
+    )
+    .expect("auth.json");
+    let e = b.fails(&["pull", &img], &img, "docker-credential-missing-helper");
+    assert!(e.contains("auth.json") && e.contains("not on PATH"), "{e}");
+
+    // credsStore for every registry; an identity token (user `<token>`)
+    // goes through the refresh-token grant of the token endpoint.
+    let port: u16 = regs.get("REG_TOKEN_REALM_PORT").parse().expect("port");
+    let basic = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode("berth:unused-password")
+    };
+    let token = make_token(
+        regs.get("REG_TOKEN_KEY"),
+        regs.get("REG_TOKEN_CERT"),
+        &["busybox"],
+    );
+    let tlog = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    token_server(port, basic.clone(), token, tlog.clone());
+    skopeo(&[
+        "copy",
+        "-q",
+        "--dest-tls-verify=false",
+        "--dest-creds=berth:unused-password",
+        &src,
+        &format!("docker://{token_reg}/busybox:1"),
+    ]);
+    std::fs::write(
+        &b.auth,
+        serde_json::json!({"credsStore": "berthtest"}).to_string(),
+    )
+    .expect("auth.json");
+    let key: String = token_reg
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    std::fs::write(
+        tmp.path().join("helper/store").join(key),
+        serde_json::json!({"ServerURL": token_reg, "Username": "<token>", "Secret": IDENTITY_TOKEN})
+            .to_string(),
+    )
+    .expect("stored token");
+    let timg = format!("{token_reg}/busybox:1");
+    // (skopeo's seeding push asked with a password: only what follows.)
+    let seen = tlog.lock().expect("log").len();
+    b.ok(&["pull", "-q", &timg]);
+    assert!(
+        read_log().contains(&format!("get {token_reg}")),
+        "{}",
+        read_log()
+    );
+    let tlog = tlog.lock().expect("log")[seen..].to_vec();
+    assert!(
+        tlog.iter().any(|l| l.starts_with("POST")
+            && l.contains("grant_type=refresh_token")
+            && l.contains("service=berth-test")),
+        "no refresh grant: {tlog:#?}"
+    );
+    assert!(
+        !tlog.iter().any(|l| l.starts_with("GET")),
+        "the identity token was not used: {tlog:#?}"
     );
 }

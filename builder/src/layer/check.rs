@@ -164,9 +164,7 @@ pub fn check<R: Read>(reader: R, strict: bool) -> Result<CheckStats, LayerError>
                 match tree.paths.get(&tpath) {
                     Some(Kind::Other) | Some(Kind::Symlink) => {}
                     Some(Kind::Dir) => {
-                        return Err(unsafe_entry(format!(
-                            "hard link to {tpath}, a directory"
-                        )))
+                        return Err(unsafe_entry(format!("hard link to {tpath}, a directory")))
                     }
                     None => {
                         return Err(unsafe_entry(format!(
@@ -178,7 +176,9 @@ pub fn check<R: Read>(reader: R, strict: bool) -> Result<CheckStats, LayerError>
             }
             tar::EntryType::Char | tar::EntryType::Block => {
                 if strict {
-                    return Err(unsafe_entry("device nodes are not allowed in a layer".into()));
+                    return Err(unsafe_entry(
+                        "device nodes are not allowed in a layer".into(),
+                    ));
                 }
                 // Skipped by the extractor.
                 continue;
@@ -269,7 +269,10 @@ mod tests {
         ];
         let bad = vec![
             ("abs", finish(raw("/etc/evil", tar::EntryType::Regular, ""))),
-            ("dotdot", finish(raw("a/../../x", tar::EntryType::Regular, ""))),
+            (
+                "dotdot",
+                finish(raw("a/../../x", tar::EntryType::Regular, "")),
+            ),
             (
                 "through-symlink",
                 finish(
@@ -308,7 +311,10 @@ mod tests {
                     .concat(),
                 ),
             ),
-            ("bad-whiteout", finish(raw("a/.wh.", tar::EntryType::Regular, ""))),
+            (
+                "bad-whiteout",
+                finish(raw("a/.wh.", tar::EntryType::Regular, "")),
+            ),
         ];
         for t in &ok {
             check(&t[..], false).expect("check ok");

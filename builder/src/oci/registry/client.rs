@@ -375,17 +375,32 @@ impl Client {
                 if let Some(t) = self.tokens.lock().ok().and_then(|t| t.get(&key).cloned()) {
                     return Ok(Some(t));
                 }
-                let mut req = self.agent.get(&realm);
-                if let Some(s) = params.get("service") {
-                    req = req.query("service", s);
-                }
-                for s in scopes {
-                    req = req.query("scope", s);
-                }
-                if let Some(c) = &self.creds {
-                    req = req.set("Authorization", &c.basic_header());
-                }
-                let resp = req.call().map_err(|e| match self.convert(&realm, e) {
+                let identity = self.creds.as_ref().and_then(Credentials::identity_token);
+                let sent = if let Some(refresh) = identity {
+                    // An identity token: the OAuth2 refresh-token grant.
+                    let service = params.get("service").map(String::as_str).unwrap_or("");
+                    let scope = scopes.join(" ");
+                    self.agent.post(&realm).send_form(&[
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", refresh),
+                        ("service", service),
+                        ("scope", scope.as_str()),
+                        ("client_id", "berth-build"),
+                    ])
+                } else {
+                    let mut req = self.agent.get(&realm);
+                    if let Some(s) = params.get("service") {
+                        req = req.query("service", s);
+                    }
+                    for s in scopes {
+                        req = req.query("scope", s);
+                    }
+                    if let Some(c) = &self.creds {
+                        req = req.set("Authorization", &c.basic_header());
+                    }
+                    req.call()
+                };
+                let resp = sent.map_err(|e| match self.convert(&realm, e) {
                     RegistryError::Http { code, message, .. } => RegistryError::Unauthorized {
                         registry: self.registry.clone(),
                         detail: format!("token endpoint {realm} answered {code}: {message}"),
