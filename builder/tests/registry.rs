@@ -1634,3 +1634,70 @@ fn credential_helpers_get_store_erase_and_identity_tokens() {
         "the identity token was not used: {tlog:#?}"
     );
 }
+
+#[test]
+fn client_certificates_from_certs_d() {
+    if !runnable(&[]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let regs = Registries::start(&tmp.path().join("reg"));
+    let mtls = regs.get("REG_MTLS");
+    let ca = Path::new(regs.get("REG_CERTS_D")).join(mtls).join("ca.crt");
+    // certs.d with the CA and the client pair, as docker and podman read it.
+    let certs = tmp.path().join("certs.d");
+    let host = certs.join(mtls);
+    std::fs::create_dir_all(&host).expect("certs.d");
+    std::fs::copy(&ca, host.join("ca.crt")).expect("ca");
+    std::fs::copy(regs.get("REG_CLIENT_CERT"), host.join("client.cert")).expect("cert");
+    std::fs::copy(regs.get("REG_CLIENT_KEY"), host.join("client.key")).expect("key");
+    let seed = seed(tmp.path());
+    let cert_dir = format!("--dest-cert-dir={}", host.display());
+    skopeo(&[
+        "copy",
+        "-q",
+        &cert_dir,
+        &format!("oci:{}:localhost/busybox:latest", seed.display()),
+        &format!("docker://{mtls}/busybox:1"),
+    ]);
+    let img = format!("{mtls}/busybox:1");
+    // Only the CA: the registry refuses the handshake; the error says
+    // where a client certificate goes.
+    let ca_only = Builder {
+        root: tmp.path().join("store-ca"),
+        certs: regs.get("REG_CERTS_D").to_string(),
+        auth: tmp.path().join("auth.json"),
+    };
+    let e = ca_only.fails(&["pull", &img], &img, "client.cert + client.key");
+    assert!(
+        e.contains("BadCertificate") || e.contains("Certificate"),
+        "{e}"
+    );
+    // A certificate without its key is a clear error naming the file.
+    let half = tmp.path().join("half.d");
+    std::fs::create_dir_all(half.join(mtls)).expect("half");
+    std::fs::copy(&ca, half.join(mtls).join("ca.crt")).expect("ca");
+    std::fs::copy(
+        regs.get("REG_CLIENT_CERT"),
+        half.join(mtls).join("client.cert"),
+    )
+    .expect("c");
+    let b_half = Builder {
+        root: tmp.path().join("store-half"),
+        certs: half.display().to_string(),
+        auth: tmp.path().join("auth.json"),
+    };
+    let e = b_half.fails(&["pull", &img], &img, "has no key");
+    assert!(e.contains("client.cert"), "{e}");
+    // With the pair: pull, then push, and skopeo reads back what was pushed.
+    let b = Builder {
+        root: tmp.path().join("store"),
+        certs: certs.display().to_string(),
+        auth: tmp.path().join("auth.json"),
+    };
+    let pulled = b.ok(&["pull", "-q", &img]);
+    let pushed = format!("{mtls}/pushed:1");
+    b.ok(&["push", "-q", &img, &pushed]);
+    let cert_dir = format!("--cert-dir={}", host.display());
+    assert_eq!(remote_digest(&pushed, &[&cert_dir]), pulled.trim());
+}
