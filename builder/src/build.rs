@@ -64,6 +64,9 @@ pub struct BuildRequest {
     pub pull: PullPolicy,
     /// Registry settings (insecure registries, CA dirs, auth files).
     pub registry: RegistryOptions,
+    /// `--platform`: the target platform (TARGETPLATFORM, the index entry
+    /// FROM pulls); the host by default.
+    pub platform: Platform,
 }
 
 /// The result of a build.
@@ -203,6 +206,7 @@ pub fn build(store: &Store, req: &BuildRequest) -> Result<BuildOutcome, BuildErr
         .unwrap_or_else(|| "Dockerfile".into());
     let df = Dockerfile::parse(&name, &text)?;
     let mut opts = BuildOptions::new(Platform::host());
+    opts.target_platform = req.platform.clone();
     opts.target = req.target.clone();
     opts.build_args = req.build_args.clone();
     let plan = Plan::new(&df, &opts)?;
@@ -328,7 +332,9 @@ impl<'a> Builder<'a> {
                 .get(j)
                 .cloned()
                 .ok_or_else(|| BuildError::Usage(format!("stage {j} was not built")))?,
-            BaseRef::Image(r) => self.load_image(r).map_err(|k| self.err(&stage.from, k))?,
+            BaseRef::Image(r) => self
+                .load_image_for(r, &stage.platform)
+                .map_err(|k| self.err(&stage.from, k))?,
         };
         let base_env: Vec<(String, String)> = st
             .config

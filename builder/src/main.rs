@@ -207,6 +207,10 @@ struct BuildArgs {
     /// Push the image to the registry of each -t name after the build.
     #[arg(long)]
     push: bool,
+    /// Target platform (os/arch[/variant]; default: this machine's): sets
+    /// TARGETPLATFORM and picks FROM images' index entries.
+    #[arg(long)]
+    platform: Option<String>,
     /// The build context directory.
     context: PathBuf,
 }
@@ -329,6 +333,10 @@ fn run_build(root: &std::path::Path, reg: RegistryOptions, a: BuildArgs) -> Resu
         secrets,
         pull: PullPolicy::parse(&a.pull).map_err(anyhow::Error::msg)?,
         registry: reg.clone(),
+        platform: match &a.platform {
+            Some(p) => Platform::parse(p)?,
+            None => Platform::host(),
+        },
     };
     if a.push && req.tags.is_empty() {
         bail!("--push needs at least one -t NAME to push to");

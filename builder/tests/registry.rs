@@ -1701,3 +1701,152 @@ fn client_certificates_from_certs_d() {
     let cert_dir = format!("--cert-dir={}", host.display());
     assert_eq!(remote_digest(&pushed, &[&cert_dir]), pulled.trim());
 }
+
+/// An OCI layout at `dir` holding one image index (ref name `multi`) over
+/// the single-image layouts `images` (each with its architecture).
+fn index_layout(dir: &Path, images: &[(&Path, &str)]) {
+    std::fs::create_dir_all(dir.join("blobs/sha256")).expect("mkdir");
+    let mut manifests = Vec::new();
+    for (src, arch) in images {
+        for e in std::fs::read_dir(src.join("blobs/sha256")).expect("blobs") {
+            let e = e.expect("entry");
+            std::fs::copy(e.path(), dir.join("blobs/sha256").join(e.file_name())).expect("copy");
+        }
+        let idx: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(src.join("index.json")).expect("index"))
+                .expect("json");
+        let m = &idx["manifests"][0];
+        manifests.push(serde_json::json!({
+            "mediaType": m["mediaType"], "digest": m["digest"], "size": m["size"],
+            "platform": {"os": "linux", "architecture": arch}
+        }));
+    }
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests
+    }))
+    .expect("json");
+    let d = sha(&index);
+    std::fs::write(dir.join("blobs/sha256").join(d.hex()), &index).expect("blob");
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("marker");
+    std::fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json",
+                "digest": d.to_string(), "size": index.len(),
+                "annotations": {"org.opencontainers.image.ref.name": "multi"}}]
+        }))
+        .expect("json"),
+    )
+    .expect("index");
+}
+
+#[test]
+fn from_platform_and_build_platform_pick_index_entries() {
+    if !runnable(&[]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let regs = Registries::start(&tmp.path().join("reg"));
+    let plain = regs.get("REG_PLAIN");
+    let b = Builder {
+        root: tmp.path().join("store"),
+        certs: regs.get("REG_CERTS_D").to_string(),
+        auth: tmp.path().join("auth.json"),
+    };
+    let host = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let other = if host == "amd64" { "arm64" } else { "amd64" };
+    // The index: busybox for this machine, a one-file image for the other
+    // platform (never run).
+    let seed = seed(tmp.path());
+    let foreign = tmp.path().join("foreign");
+    let mut t = Vec::new();
+    entry(
+        &mut t,
+        "foreign-marker",
+        tar::EntryType::Regular,
+        "",
+        other.as_bytes(),
+    );
+    layout(&foreign, &[finish_tar(t)], other);
+    let multi = tmp.path().join("multi");
+    index_layout(&multi, &[(&seed, host), (&foreign, other)]);
+    let image = format!("{plain}/multi:1");
+    skopeo(&[
+        "copy",
+        "-q",
+        "--all",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:multi", multi.display()),
+        &format!("docker://{image}"),
+    ]);
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir_all(&ctx).expect("ctx");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM --platform=$BUILDPLATFORM {image} AS tools\n\
+             ARG TARGETPLATFORM\nARG TARGETOS\nARG TARGETARCH\nARG BUILDPLATFORM\n\
+             RUN echo \"$BUILDPLATFORM $TARGETPLATFORM $TARGETOS $TARGETARCH\" > /built-on\n\
+             FROM {image}\n\
+             COPY --from=tools /built-on /built-on\n"
+        ),
+    )
+    .expect("Dockerfile");
+    let ctx_s = ctx.to_str().expect("utf8");
+    let platform = format!("linux/{other}");
+    b.ok(&[
+        "build",
+        "-q",
+        "--platform",
+        &platform,
+        "-t",
+        "cross:1",
+        ctx_s,
+    ]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&b.ok(&["inspect", "cross:1"])).expect("inspect json");
+    let flat = inspect.to_string();
+    assert!(
+        flat.contains(&format!(r#""architecture":"{other}""#)),
+        "{inspect:#}"
+    );
+    let bundle = tmp.path().join("bundle");
+    b.ok(&["unpack", "cross:1", bundle.to_str().expect("utf8")]);
+    let rootfs = bundle.join("rootfs");
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("foreign-marker")).expect("marker"),
+        other
+    );
+    assert!(!rootfs.join("bin/busybox").exists(), "host base used");
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("built-on")).expect("built-on"),
+        format!("linux/{host} linux/{other} linux {other}\n")
+    );
+    // Without --platform: this machine's entry.
+    b.ok(&["build", "-q", "-t", "native:1", ctx_s]);
+    let native = tmp.path().join("native");
+    b.ok(&["unpack", "native:1", native.to_str().expect("utf8")]);
+    assert!(native.join("rootfs/bin/busybox").exists());
+    assert_eq!(
+        std::fs::read_to_string(native.join("rootfs/built-on")).expect("built-on"),
+        format!("linux/{host} linux/{host} linux {host}\n")
+    );
+    // A platform the index lacks: a clear error naming the image and both
+    // (the first stage, for this machine, is built and cached).
+    let out = b.run(&["build", "-q", "--platform", "linux/s390x", ctx_s]);
+    let e = text(&out.stderr);
+    assert!(!out.status.success(), "{e}");
+    assert!(
+        e.contains(&image)
+            && e.contains("no manifest for platform linux/s390x")
+            && e.contains(&format!("linux/{other}")),
+        "{e}"
+    );
+}
