@@ -73,7 +73,7 @@ enum Cmd {
         #[arg(long)]
         platform: Option<String>,
         /// Layers downloaded at the same time.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = registry::pull::DEFAULT_JOBS)]
         jobs: usize,
         /// Progress output: auto (default), plain, tty or quiet.
         #[arg(long, default_value = "auto")]
@@ -467,7 +467,16 @@ fn unpack(store: &Store, image: &str, dest: &std::path::Path, overlay: bool) -> 
         }
         berth_build::images::unpack_overlay(store, &resolved, dest)?;
     } else {
-        oci::unpack(&layout, &resolved, &dest.join("rootfs"))?;
+        let existed = dest.exists();
+        if let Err(e) = oci::unpack(&layout, &resolved, &dest.join("rootfs")) {
+            // Nothing half-extracted stays behind.
+            let _ = std::fs::remove_dir_all(if existed {
+                dest.join("rootfs")
+            } else {
+                dest.to_path_buf()
+            });
+            return Err(e.into());
+        }
     }
     let spec = oci::bundle_config(&resolved.config);
     std::fs::write(dest.join("config.json"), serde_json::to_vec_pretty(&spec)?)?;

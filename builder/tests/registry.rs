@@ -946,6 +946,81 @@ fn bad_registry_content_is_rejected_and_leaves_nothing() {
         );
     }
     assert!(Path::new("/etc/passwd").exists());
+
+    // A layer whose content is not the config's diff id: the pull stores
+    // what the registry served (blob digests hold; the diff id is checked
+    // where the content is read), and the first use refuses it, leaving no
+    // unpacked layer behind.
+    let lying = tmp.path().join("lying");
+    let mut t = Vec::new();
+    entry(&mut t, "file", tar::EntryType::Regular, "", b"content");
+    layout(&lying, &[finish_tar(t)], "amd64");
+    rewrite_diff_id(&lying, &sha(b"something else").to_string());
+    let reference = format!("{plain}/lying:1");
+    skopeo(&[
+        "copy",
+        "-q",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:t", lying.display()),
+        &format!("docker://{reference}"),
+    ]);
+    b.ok(&["pull", "-q", &reference]);
+    let bundle = tmp.path().join("lying-bundle");
+    let out = b.run(&[
+        "unpack",
+        "--overlay",
+        &reference,
+        bundle.to_str().expect("utf8"),
+    ]);
+    let e = text(&out.stderr);
+    assert!(!out.status.success(), "{e}");
+    assert!(e.contains("the image config says"), "{e}");
+    let layers = std::fs::read_dir(b.root.join("layers"))
+        .expect("layers")
+        .count();
+    assert_eq!(layers, 1, "only layers/empty: {e}");
+    let out = b.run(&["unpack", &reference, bundle.to_str().expect("utf8")]);
+    assert!(!out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("diff_id"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// Replaces the first diff id in the config of the one-image layout `dir`
+/// (rewriting config, manifest and index).
+fn rewrite_diff_id(dir: &Path, diff_id: &str) {
+    let blobs = dir.join("blobs/sha256");
+    let read = |d: &str| -> serde_json::Value {
+        serde_json::from_slice(
+            &std::fs::read(blobs.join(d.trim_start_matches("sha256:"))).expect("blob"),
+        )
+        .expect("json")
+    };
+    let put = |v: &serde_json::Value| -> (String, usize) {
+        let data = serde_json::to_vec(v).expect("json");
+        let d = sha(&data);
+        std::fs::write(blobs.join(d.hex()), &data).expect("blob");
+        (d.to_string(), data.len())
+    };
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).expect("index"))
+            .expect("json");
+    let mut manifest = read(index["manifests"][0]["digest"].as_str().expect("digest"));
+    let mut config = read(manifest["config"]["digest"].as_str().expect("digest"));
+    config["rootfs"]["diff_ids"][0] = diff_id.into();
+    let (cd, cs) = put(&config);
+    manifest["config"]["digest"] = cd.into();
+    manifest["config"]["size"] = cs.into();
+    let (md, ms) = put(&manifest);
+    index["manifests"][0]["digest"] = md.into();
+    index["manifests"][0]["size"] = ms.into();
+    std::fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&index).expect("json"),
+    )
+    .expect("index");
 }
 
 #[test]

@@ -113,7 +113,7 @@ impl<'a> Builder<'a> {
         let reference = Reference::parse(name).map_err(StepErrorKind::Invalid)?;
         let opts = PullOptions {
             platform: platform.clone(),
-            jobs: 3,
+            jobs: crate::oci::registry::pull::DEFAULT_JOBS,
             progress: match self.req.progress {
                 ProgressMode::Quiet => ProgressMode::Quiet,
                 _ => ProgressMode::Plain,

@@ -611,3 +611,38 @@ impl Client {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_cert_pairs() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let host = root.path().join("reg:5000");
+        std::fs::create_dir_all(&host).expect("mkdir");
+        let roots = vec![root.path().join("missing"), root.path().to_path_buf()];
+        assert_eq!(client_cert(&roots, "reg:5000").expect("none"), None);
+        std::fs::write(host.join("ca.crt"), "x").expect("ca");
+        std::fs::write(host.join("b.cert"), "x").expect("cert");
+        let e = client_cert(&roots, "reg:5000").expect_err("no key");
+        assert!(e.to_string().contains("b.key"), "{e}");
+        std::fs::write(host.join("b.key"), "x").expect("key");
+        std::fs::write(host.join("a.key"), "x").expect("key");
+        let e = client_cert(&roots, "reg:5000").expect_err("no cert");
+        assert!(e.to_string().contains("a.cert"), "{e}");
+        std::fs::write(host.join("a.cert"), "x").expect("cert");
+        let c = client_cert(&roots, "reg:5000")
+            .expect("pair")
+            .expect("some");
+        assert_eq!((c.cert, c.key), (host.join("a.cert"), host.join("a.key")));
+        assert_eq!(ca_files(&roots, "reg:5000"), vec![host.join("ca.crt")]);
+        // Not PEM: a clear error naming the file.
+        let e = load_client_cert(&ClientCert {
+            cert: host.join("a.cert"),
+            key: host.join("a.key"),
+        })
+        .expect_err("not pem");
+        assert!(e.to_string().contains("a.cert"), "{e}");
+    }
+}
