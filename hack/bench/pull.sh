@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Registry transfer and unpack, berth-build vs skopeo and umoci, alternating in one run:
 #   pull    `berth-build pull` into a fresh store (download, verify digests, decompress and check
-#           every layer's entries and diff id; layers are extracted at first use, not here) vs
+#           every layer's entries; layers are extracted, and diff ids verified, at first use) vs
 #           `skopeo copy docker://... oci:DIR` (download, verify digests) of the same image
 #   push    `berth-build push` vs `skopeo copy oci:DIR docker://...`, each to an emptied registry
 #   unpack  `berth-build unpack` (copy) and `unpack --overlay` (first use: extracts the layers
@@ -100,11 +100,12 @@ section=$(
   echo "Command: \`hack/bench/pull.sh --write $rounds\` ($rounds rounds after 1 warm-up round, the tools alternating"
   echo "in each round). Image: 5 gzip layers of 16 MiB uncompressed ($((size / 1024 / 1024)) MiB of blobs,"
   echo "\`hack/bench/make-layers-image.sh\`), served by Debian's docker-registry over plain HTTP on 127.0.0.1."
-  echo "Like with like: both pulls download the blobs, verify their digests and write them (the"
-  echo "same 7 files); berth-build's also decompresses each layer as it arrives and checks its diff"
-  echo "id and entries (an unsafe layer fails the pull), and writes no layer contents: layers are"
-  echo "extracted into the store at their first use (a build's FROM, \`unpack --overlay\`), which is"
-  echo "the \`unpack --overlay (first)\` row; \`(again)\` is a second bundle over the same layers."
+  echo "Like with like: both pulls download the blobs (6 at a time), verify their digests and sizes"
+  echo "and write them (the same 7 files); berth-build's also decompresses each layer as it arrives"
+  echo "and checks its entries (an unsafe layer fails the pull), and writes no layer contents:"
+  echo "layers are extracted into the store, and their diff ids verified, at their first use (a"
+  echo "build's FROM, \`unpack --overlay\`), which is the \`unpack --overlay (first)\` row; \`(again)\`"
+  echo "is a second bundle over the same layers (docs/design.md, \"Pull does not unpack\")."
   echo "Pushes go to an emptied registry each time (skopeo's blob-info cache hidden, so neither tool"
   echo "can mount). Unpack reads berth-build's store and skopeo's OCI layout respectively."
   echo

@@ -381,20 +381,29 @@ const BATCH: usize = 1 << 20;
 /// Where downloaded bytes also go: the thread checking the layer while it
 /// downloads. Streaming stops (`aborted`) when the transfer does not run
 /// from the first byte to the last in one go (a resume); the layer is then
-/// checked from the finished blob instead.
+/// checked from the finished blob instead. Batches travel as owned
+/// buffers, which the checker hands back for reuse (no copy, no fresh
+/// pages per batch).
 pub struct Tee {
     tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    free: std::sync::mpsc::Receiver<Vec<u8>>,
     aborted: bool,
 }
 
 impl Tee {
-    fn send(&mut self, data: &[u8]) {
-        if let Some(tx) = &self.tx {
-            if tx.send(data.to_vec()).is_err() {
-                // The checker stopped (an unsafe entry): its error decides.
-                self.tx = None;
-            }
+    /// Passes `buf[..len]` on; returns the buffer to read the next batch
+    /// into (`buf` itself when nothing is listening).
+    fn send(&mut self, mut buf: Vec<u8>, len: usize) -> Vec<u8> {
+        let Some(tx) = &self.tx else {
+            return buf;
+        };
+        let next = self.free.try_recv().unwrap_or_else(|_| vec![0u8; BATCH]);
+        buf.truncate(len);
+        if tx.send(buf).is_err() {
+            // The checker stopped (an unsafe entry): its error decides.
+            self.tx = None;
         }
+        next
     }
 
     fn abort(&mut self) {
@@ -403,27 +412,45 @@ impl Tee {
     }
 }
 
-/// The receiving end of a [`Tee`] as a reader (EOF when the sender is gone).
+/// The receiving end of a [`Tee`] as a buffered reader (EOF when the
+/// sender is gone); spent buffers go back to the sender.
 struct ChannelReader {
     rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    back: std::sync::mpsc::SyncSender<Vec<u8>>,
     buf: Vec<u8>,
     pos: usize,
 }
 
-impl Read for ChannelReader {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+impl std::io::BufRead for ChannelReader {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
         while self.pos == self.buf.len() {
             match self.rx.recv() {
                 Ok(b) => {
-                    self.buf = b;
+                    let mut spent = std::mem::replace(&mut self.buf, b);
                     self.pos = 0;
+                    if spent.capacity() >= BATCH {
+                        spent.resize(BATCH, 0);
+                        let _ = self.back.try_send(spent);
+                    }
                 }
-                Err(_) => return Ok(0),
+                Err(_) => return Ok(&[]),
             }
         }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
+        Ok(&self.buf[self.pos..])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.buf.len());
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        use std::io::BufRead;
+        let avail = self.fill_buf()?;
+        let n = out.len().min(avail.len());
+        out[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
         Ok(n)
     }
 }
@@ -434,13 +461,18 @@ impl Read for ChannelReader {
 /// frame) runs to the end of the stream. The diff id is not hashed here:
 /// the extraction at first use hashes it anyway and refuses a mismatch
 /// (docs/design.md, "Pull does not unpack").
-pub fn check_layer<R: Read>(blob: R, rec: &LayerRecord) -> Result<(), RegistryError> {
+pub fn check_layer<R: std::io::BufRead>(blob: R, rec: &LayerRecord) -> Result<(), RegistryError> {
     let bad = |reason: String| RegistryError::BadLayer {
         digest: rec.digest.to_string(),
         reason,
     };
-    let mut inner =
-        crate::layer::decompress(&rec.media_type, blob).map_err(|e| bad(e.to_string()))?;
+    let mut inner: Box<dyn Read + '_> = match rec.media_type.as_str() {
+        // Straight from the buffered stream: no second buffer and copy.
+        MEDIA_TYPE_TAR_GZIP | MEDIA_TYPE_DOCKER_GZIP => {
+            Box::new(flate2::bufread::GzDecoder::new(blob))
+        }
+        _ => crate::layer::decompress(&rec.media_type, blob).map_err(|e| bad(e.to_string()))?,
+    };
     crate::layer::check::check(&mut inner, true).map_err(|e| bad(e.to_string()))?;
     std::io::copy(&mut inner, &mut std::io::sink())
         .map_err(|e| bad(format!("malformed layer: {e}")))?;
@@ -469,17 +501,20 @@ fn fetch_layer(
         return fetch_blob(client, store, repo, l, progress, None);
     }
     std::thread::scope(|s| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+        let (back, free) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
         let checker = s.spawn(move || {
             let reader = ChannelReader {
                 rx,
+                back,
                 buf: Vec::new(),
                 pos: 0,
             };
-            check_layer(std::io::BufReader::with_capacity(256 << 10, reader), rec)
+            check_layer(reader, rec)
         });
         let mut tee = Tee {
             tx: Some(tx),
+            free,
             aborted: false,
         };
         let got = fetch_blob(client, store, repo, l, progress, Some(&mut tee));
@@ -659,7 +694,7 @@ fn download(
                     hasher.update(&buf[..fill]);
                     file.write_all(&buf[..fill]).map_err(io)?;
                     if let Some(t) = tee.as_deref_mut() {
-                        t.send(&buf[..fill]);
+                        buf = t.send(buf, fill);
                     }
                     fill = 0;
                 }
