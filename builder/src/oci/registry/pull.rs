@@ -867,16 +867,41 @@ fn pull_inner(
             return;
         }
     };
+    let manifest_digest = Digest::of(&data);
+    let had_manifest = store.layout().has_blob(&manifest_digest);
+    let manifest_written: Mutex<Option<Result<Digest, RegistryError>>> = Mutex::new(None);
     progress.run(|| {
         std::thread::scope(|s| {
+            // The manifest blob (and its fsync) while the layers download;
+            // it is tagged only after them.
+            s.spawn(|| {
+                let r = store
+                    .layout()
+                    .write_blob(&data)
+                    .map_err(RegistryError::from);
+                *manifest_written.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+            });
             for _ in 0..jobs {
                 s.spawn(worker);
             }
         })
     });
+    if !had_manifest && store.layout().has_blob(&manifest_digest) {
+        new_blobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(manifest_digest.clone());
+    }
     if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }
+    let digest = match manifest_written
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+    {
+        Some(r) => r?,
+        None => store.layout().write_blob(&data)?,
+    };
     fetched += total_fetched.into_inner();
     bytes += total_bytes.into_inner();
     let source = reference.name();
@@ -888,7 +913,6 @@ fn pull_inner(
     for l in &manifest.layers {
         record_source(store, &l.digest, &source);
     }
-    let digest = store.layout().write_blob(&data)?;
     let mut descriptor = Descriptor::new(MEDIA_TYPE_MANIFEST, digest, data.len() as u64);
     descriptor.platform = Some(PlatformDesc {
         architecture: config.architecture.clone(),
