@@ -492,7 +492,8 @@ fn fetch_layer(
     progress: &Transfers,
 ) -> Result<u64, RegistryError> {
     if store.layout().has_blob(&l.digest) {
-        // Checked when it came in (pulled, built or loaded).
+        // Already here (pulled, built or loaded): its content is checked
+        // by the extraction that uses it, as for every stored layer.
         return fetch_blob(client, store, repo, l, progress, None);
     }
     if store.layer_dir(&rec.diff_id).is_dir() {
