@@ -4,14 +4,17 @@
 #   plain  plain HTTP
 #   tls    HTTPS with a certificate from a CA made here with openssl (DIR/certs.d/HOST:PORT/ca.crt)
 #   auth   HTTPS (same CA) with htpasswd basic auth (bcrypt), user "berth", password in DIR/env
+#   mtls   HTTPS (same CA) that requires a client certificate signed by that CA
+#          (http.tls.clientcas); one is made in DIR/tls/client.cert + client.key
 #   token  plain HTTP with bearer-token auth: tokens (JWT, ES256, x5c) from a realm on
 #          127.0.0.1:REG_TOKEN_REALM_PORT that the caller serves, signed with REG_TOKEN_KEY
 #          (certificate REG_TOKEN_CERT), service "berth-test", issuer "berth-test-issuer"
 # Ports are picked at random in 5100-5999 and checked free. The registries are stopped by PID.
 #
-#   hack/with-registry.sh start DIR     start them; DIR/env has REG_PLAIN, REG_TLS, REG_AUTH (host:port),
+#   hack/with-registry.sh start DIR     start them; DIR/env has REG_PLAIN, REG_TLS, REG_AUTH, REG_MTLS (host:port),
 #                                       REG_TOKEN, REG_CERTS_D, REG_USER, REG_PASSWORD, REG_STORAGE_<NAME>,
-#                                       REG_TOKEN_REALM_PORT, REG_TOKEN_KEY, REG_TOKEN_CERT
+#                                       REG_TOKEN_REALM_PORT, REG_TOKEN_KEY, REG_TOKEN_CERT,
+#                                       REG_CLIENT_CERT, REG_CLIENT_KEY
 #   hack/with-registry.sh stop DIR      stop them (by the PIDs in DIR/pids); DIR stays
 #   hack/with-registry.sh DIR -- CMD... start, run CMD with DIR/env exported, stop
 # Needs: docker-registry, openssl, apache2-utils (htpasswd).
@@ -59,11 +62,16 @@ make_ca() {
   printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n' >"$t/ext"
   openssl x509 -req -in "$t/server.csr" -CA "$t/ca.crt" -CAkey "$t/ca.key" -CAcreateserial \
     -days 3 -out "$t/server.crt" -extfile "$t/ext" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$t/client.key" -out "$t/client.csr" -subj "/CN=berth test client" 2>/dev/null
+  printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n' >"$t/client-ext"
+  openssl x509 -req -in "$t/client.csr" -CA "$t/ca.crt" -CAkey "$t/ca.key" -CAcreateserial \
+    -days 3 -out "$t/client.cert" -extfile "$t/client-ext" 2>/dev/null
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3 \
     -keyout "$t/token.key" -out "$t/token.crt" -subj "/CN=berth test token issuer" 2>/dev/null
 }
 
-# serve DIR NAME PORT TLS(0|1) AUTH(0|1|token:REALM_PORT)
+# serve DIR NAME PORT TLS(0|1|2: with client certificates) AUTH(0|1|token:REALM_PORT)
 serve() {
   local dir=$1 name=$2 port=$3 tls=$4 auth=$5 conf
   conf=$dir/$name.yml
@@ -77,6 +85,8 @@ serve() {
     echo "  secret: berth-test-$name"
     if [ "$tls" = 1 ]; then
       echo "  tls: {certificate: $dir/tls/server.crt, key: $dir/tls/server.key}"
+    elif [ "$tls" = 2 ]; then
+      echo "  tls: {certificate: $dir/tls/server.crt, key: $dir/tls/server.key, clientcas: [$dir/tls/ca.crt]}"
     fi
     if [ "$auth" = 1 ]; then
       echo "auth: {htpasswd: {realm: berth-test, path: $dir/htpasswd}}"
@@ -97,7 +107,7 @@ serve() {
 }
 
 start() {
-  local dir=$1 plain tls auth token realm pass
+  local dir=$1 plain tls auth mtls token realm pass
   command -v docker-registry >/dev/null || { echo "with-registry.sh: docker-registry missing (apt-get install docker-registry)" >&2; exit 1; }
   mkdir -p "$dir"
   dir=$(realpath "$dir")
@@ -120,7 +130,8 @@ start() {
   tls=$(start_one tls 1 0) || { stop "$dir"; exit 1; }
   auth=$(start_one auth 1 1) || { stop "$dir"; exit 1; }
   token=$(start_one token 0 "token:$realm") || { stop "$dir"; exit 1; }
-  for p in "$tls" "$auth"; do
+  mtls=$(start_one mtls 2 0) || { stop "$dir"; exit 1; }
+  for p in "$tls" "$auth" "$mtls"; do
     mkdir -p "$dir/certs.d/127.0.0.1:$p"
     cp "$dir/tls/ca.crt" "$dir/certs.d/127.0.0.1:$p/ca.crt"
   done
@@ -128,6 +139,10 @@ start() {
 REG_PLAIN=127.0.0.1:$plain
 REG_TLS=127.0.0.1:$tls
 REG_AUTH=127.0.0.1:$auth
+REG_MTLS=127.0.0.1:$mtls
+REG_CLIENT_CERT=$dir/tls/client.cert
+REG_CLIENT_KEY=$dir/tls/client.key
+REG_STORAGE_MTLS=$dir/storage-mtls
 REG_TOKEN=127.0.0.1:$token
 REG_TOKEN_REALM_PORT=$realm
 REG_TOKEN_KEY=$dir/tls/token.key

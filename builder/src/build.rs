@@ -70,6 +70,9 @@ pub struct BuildRequest {
     /// Stages built at the same time: 0 for as many as are ready, 1 for
     /// one after the other.
     pub jobs: usize,
+    /// `--platform`: the target platform (TARGETPLATFORM, the index entry
+    /// FROM pulls); the host by default.
+    pub platform: Platform,
 }
 
 /// The result of a build.
@@ -215,6 +218,7 @@ pub fn build(store: &Store, req: &BuildRequest) -> Result<BuildOutcome, BuildErr
         .unwrap_or_else(|| "Dockerfile".into());
     let df = Dockerfile::parse(&name, &text)?;
     let mut opts = BuildOptions::new(Platform::host());
+    opts.target_platform = req.platform.clone();
     opts.target = req.target.clone();
     opts.build_args = req.build_args.clone();
     let plan = Plan::new(&df, &opts)?;
@@ -638,7 +642,9 @@ impl<'a> Builder<'a> {
             BaseRef::Stage(j) => self
                 .result_of(*j)
                 .ok_or_else(|| BuildError::Usage(format!("stage {j} was not built")))?,
-            BaseRef::Image(r) => self.load_image(r).map_err(|k| self.err(&stage.from, k))?,
+            BaseRef::Image(r) => self
+                .load_image_for(r, &stage.platform)
+                .map_err(|k| self.err(&stage.from, k))?,
         };
         let base_env: Vec<(String, String)> = st
             .config

@@ -74,7 +74,7 @@ enum Cmd {
         #[arg(long)]
         platform: Option<String>,
         /// Layers downloaded at the same time.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = registry::pull::DEFAULT_JOBS)]
         jobs: usize,
         /// Progress output: auto (default), plain, tty or quiet.
         #[arg(long, default_value = "auto")]
@@ -212,6 +212,10 @@ struct BuildArgs {
     /// are built; 1: one stage after the other).
     #[arg(long, default_value_t = 0)]
     jobs: usize,
+    /// Target platform (os/arch[/variant]; default: this machine's): sets
+    /// TARGETPLATFORM and picks FROM images' index entries.
+    #[arg(long)]
+    platform: Option<String>,
     /// The build context directory.
     context: PathBuf,
 }
@@ -335,6 +339,10 @@ fn run_build(root: &std::path::Path, reg: RegistryOptions, a: BuildArgs) -> Resu
         pull: PullPolicy::parse(&a.pull).map_err(anyhow::Error::msg)?,
         registry: reg.clone(),
         jobs: a.jobs,
+        platform: match &a.platform {
+            Some(p) => Platform::parse(p)?,
+            None => Platform::host(),
+        },
     };
     if a.push && req.tags.is_empty() {
         bail!("--push needs at least one -t NAME to push to");
@@ -428,8 +436,8 @@ fn run_login(
     let Some(file) = reg.auth_files.first().cloned() else {
         bail!("no auth file: set REGISTRY_AUTH_FILE, XDG_RUNTIME_DIR or HOME");
     };
-    registry::auth::store(&file, &reference.registry, &creds)?;
-    println!("Login Succeeded ({})", file.display());
+    let place = registry::auth::store(&file, &reference.registry, &creds)?;
+    println!("Login Succeeded ({place})");
     Ok(())
 }
 

@@ -108,7 +108,8 @@ impl Drop for Registries {
 }
 
 /// A berth-build store with the registries' CA dir and a private auth
-/// file.
+/// file. HOME is the store's parent directory, and its `bin/` (where a
+/// test puts credential helpers) is first on PATH.
 struct Builder {
     root: PathBuf,
     certs: String,
@@ -129,6 +130,10 @@ impl Builder {
                 "HOME",
                 self.root.parent().unwrap_or(Path::new("/nonexistent")),
             );
+        if let Some(bin) = self.root.parent().map(|p| p.join("bin")) {
+            let path = std::env::var("PATH").unwrap_or_default();
+            c.env("PATH", format!("{}:{path}", bin.display()));
+        }
         c
     }
 
@@ -941,6 +946,81 @@ fn bad_registry_content_is_rejected_and_leaves_nothing() {
         );
     }
     assert!(Path::new("/etc/passwd").exists());
+
+    // A layer whose content is not the config's diff id: the pull stores
+    // what the registry served (blob digests hold; the diff id is checked
+    // where the content is read), and the first use refuses it, leaving no
+    // unpacked layer behind.
+    let lying = tmp.path().join("lying");
+    let mut t = Vec::new();
+    entry(&mut t, "file", tar::EntryType::Regular, "", b"content");
+    layout(&lying, &[finish_tar(t)], "amd64");
+    rewrite_diff_id(&lying, &sha(b"something else").to_string());
+    let reference = format!("{plain}/lying:1");
+    skopeo(&[
+        "copy",
+        "-q",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:t", lying.display()),
+        &format!("docker://{reference}"),
+    ]);
+    b.ok(&["pull", "-q", &reference]);
+    let bundle = tmp.path().join("lying-bundle");
+    let out = b.run(&[
+        "unpack",
+        "--overlay",
+        &reference,
+        bundle.to_str().expect("utf8"),
+    ]);
+    let e = text(&out.stderr);
+    assert!(!out.status.success(), "{e}");
+    assert!(e.contains("the image config says"), "{e}");
+    let layers = std::fs::read_dir(b.root.join("layers"))
+        .expect("layers")
+        .count();
+    assert_eq!(layers, 1, "only layers/empty: {e}");
+    let out = b.run(&["unpack", &reference, bundle.to_str().expect("utf8")]);
+    assert!(!out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("diff_id"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// Replaces the first diff id in the config of the one-image layout `dir`
+/// (rewriting config, manifest and index).
+fn rewrite_diff_id(dir: &Path, diff_id: &str) {
+    let blobs = dir.join("blobs/sha256");
+    let read = |d: &str| -> serde_json::Value {
+        serde_json::from_slice(
+            &std::fs::read(blobs.join(d.trim_start_matches("sha256:"))).expect("blob"),
+        )
+        .expect("json")
+    };
+    let put = |v: &serde_json::Value| -> (String, usize) {
+        let data = serde_json::to_vec(v).expect("json");
+        let d = sha(&data);
+        std::fs::write(blobs.join(d.hex()), &data).expect("blob");
+        (d.to_string(), data.len())
+    };
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).expect("index"))
+            .expect("json");
+    let mut manifest = read(index["manifests"][0]["digest"].as_str().expect("digest"));
+    let mut config = read(manifest["config"]["digest"].as_str().expect("digest"));
+    config["rootfs"]["diff_ids"][0] = diff_id.into();
+    let (cd, cs) = put(&config);
+    manifest["config"]["digest"] = cd.into();
+    manifest["config"]["size"] = cs.into();
+    let (md, ms) = put(&manifest);
+    index["manifests"][0]["digest"] = md.into();
+    index["manifests"][0]["size"] = ms.into();
+    std::fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&index).expect("json"),
+    )
+    .expect("index");
 }
 
 #[test]
@@ -1318,6 +1398,9 @@ fn make_token(key: &str, cert: &str, repos: &[&str]) -> String {
 
 /// The token endpoint: `token` for requests with `basic` credentials,
 /// 401 otherwise. Records the query strings.
+/// The identity token the test token server accepts in a refresh grant.
+const IDENTITY_TOKEN: &str = "berth-identity-token-1";
+
 fn token_server(
     port: u16,
     basic: String,
@@ -1337,14 +1420,46 @@ fn token_server(
                     Ok(n) => req.extend_from_slice(&buf[..n]),
                 }
             }
-            let text = String::from_utf8_lossy(&req).into_owned();
-            log.lock()
-                .expect("log")
-                .push(text.lines().next().unwrap_or("").to_string());
-            let authorized = text.lines().any(|l| {
+            let head_len = req
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map(|p| p + 4)
+                .unwrap_or(req.len());
+            let head = String::from_utf8_lossy(&req[..head_len]).into_owned();
+            let body_len: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            while req.len() < head_len + body_len {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let form = String::from_utf8_lossy(&req[head_len..]).into_owned();
+            let first = head.lines().next().unwrap_or("").to_string();
+            log.lock().expect("log").push(if first.starts_with("POST") {
+                format!("{first} {form}")
+            } else {
+                first.clone()
+            });
+            // An identity token is exchanged with the refresh-token grant.
+            let refresh = first.starts_with("POST")
+                && form.contains("grant_type=refresh_token")
+                && form.contains(&format!("refresh_token={IDENTITY_TOKEN}"));
+            let authorized = head.lines().any(|l| {
                 l.to_ascii_lowercase().starts_with("authorization:") && l.ends_with(&basic)
             });
-            let (status, body) = if authorized {
+            let (status, body) = if refresh {
+                (
+                    "200 OK",
+                    serde_json::json!({"access_token": token}).to_string(),
+                )
+            } else if authorized {
                 ("200 OK", serde_json::json!({"token": token}).to_string())
             } else {
                 (
@@ -1413,5 +1528,400 @@ fn bearer_token_flow() {
     assert!(
         log.iter().any(|l| l.contains("service=berth-test")),
         "{log:#?}"
+    );
+}
+
+/// A docker credential helper of the test's own (a shell script keeping
+/// one file per server URL in `dir/store`, logging each call to
+/// `dir/log`), installed as `docker-credential-NAME` in `bin`.
+fn install_helper(bin: &Path, dir: &Path, name: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(bin).expect("bin");
+    std::fs::create_dir_all(dir.join("store")).expect("store");
+    let script = format!(
+        r#"#!/bin/sh
+store={store}
+input=$(cat)
+echo "$1 $input" >>{log}
+key() {{ printf %s "$1" | tr -c 'A-Za-z0-9.' _; }}
+case $1 in
+  get|erase)
+    f=$store/$(key "$input")
+    if [ ! -f "$f" ]; then echo "credentials not found in native keychain"; exit 1; fi
+    if [ "$1" = get ]; then cat "$f"; else rm "$f"; fi ;;
+  store)
+    url=$(printf %s "$input" | sed -n 's/.*"ServerURL":"\([^"]*\)".*/\1/p')
+    [ -n "$url" ] || {{ echo "no ServerURL" >&2; exit 1; }}
+    printf %s "$input" >"$store/$(key "$url")" ;;
+  *) echo "unknown action $1" >&2; exit 1 ;;
+esac
+"#,
+        store = dir.join("store").display(),
+        log = dir.join("log").display(),
+    );
+    let path = bin.join(format!("docker-credential-{name}"));
+    std::fs::write(&path, script).expect("helper");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    dir.join("log")
+}
+
+#[test]
+fn credential_helpers_get_store_erase_and_identity_tokens() {
+    if !runnable(&[]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let regs = Registries::start(&tmp.path().join("reg"));
+    let (auth, token_reg) = (regs.get("REG_AUTH"), regs.get("REG_TOKEN"));
+    let certs = regs.get("REG_CERTS_D");
+    let password = regs.get("REG_PASSWORD");
+    let b = Builder {
+        root: tmp.path().join("store"),
+        certs: certs.to_string(),
+        auth: tmp.path().join("auth.json"),
+    };
+    let seed = seed(tmp.path());
+    let src = format!("oci:{}:localhost/busybox:latest", seed.display());
+    skopeo(&[
+        "copy",
+        "-q",
+        &format!("--dest-cert-dir={certs}/{auth}"),
+        &format!("--dest-creds=berth:{password}"),
+        &src,
+        &format!("docker://{auth}/busybox:1"),
+    ]);
+    let log = install_helper(
+        &tmp.path().join("bin"),
+        &tmp.path().join("helper"),
+        "berthtest",
+    );
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    // credHelpers names the helper for this registry only.
+    std::fs::write(
+        &b.auth,
+        serde_json::json!({"credHelpers": {auth: "berthtest"}}).to_string(),
+    )
+    .expect("auth.json");
+    let img = format!("{auth}/busybox:1");
+    let e = b.fails(&["pull", &img], &img, "unauthorized");
+    assert!(e.contains("no credentials"), "{e}");
+    assert!(
+        read_log().contains(&format!("get {auth}")),
+        "{}",
+        read_log()
+    );
+    // login stores through the helper, and the auth file keeps no secret.
+    let out = b.ok(&["login", "-u", "berth", "-p", password, auth]);
+    assert!(out.contains("docker-credential-berthtest"), "{out}");
+    assert!(
+        read_log().contains(&format!(r#""ServerURL":"{auth}""#))
+            && read_log().lines().any(|l| l.starts_with("store ")),
+        "{}",
+        read_log()
+    );
+    let file = std::fs::read_to_string(&b.auth).expect("auth.json");
+    assert!(
+        !file.contains(password) && !file.contains("\"auth\""),
+        "{file}"
+    );
+    b.ok(&["pull", "-q", &img]);
+    // logout erases it there.
+    b.ok(&["logout", auth]);
+    assert!(
+        read_log().contains(&format!("erase {auth}")),
+        "{}",
+        read_log()
+    );
+    b.ok(&["rm", &img]);
+    b.ok(&["prune"]);
+    b.fails(&["pull", &img], &img, "unauthorized");
+    // A helper that fails otherwise is an error naming it and the file.
+    std::fs::write(
+        &b.auth,
+        serde_json::json!({"credHelpers": {auth: "missing-helper"}}).to_string(),
+    )
+    .expect("auth.json");
+    let e = b.fails(&["pull", &img], &img, "docker-credential-missing-helper");
+    assert!(e.contains("auth.json") && e.contains("not on PATH"), "{e}");
+
+    // credsStore for every registry; an identity token (user `<token>`)
+    // goes through the refresh-token grant of the token endpoint.
+    let port: u16 = regs.get("REG_TOKEN_REALM_PORT").parse().expect("port");
+    let basic = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode("berth:unused-password")
+    };
+    let token = make_token(
+        regs.get("REG_TOKEN_KEY"),
+        regs.get("REG_TOKEN_CERT"),
+        &["busybox"],
+    );
+    let tlog = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    token_server(port, basic.clone(), token, tlog.clone());
+    skopeo(&[
+        "copy",
+        "-q",
+        "--dest-tls-verify=false",
+        "--dest-creds=berth:unused-password",
+        &src,
+        &format!("docker://{token_reg}/busybox:1"),
+    ]);
+    std::fs::write(
+        &b.auth,
+        serde_json::json!({"credsStore": "berthtest"}).to_string(),
+    )
+    .expect("auth.json");
+    let key: String = token_reg
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    std::fs::write(
+        tmp.path().join("helper/store").join(key),
+        serde_json::json!({"ServerURL": token_reg, "Username": "<token>", "Secret": IDENTITY_TOKEN})
+            .to_string(),
+    )
+    .expect("stored token");
+    let timg = format!("{token_reg}/busybox:1");
+    // (skopeo's seeding push asked with a password: only what follows.)
+    let seen = tlog.lock().expect("log").len();
+    b.ok(&["pull", "-q", &timg]);
+    assert!(
+        read_log().contains(&format!("get {token_reg}")),
+        "{}",
+        read_log()
+    );
+    let tlog = tlog.lock().expect("log")[seen..].to_vec();
+    assert!(
+        tlog.iter().any(|l| l.starts_with("POST")
+            && l.contains("grant_type=refresh_token")
+            && l.contains("service=berth-test")),
+        "no refresh grant: {tlog:#?}"
+    );
+    assert!(
+        !tlog.iter().any(|l| l.starts_with("GET")),
+        "the identity token was not used: {tlog:#?}"
+    );
+}
+
+#[test]
+fn client_certificates_from_certs_d() {
+    if !runnable(&[]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let regs = Registries::start(&tmp.path().join("reg"));
+    let mtls = regs.get("REG_MTLS");
+    let ca = Path::new(regs.get("REG_CERTS_D")).join(mtls).join("ca.crt");
+    // certs.d with the CA and the client pair, as docker and podman read it.
+    let certs = tmp.path().join("certs.d");
+    let host = certs.join(mtls);
+    std::fs::create_dir_all(&host).expect("certs.d");
+    std::fs::copy(&ca, host.join("ca.crt")).expect("ca");
+    std::fs::copy(regs.get("REG_CLIENT_CERT"), host.join("client.cert")).expect("cert");
+    std::fs::copy(regs.get("REG_CLIENT_KEY"), host.join("client.key")).expect("key");
+    let seed = seed(tmp.path());
+    let cert_dir = format!("--dest-cert-dir={}", host.display());
+    skopeo(&[
+        "copy",
+        "-q",
+        &cert_dir,
+        &format!("oci:{}:localhost/busybox:latest", seed.display()),
+        &format!("docker://{mtls}/busybox:1"),
+    ]);
+    let img = format!("{mtls}/busybox:1");
+    // Only the CA: the registry refuses the handshake; the error says
+    // where a client certificate goes.
+    let ca_only = Builder {
+        root: tmp.path().join("store-ca"),
+        certs: regs.get("REG_CERTS_D").to_string(),
+        auth: tmp.path().join("auth.json"),
+    };
+    let e = ca_only.fails(&["pull", &img], &img, "client.cert + client.key");
+    assert!(
+        e.contains("BadCertificate") || e.contains("Certificate"),
+        "{e}"
+    );
+    // A certificate without its key is a clear error naming the file.
+    let half = tmp.path().join("half.d");
+    std::fs::create_dir_all(half.join(mtls)).expect("half");
+    std::fs::copy(&ca, half.join(mtls).join("ca.crt")).expect("ca");
+    std::fs::copy(
+        regs.get("REG_CLIENT_CERT"),
+        half.join(mtls).join("client.cert"),
+    )
+    .expect("c");
+    let b_half = Builder {
+        root: tmp.path().join("store-half"),
+        certs: half.display().to_string(),
+        auth: tmp.path().join("auth.json"),
+    };
+    let e = b_half.fails(&["pull", &img], &img, "has no key");
+    assert!(e.contains("client.cert"), "{e}");
+    // With the pair: pull, then push, and skopeo reads back what was pushed.
+    let b = Builder {
+        root: tmp.path().join("store"),
+        certs: certs.display().to_string(),
+        auth: tmp.path().join("auth.json"),
+    };
+    let pulled = b.ok(&["pull", "-q", &img]);
+    let pushed = format!("{mtls}/pushed:1");
+    b.ok(&["push", "-q", &img, &pushed]);
+    let cert_dir = format!("--cert-dir={}", host.display());
+    assert_eq!(remote_digest(&pushed, &[&cert_dir]), pulled.trim());
+}
+
+/// An OCI layout at `dir` holding one image index (ref name `multi`) over
+/// the single-image layouts `images` (each with its architecture).
+fn index_layout(dir: &Path, images: &[(&Path, &str)]) {
+    std::fs::create_dir_all(dir.join("blobs/sha256")).expect("mkdir");
+    let mut manifests = Vec::new();
+    for (src, arch) in images {
+        for e in std::fs::read_dir(src.join("blobs/sha256")).expect("blobs") {
+            let e = e.expect("entry");
+            std::fs::copy(e.path(), dir.join("blobs/sha256").join(e.file_name())).expect("copy");
+        }
+        let idx: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(src.join("index.json")).expect("index"))
+                .expect("json");
+        let m = &idx["manifests"][0];
+        manifests.push(serde_json::json!({
+            "mediaType": m["mediaType"], "digest": m["digest"], "size": m["size"],
+            "platform": {"os": "linux", "architecture": arch}
+        }));
+    }
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests
+    }))
+    .expect("json");
+    let d = sha(&index);
+    std::fs::write(dir.join("blobs/sha256").join(d.hex()), &index).expect("blob");
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("marker");
+    std::fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json",
+                "digest": d.to_string(), "size": index.len(),
+                "annotations": {"org.opencontainers.image.ref.name": "multi"}}]
+        }))
+        .expect("json"),
+    )
+    .expect("index");
+}
+
+#[test]
+fn from_platform_and_build_platform_pick_index_entries() {
+    if !runnable(&[]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let regs = Registries::start(&tmp.path().join("reg"));
+    let plain = regs.get("REG_PLAIN");
+    let b = Builder {
+        root: tmp.path().join("store"),
+        certs: regs.get("REG_CERTS_D").to_string(),
+        auth: tmp.path().join("auth.json"),
+    };
+    let host = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let other = if host == "amd64" { "arm64" } else { "amd64" };
+    // The index: busybox for this machine, a one-file image for the other
+    // platform (never run).
+    let seed = seed(tmp.path());
+    let foreign = tmp.path().join("foreign");
+    let mut t = Vec::new();
+    entry(
+        &mut t,
+        "foreign-marker",
+        tar::EntryType::Regular,
+        "",
+        other.as_bytes(),
+    );
+    layout(&foreign, &[finish_tar(t)], other);
+    let multi = tmp.path().join("multi");
+    index_layout(&multi, &[(&seed, host), (&foreign, other)]);
+    let image = format!("{plain}/multi:1");
+    skopeo(&[
+        "copy",
+        "-q",
+        "--all",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:multi", multi.display()),
+        &format!("docker://{image}"),
+    ]);
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir_all(&ctx).expect("ctx");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM --platform=$BUILDPLATFORM {image} AS tools\n\
+             ARG TARGETPLATFORM\nARG TARGETOS\nARG TARGETARCH\nARG BUILDPLATFORM\n\
+             RUN echo \"$BUILDPLATFORM $TARGETPLATFORM $TARGETOS $TARGETARCH\" > /built-on\n\
+             FROM {image}\n\
+             COPY --from=tools /built-on /built-on\n"
+        ),
+    )
+    .expect("Dockerfile");
+    let ctx_s = ctx.to_str().expect("utf8");
+    let platform = format!("linux/{other}");
+    b.ok(&[
+        "build",
+        "-q",
+        "--platform",
+        &platform,
+        "-t",
+        "cross:1",
+        ctx_s,
+    ]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&b.ok(&["inspect", "cross:1"])).expect("inspect json");
+    let flat = inspect.to_string();
+    assert!(
+        flat.contains(&format!(r#""architecture":"{other}""#)),
+        "{inspect:#}"
+    );
+    let bundle = tmp.path().join("bundle");
+    b.ok(&["unpack", "cross:1", bundle.to_str().expect("utf8")]);
+    let rootfs = bundle.join("rootfs");
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("foreign-marker")).expect("marker"),
+        other
+    );
+    assert!(!rootfs.join("bin/busybox").exists(), "host base used");
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("built-on")).expect("built-on"),
+        format!("linux/{host} linux/{other} linux {other}\n")
+    );
+    // Without --platform: this machine's entry.
+    b.ok(&["build", "-q", "-t", "native:1", ctx_s]);
+    let native = tmp.path().join("native");
+    b.ok(&["unpack", "native:1", native.to_str().expect("utf8")]);
+    assert!(native.join("rootfs/bin/busybox").exists());
+    assert_eq!(
+        std::fs::read_to_string(native.join("rootfs/built-on")).expect("built-on"),
+        format!("linux/{host} linux/{host} linux {host}\n")
+    );
+    // A platform the index lacks: a clear error naming the image and both
+    // (the first stage, for this machine, is built and cached).
+    let out = b.run(&["build", "-q", "--platform", "linux/s390x", ctx_s]);
+    let e = text(&out.stderr);
+    assert!(!out.status.success(), "{e}");
+    assert!(
+        e.contains(&image)
+            && e.contains("no manifest for platform linux/s390x")
+            && e.contains(&format!("linux/{other}")),
+        "{e}"
     );
 }

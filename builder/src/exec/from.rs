@@ -5,17 +5,32 @@ use crate::build::{Builder, StageState, StepErrorKind};
 use crate::digest::Digest;
 use crate::oci::registry::{pull, PullOptions, PullPolicy, Reference};
 use crate::oci::{self, ImageSource, Layout, ResolvedImage};
+use crate::plan::Platform;
 use crate::progress::ProgressMode;
 use crate::store::{LayerRecord, StoredImage};
 
 impl<'a> Builder<'a> {
-    /// The state of image `reference`, loaded (imported or pulled) once
-    /// per build: stages building at the same time wait for each other
-    /// here.
+    /// Image `reference` for the build's target platform (`COPY --from`,
+    /// `RUN --mount=from=`).
     pub(crate) fn load_image(&mut self, reference: &str) -> Result<StageState, StepErrorKind> {
+        let platform = self.req.platform.clone();
+        self.load_image_for(reference, &platform)
+    }
+
+    /// The state of image `reference` for `platform` (a stage's `FROM
+    /// --platform`, else the target platform): the entry of a registry's
+    /// index that a pull picks, and a stored image only when it is for that
+    /// platform. Loaded (imported or pulled) once per build: stages building
+    /// at the same time wait for each other here.
+    pub(crate) fn load_image_for(
+        &mut self,
+        reference: &str,
+        platform: &Platform,
+    ) -> Result<StageState, StepErrorKind> {
+        let key = format!("{reference}\n{platform}");
         let shared = self.shared;
         let mut images = shared.images.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = images.get(reference) {
+        if let Some(s) = images.get(&key) {
             return Ok(s.clone());
         }
         let resolved: ResolvedImage;
@@ -35,7 +50,7 @@ impl<'a> Builder<'a> {
                 l
             }
             ImageSource::Stored(name) => {
-                let img = self.stored_or_pulled(name)?;
+                let img = self.stored_or_pulled(name, platform)?;
                 let l = self.store.layout().clone();
                 resolved = l.resolve_descriptor(img.manifest, 0)?;
                 l
@@ -66,28 +81,43 @@ impl<'a> Builder<'a> {
             config: resolved.config,
             key: Digest::of(format!("image\n{}", resolved.descriptor.digest).as_bytes()),
         };
-        images.insert(reference.to_string(), state.clone());
+        images.insert(key, state.clone());
         Ok(state)
     }
 
     /// An image in the store by name, pulled first as `--pull` says
-    /// (missing: only when absent; always; never).
-    fn stored_or_pulled(&mut self, name: &str) -> Result<StoredImage, StepErrorKind> {
+    /// (missing: only when absent or stored for another platform; always;
+    /// never).
+    fn stored_or_pulled(
+        &mut self,
+        name: &str,
+        platform: &Platform,
+    ) -> Result<StoredImage, StepErrorKind> {
         let policy = self.req.pull;
-        if policy != PullPolicy::Always {
-            if let Ok(img) = self.store.find(name) {
+        let stored = self.store.find(name).ok();
+        let other = stored
+            .as_ref()
+            .and_then(|img| img.manifest.platform.as_ref())
+            .map(|p| Platform::new(&p.os, &p.architecture, p.variant.as_deref()))
+            .filter(|p| !same_platform(p, platform));
+        if policy != PullPolicy::Always && other.is_none() {
+            if let Some(img) = stored {
                 return Ok(img);
             }
         }
+        let for_other = other
+            .as_ref()
+            .map(|p| format!(" (the store has it for {p}, not {platform})"))
+            .unwrap_or_default();
         if policy == PullPolicy::Never {
             return Err(StepErrorKind::Invalid(format!(
-                "image {name:?} is not in the store and --pull=never (use oci:DIR[:tag], an archive path, an image built with -t, or pull it first)"
+                "image {name:?} is not in the store{for_other} and --pull=never (use oci:DIR[:tag], an archive path, an image built with -t, or pull it first)"
             )));
         }
         let reference = Reference::parse(name).map_err(StepErrorKind::Invalid)?;
         let opts = PullOptions {
-            platform: crate::plan::Platform::host(),
-            jobs: 3,
+            platform: platform.clone(),
+            jobs: crate::oci::registry::pull::DEFAULT_JOBS,
             progress: match self.req.progress {
                 ProgressMode::Quiet => ProgressMode::Quiet,
                 _ => ProgressMode::Plain,
@@ -96,10 +126,18 @@ impl<'a> Builder<'a> {
         self.progress.before_output();
         let pulled = pull(self.store, &reference, &self.req.registry, &opts);
         self.progress.after_output();
-        let pulled = pulled.map_err(|e| StepErrorKind::Invalid(e.to_string()))?;
+        let pulled = pulled.map_err(|e| StepErrorKind::Invalid(format!("{e}{for_other}")))?;
         Ok(StoredImage {
             name: pulled.name,
             manifest: pulled.descriptor,
         })
     }
+}
+
+/// Whether a stored image's platform serves a stage for `want` (the
+/// variant counts only when both name one).
+fn same_platform(have: &Platform, want: &Platform) -> bool {
+    have.os == want.os
+        && have.architecture == want.architecture
+        && (have.variant.is_none() || want.variant.is_none() || have.variant == want.variant)
 }

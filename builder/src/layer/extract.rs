@@ -188,11 +188,16 @@ impl Extractor {
         let p = parent.as_fd();
         let existing = fsutil::lstat_at(p, name).map_err(io_err)?;
         let is_dir = etype == tar::EntryType::Directory;
-        match existing {
-            Some(st) if is_dir && fsutil::file_type(&st) == SFlag::S_IFDIR => {}
-            Some(_) => fsutil::remove_all_at(p, name).map_err(io_err)?,
-            None => {}
-        }
+        // A directory over a directory keeps it (and its content); anything
+        // else replaces what was there.
+        let keep_dir = match existing {
+            Some(st) if is_dir && fsutil::file_type(&st) == SFlag::S_IFDIR => true,
+            Some(_) => {
+                fsutil::remove_all_at(p, name).map_err(io_err)?;
+                false
+            }
+            None => false,
+        };
         match etype {
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
                 let fd = openat(
@@ -217,7 +222,7 @@ impl Extractor {
                 fsutil::set_meta_at(p, name, uid, gid, Some(mode), mtime).map_err(io_err)?;
             }
             tar::EntryType::Directory => {
-                if existing.is_none() {
+                if !keep_dir {
                     nix::sys::stat::mkdirat(p, name.as_str(), Mode::from_bits_truncate(0o700))
                         .map_err(|e| io_err(errno_io(e)))?;
                 }

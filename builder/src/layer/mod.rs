@@ -2,6 +2,7 @@
 //! (gzip, zstd or uncompressed) with its digests, and safe extraction of layer
 //! tars with whiteouts.
 
+pub mod check;
 pub mod diff;
 pub mod extract;
 pub mod tarfmt;

@@ -1,6 +1,7 @@
 //! Registry credentials: the auth files podman and docker use (read in
-//! their order, written by `login`), and the `WWW-Authenticate`
-//! challenges of the basic and bearer-token flows.
+//! their order, written by `login`), the credential helpers they name
+//! (`credHelpers`, `credsStore`: [`super::helper`]), and the
+//! `WWW-Authenticate` challenges of the basic and bearer-token flows.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,7 +25,16 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// The user name docker uses for an identity (OAuth2 refresh) token.
+pub const IDENTITY_TOKEN_USER: &str = "<token>";
+
 impl Credentials {
+    /// The identity token, when these credentials are one (user
+    /// `<token>`): it is exchanged for bearer tokens, never sent itself.
+    pub fn identity_token(&self) -> Option<&str> {
+        (self.username == IDENTITY_TOKEN_USER).then_some(self.password.as_str())
+    }
+
     /// The `Authorization: Basic ...` value.
     pub fn basic_header(&self) -> String {
         let raw = format!("{}:{}", self.username, self.password);
@@ -99,31 +109,81 @@ pub fn decode_auth(value: &str) -> Option<Credentials> {
     })
 }
 
+/// The credential helper an auth file names for `registry`:
+/// `credHelpers` (for that registry) first, then `credsStore`.
+fn helper_of(v: &serde_json::Value, registry: &str) -> Option<(String, &'static str)> {
+    if let Some(h) = v.get("credHelpers").and_then(|h| h.as_object()) {
+        for k in keys_for(registry) {
+            if let Some(name) = h.get(&k).and_then(|n| n.as_str()) {
+                return Some((name.to_string(), "credHelpers"));
+            }
+        }
+    }
+    v.get("credsStore")
+        .and_then(|n| n.as_str())
+        .filter(|n| !n.is_empty())
+        .map(|n| (n.to_string(), "credsStore"))
+}
+
+/// The credential helper configured for `registry` in `file`, if any.
+pub fn helper_in(file: &Path, registry: &str) -> Result<Option<String>, RegistryError> {
+    Ok(read_json(file)?.and_then(|v| helper_of(&v, registry).map(|(h, _)| h)))
+}
+
+fn in_file(path: &Path, key: &str, e: RegistryError) -> RegistryError {
+    RegistryError::Config(format!("auth file {} ({key}): {e}", path.display()))
+}
+
+/// Credentials from an `auths` entry: `auth` (base64 `user:password`),
+/// `username` + `password`, or an `identitytoken`.
+fn entry_credentials(entry: &serde_json::Value) -> Option<Credentials> {
+    let s = |k: &str| {
+        entry
+            .get(k)
+            .and_then(|a| a.as_str())
+            .filter(|a| !a.is_empty())
+    };
+    if let Some(t) = s("identitytoken") {
+        return Some(Credentials {
+            username: IDENTITY_TOKEN_USER.into(),
+            password: t.into(),
+        });
+    }
+    if let Some(c) = s("auth").and_then(decode_auth) {
+        return Some(c);
+    }
+    match (s("username"), s("password")) {
+        (Some(u), Some(p)) => Some(Credentials {
+            username: u.into(),
+            password: p.into(),
+        }),
+        _ => None,
+    }
+}
+
 /// Finds credentials for `registry` in `files` (the first file that has
-/// an entry wins).
+/// some wins). In each file: the `credHelpers` helper for the registry,
+/// then its `auths` entry, then the `credsStore` helper; a helper is run
+/// (`docker-credential-NAME get`) and may answer that it has none.
 pub fn lookup_in(files: &[PathBuf], registry: &str) -> Result<Option<Credentials>, RegistryError> {
     for f in files {
         let Some(v) = read_json(f)? else { continue };
-        let Some(auths) = v.get("auths").and_then(|a| a.as_object()) else {
-            continue;
-        };
-        for k in keys_for(registry) {
-            let Some(entry) = auths.get(&k) else { continue };
-            if let Some(c) = entry
-                .get("auth")
-                .and_then(|a| a.as_str())
-                .and_then(decode_auth)
-            {
+        let helper = helper_of(&v, registry);
+        if let Some((h, key @ "credHelpers")) = &helper {
+            if let Some(c) = super::helper::get(h, registry).map_err(|e| in_file(f, key, e))? {
                 return Ok(Some(c));
             }
-            if let (Some(u), Some(p)) = (
-                entry.get("username").and_then(|a| a.as_str()),
-                entry.get("password").and_then(|a| a.as_str()),
-            ) {
-                return Ok(Some(Credentials {
-                    username: u.into(),
-                    password: p.into(),
-                }));
+        }
+        if let Some(auths) = v.get("auths").and_then(|a| a.as_object()) {
+            for k in keys_for(registry) {
+                if let Some(c) = auths.get(&k).and_then(entry_credentials) {
+                    return Ok(Some(c));
+                }
+            }
+        }
+        if let Some((h, key @ "credsStore")) = &helper {
+            if let Some(c) = super::helper::get(h, registry).map_err(|e| in_file(f, key, e))? {
+                return Ok(Some(c));
             }
         }
     }
@@ -161,11 +221,29 @@ fn write_json(path: &Path, v: &serde_json::Value) -> Result<(), RegistryError> {
     result.map_err(err)
 }
 
-/// Stores `creds` for `registry` in `file`, keeping everything else in it.
-pub fn store(file: &Path, registry: &str, creds: &Credentials) -> Result<(), RegistryError> {
+/// Stores `creds` for `registry` in `file`, keeping everything else in
+/// it, or through the credential helper `file` names for the registry
+/// (then the file keeps no secret for it). Returns where they went.
+pub fn store(file: &Path, registry: &str, creds: &Credentials) -> Result<String, RegistryError> {
     let mut v = read_json(file)?.unwrap_or_else(|| serde_json::json!({}));
     if !v.is_object() {
         v = serde_json::json!({});
+    }
+    if let Some((h, key)) = helper_of(&v, registry) {
+        super::helper::store(&h, registry, creds).map_err(|e| in_file(file, key, e))?;
+        // A secret of an earlier plain login must not outlive this one.
+        let had = v
+            .get_mut("auths")
+            .and_then(|a| a.as_object_mut())
+            .map(|a| keys_for(registry).iter().any(|k| a.remove(k).is_some()))
+            .unwrap_or(false);
+        if had {
+            write_json(file, &v)?;
+        }
+        return Ok(format!(
+            "credential helper docker-credential-{h} ({key} in {})",
+            file.display()
+        ));
     }
     let raw = format!("{}:{}", creds.username, creds.password);
     let auth = base64::engine::general_purpose::STANDARD.encode(raw);
@@ -175,24 +253,33 @@ pub fn store(file: &Path, registry: &str, creds: &Credentials) -> Result<(), Reg
     if let Some(a) = auths.and_then(|a| a.as_object_mut()) {
         a.insert(registry.to_string(), serde_json::json!({ "auth": auth }));
     }
-    write_json(file, &v)
+    write_json(file, &v)?;
+    Ok(file.display().to_string())
 }
 
-/// Removes `registry`'s entries from every file in `files`; returns the
-/// files changed.
+/// Removes `registry`'s entries from every file in `files`, and erases
+/// them from the credential helpers those files name for it; returns the
+/// files whose entries or helpers had some.
 pub fn remove_in(files: &[PathBuf], registry: &str) -> Result<Vec<PathBuf>, RegistryError> {
     let mut changed = Vec::new();
     for f in files {
         let Some(mut v) = read_json(f)? else { continue };
-        let Some(auths) = v.get_mut("auths").and_then(|a| a.as_object_mut()) else {
-            continue;
-        };
-        let before = auths.len();
-        for k in keys_for(registry) {
-            auths.remove(&k);
+        let mut erased = false;
+        if let Some((h, key)) = helper_of(&v, registry) {
+            erased = super::helper::erase(&h, registry).map_err(|e| in_file(f, key, e))?;
         }
-        if auths.len() != before {
+        let mut removed = false;
+        if let Some(auths) = v.get_mut("auths").and_then(|a| a.as_object_mut()) {
+            let before = auths.len();
+            for k in keys_for(registry) {
+                auths.remove(&k);
+            }
+            removed = auths.len() != before;
+        }
+        if removed {
             write_json(f, &v)?;
+        }
+        if removed || erased {
             changed.push(f.clone());
         }
     }

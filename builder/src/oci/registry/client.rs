@@ -1,7 +1,9 @@
 //! The HTTP side of the distribution API: one [`Client`] per registry,
 //! on ureq (the HTTP stack the builder already has). It picks the scheme
 //! (HTTPS; plain HTTP only for this machine and `--insecure-registry`
-//! names, which also skip certificate checks), trusts the CA files in `certs.d/HOST/`, and answers basic and
+//! names, which also skip certificate checks), trusts the CA files in
+//! `certs.d/HOST/*.crt`, presents the client certificate
+//! `certs.d/HOST/NAME.cert` + `NAME.key` when there is one, and answers basic and
 //! bearer-token challenges with the credentials from the auth files. Safe
 //! to share between the threads downloading layers.
 
@@ -24,7 +26,8 @@ pub struct RegistryOptions {
     /// Registries (`host[:port]`) reached without certificate checks, or
     /// over plain HTTP when HTTPS fails (Docker's insecure registries).
     pub insecure: Vec<String>,
-    /// `certs.d` roots holding `HOST[:PORT]/*.crt` CA files.
+    /// `certs.d` roots holding `HOST[:PORT]/*.crt` CA files and
+    /// `HOST[:PORT]/NAME.cert` + `NAME.key` client certificates.
     pub certs_dirs: Vec<PathBuf>,
     /// Auth files, in lookup order.
     pub auth_files: Vec<PathBuf>,
@@ -78,6 +81,11 @@ pub struct Client {
 
 /// The CA certificates in `DIR/HOST/*.crt` for each certs.d root.
 pub fn ca_files(certs_dirs: &[PathBuf], registry: &str) -> Vec<PathBuf> {
+    with_extension(certs_dirs, registry, "crt")
+}
+
+/// The files `DIR/HOST/*.EXT` of every certs.d root, sorted per root.
+fn with_extension(certs_dirs: &[PathBuf], registry: &str, ext: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for root in certs_dirs {
         let dir = root.join(registry);
@@ -87,12 +95,80 @@ pub fn ca_files(certs_dirs: &[PathBuf], registry: &str) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = rd
             .flatten()
             .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "crt"))
+            .filter(|p| p.extension().is_some_and(|e| e == ext))
             .collect();
         files.sort();
         out.extend(files);
     }
     out
+}
+
+/// A client certificate and its key: `DIR/HOST/NAME.cert` with
+/// `DIR/HOST/NAME.key`, as docker and podman find them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCert {
+    /// The certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+}
+
+/// The client certificate for `registry`: the first `*.cert` (roots in
+/// order, names sorted) with its `*.key`. A `.cert` without its `.key`,
+/// or the reverse, is an error naming the file.
+pub fn client_cert(
+    certs_dirs: &[PathBuf],
+    registry: &str,
+) -> Result<Option<ClientCert>, RegistryError> {
+    let certs = with_extension(certs_dirs, registry, "cert");
+    for key in with_extension(certs_dirs, registry, "key") {
+        if !key.with_extension("cert").is_file() {
+            return Err(RegistryError::Config(format!(
+                "client key {} has no certificate {} beside it",
+                key.display(),
+                key.with_extension("cert").display()
+            )));
+        }
+    }
+    for cert in &certs {
+        let key = cert.with_extension("key");
+        if !key.is_file() {
+            return Err(RegistryError::Config(format!(
+                "client certificate {} has no key {} beside it",
+                cert.display(),
+                key.display()
+            )));
+        }
+    }
+    Ok(certs.into_iter().next().map(|cert| ClientCert {
+        key: cert.with_extension("key"),
+        cert,
+    }))
+}
+
+/// Reads a client certificate chain and key.
+fn load_client_cert(
+    c: &ClientCert,
+) -> Result<
+    (
+        Vec<CertificateDer<'static>>,
+        rustls_pki_types::PrivateKeyDer<'static>,
+    ),
+    RegistryError,
+> {
+    let bad = |f: &Path, e: String| {
+        RegistryError::Config(format!("client certificate {}: {e}", f.display()))
+    };
+    let chain = CertificateDer::pem_file_iter(&c.cert)
+        .map_err(|e| bad(&c.cert, e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(&c.cert, e.to_string()))?;
+    if chain.is_empty() {
+        return Err(bad(&c.cert, "no PEM certificate in it".into()));
+    }
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(&c.key)
+        .map_err(|e| bad(&c.key, format!("no usable PEM private key: {e}")))?;
+    Ok((chain, key))
 }
 
 /// For `--insecure-registry` names: any server certificate is accepted
@@ -146,7 +222,11 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
     }
 }
 
-fn tls_config(cas: &[PathBuf], insecure: bool) -> Result<Arc<rustls::ClientConfig>, RegistryError> {
+fn tls_config(
+    cas: &[PathBuf],
+    client: Option<&ClientCert>,
+    insecure: bool,
+) -> Result<Arc<rustls::ClientConfig>, RegistryError> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     for f in cas {
@@ -167,19 +247,32 @@ fn tls_config(cas: &[PathBuf], insecure: bool) -> Result<Arc<rustls::ClientConfi
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| RegistryError::Config(format!("TLS: {e}")))?;
-    let cfg = if insecure {
+    let builder = if insecure {
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
-            .with_no_client_auth()
     } else {
-        builder.with_root_certificates(roots).with_no_client_auth()
+        builder.with_root_certificates(roots)
+    };
+    let cfg = match client {
+        None => builder.with_no_client_auth(),
+        Some(c) => {
+            let (chain, key) = load_client_cert(c)?;
+            tracing::debug!(cert = %c.cert.display(), "presenting client certificate");
+            builder.with_client_auth_cert(chain, key).map_err(|e| {
+                RegistryError::Config(format!(
+                    "client certificate {} with key {}: {e}",
+                    c.cert.display(),
+                    c.key.display()
+                ))
+            })?
+        }
     };
     Ok(Arc::new(cfg))
 }
 
 fn ca_hint(registry: &str) -> String {
-    format!("a private CA goes in CERTS.D/{registry}/ca.crt (--certs-dir, $BERTH_CERTS_D, /etc/containers/certs.d, /etc/docker/certs.d)")
+    format!("a private CA goes in CERTS.D/{registry}/ca.crt, a client certificate in CERTS.D/{registry}/client.cert + client.key (--certs-dir, $BERTH_CERTS_D, /etc/containers/certs.d, /etc/docker/certs.d)")
 }
 
 /// The registry's error message from a JSON error body, or the text.
@@ -218,9 +311,10 @@ impl Client {
     pub fn new(reference: &Reference, opts: &RegistryOptions) -> Result<Client, RegistryError> {
         let registry = reference.registry.clone();
         let cas = ca_files(&opts.certs_dirs, &registry);
+        let client_cert = client_cert(&opts.certs_dirs, &registry)?;
         let insecure = opts.insecure.iter().any(|i| i == &registry);
         let agent = ureq::AgentBuilder::new()
-            .tls_config(tls_config(&cas, insecure)?)
+            .tls_config(tls_config(&cas, client_cert.as_ref(), insecure)?)
             .timeout_connect(Duration::from_secs(30))
             .timeout_read(Duration::from_secs(120))
             .user_agent(concat!("berth-build/", env!("CARGO_PKG_VERSION")))
@@ -375,17 +469,32 @@ impl Client {
                 if let Some(t) = self.tokens.lock().ok().and_then(|t| t.get(&key).cloned()) {
                     return Ok(Some(t));
                 }
-                let mut req = self.agent.get(&realm);
-                if let Some(s) = params.get("service") {
-                    req = req.query("service", s);
-                }
-                for s in scopes {
-                    req = req.query("scope", s);
-                }
-                if let Some(c) = &self.creds {
-                    req = req.set("Authorization", &c.basic_header());
-                }
-                let resp = req.call().map_err(|e| match self.convert(&realm, e) {
+                let identity = self.creds.as_ref().and_then(Credentials::identity_token);
+                let sent = if let Some(refresh) = identity {
+                    // An identity token: the OAuth2 refresh-token grant.
+                    let service = params.get("service").map(String::as_str).unwrap_or("");
+                    let scope = scopes.join(" ");
+                    self.agent.post(&realm).send_form(&[
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", refresh),
+                        ("service", service),
+                        ("scope", scope.as_str()),
+                        ("client_id", "berth-build"),
+                    ])
+                } else {
+                    let mut req = self.agent.get(&realm);
+                    if let Some(s) = params.get("service") {
+                        req = req.query("service", s);
+                    }
+                    for s in scopes {
+                        req = req.query("scope", s);
+                    }
+                    if let Some(c) = &self.creds {
+                        req = req.set("Authorization", &c.basic_header());
+                    }
+                    req.call()
+                };
+                let resp = sent.map_err(|e| match self.convert(&realm, e) {
                     RegistryError::Http { code, message, .. } => RegistryError::Unauthorized {
                         registry: self.registry.clone(),
                         detail: format!("token endpoint {realm} answered {code}: {message}"),
@@ -500,5 +609,40 @@ impl Client {
                 Err(e) => return Err(self.convert(&url, e)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_cert_pairs() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let host = root.path().join("reg:5000");
+        std::fs::create_dir_all(&host).expect("mkdir");
+        let roots = vec![root.path().join("missing"), root.path().to_path_buf()];
+        assert_eq!(client_cert(&roots, "reg:5000").expect("none"), None);
+        std::fs::write(host.join("ca.crt"), "x").expect("ca");
+        std::fs::write(host.join("b.cert"), "x").expect("cert");
+        let e = client_cert(&roots, "reg:5000").expect_err("no key");
+        assert!(e.to_string().contains("b.key"), "{e}");
+        std::fs::write(host.join("b.key"), "x").expect("key");
+        std::fs::write(host.join("a.key"), "x").expect("key");
+        let e = client_cert(&roots, "reg:5000").expect_err("no cert");
+        assert!(e.to_string().contains("a.cert"), "{e}");
+        std::fs::write(host.join("a.cert"), "x").expect("cert");
+        let c = client_cert(&roots, "reg:5000")
+            .expect("pair")
+            .expect("some");
+        assert_eq!((c.cert, c.key), (host.join("a.cert"), host.join("a.key")));
+        assert_eq!(ca_files(&roots, "reg:5000"), vec![host.join("ca.crt")]);
+        // Not PEM: a clear error naming the file.
+        let e = load_client_cert(&ClientCert {
+            cert: host.join("a.cert"),
+            key: host.join("a.key"),
+        })
+        .expect_err("not pem");
+        assert!(e.to_string().contains("a.cert"), "{e}");
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! - [`reference`]: Docker's reference normalisation;
 //! - [`auth`]: auth files, `login`/`logout`, basic and bearer challenges;
+//! - [`helper`]: docker credential helpers (`credHelpers`, `credsStore`);
 //! - [`client`]: one registry: scheme, TLS with certs.d CAs, requests;
 //! - [`pull`]: manifests (index and Docker list resolution, Docker schema 2
 //!   stored as OCI) and blobs (verified while streaming, resumable,
@@ -13,6 +14,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod helper;
 pub mod progress;
 pub mod pull;
 pub mod push;

@@ -4,9 +4,11 @@
 //! counted while it streams into `partial/` in the store and is renamed
 //! into `blobs/` only when digest and size match; an interrupted transfer
 //! resumes with a `Range` request (in the same run or the next one). Each
-//! new layer is unpacked (and so checked: safe paths, diff id) before the
-//! image is tagged, so a rejected image leaves no tag and none of its new
-//! blobs behind.
+//! new layer is also decompressed and its entries checked while it
+//! downloads ([`check_layer`]) before the image is tagged, so an unsafe
+//! image leaves no tag and none of its new blobs behind. Layers are
+//! extracted into the store (and their diff ids verified) at their first
+//! use (a build, `unpack --overlay`), not here.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -35,6 +37,11 @@ pub const MEDIA_TYPE_DOCKER_CONFIG: &str = "application/vnd.docker.container.ima
 pub const MEDIA_TYPE_DOCKER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
 /// The largest manifest or config accepted (bytes).
 pub const MAX_DOCUMENT: u64 = 8 << 20;
+
+/// Layers a pull downloads (and checks) at the same time by default:
+/// skopeo's and podman's default; it keeps both cores busy on small
+/// machines, where the check of one layer overlaps another's transfer.
+pub const DEFAULT_JOBS: usize = 6;
 
 /// When `FROM` (and `build`) pull a base image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -77,7 +84,7 @@ impl Default for PullOptions {
     fn default() -> Self {
         PullOptions {
             platform: Platform::host(),
-            jobs: 3,
+            jobs: DEFAULT_JOBS,
             progress: ProgressMode::Quiet,
         }
     }
@@ -368,23 +375,35 @@ fn hash_prefix(path: &Path) -> std::io::Result<(Hasher, u64)> {
     Ok((h, n))
 }
 
-/// Where downloaded bytes also go: the thread extracting the layer while
-/// it downloads. Streaming stops (`aborted`) when the transfer does not
-/// run from the first byte to the last in one go (a resume); the layer is
-/// then unpacked from the finished blob instead.
+/// The bytes a download gathers before writing them and passing them on.
+const BATCH: usize = 1 << 20;
+
+/// Where downloaded bytes also go: the thread checking the layer while it
+/// downloads. Streaming stops (`aborted`) when the transfer does not run
+/// from the first byte to the last in one go (a resume); the layer is then
+/// checked from the finished blob instead. Batches travel as owned
+/// buffers, which the checker hands back for reuse (no copy, no fresh
+/// pages per batch).
 pub struct Tee {
     tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    free: std::sync::mpsc::Receiver<Vec<u8>>,
     aborted: bool,
 }
 
 impl Tee {
-    fn send(&mut self, data: &[u8]) {
-        if let Some(tx) = &self.tx {
-            if tx.send(data.to_vec()).is_err() {
-                // The extractor stopped (an unsafe entry): its error decides.
-                self.tx = None;
-            }
+    /// Passes `buf[..len]` on; returns the buffer to read the next batch
+    /// into (`buf` itself when nothing is listening).
+    fn send(&mut self, mut buf: Vec<u8>, len: usize) -> Vec<u8> {
+        let Some(tx) = &self.tx else {
+            return buf;
+        };
+        let next = self.free.try_recv().unwrap_or_else(|_| vec![0u8; BATCH]);
+        buf.truncate(len);
+        if tx.send(buf).is_err() {
+            // The checker stopped (an unsafe entry): its error decides.
+            self.tx = None;
         }
+        next
     }
 
     fn abort(&mut self) {
@@ -393,34 +412,77 @@ impl Tee {
     }
 }
 
-/// The receiving end of a [`Tee`] as a reader (EOF when the sender is gone).
+/// The receiving end of a [`Tee`] as a buffered reader (EOF when the
+/// sender is gone); spent buffers go back to the sender.
 struct ChannelReader {
     rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    back: std::sync::mpsc::SyncSender<Vec<u8>>,
     buf: Vec<u8>,
     pos: usize,
 }
 
-impl Read for ChannelReader {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+impl std::io::BufRead for ChannelReader {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
         while self.pos == self.buf.len() {
             match self.rx.recv() {
                 Ok(b) => {
-                    self.buf = b;
+                    let mut spent = std::mem::replace(&mut self.buf, b);
                     self.pos = 0;
+                    if spent.capacity() >= BATCH {
+                        spent.resize(BATCH, 0);
+                        let _ = self.back.try_send(spent);
+                    }
                 }
-                Err(_) => return Ok(0),
+                Err(_) => return Ok(&[]),
             }
         }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
+        Ok(&self.buf[self.pos..])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.buf.len());
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        use std::io::BufRead;
+        let avail = self.fill_buf()?;
+        let n = out.len().min(avail.len());
+        out[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
         Ok(n)
     }
 }
 
-/// Downloads layer `l` (unless in the store) while extracting it into the
-/// store's unpacked layers, and checks both digests; returns the bytes
-/// transferred.
+/// Decompresses the layer stream `blob` and checks its entries as a strict
+/// overlay-mode extraction would (`layer::check`), without writing
+/// anything; the decompressor's own integrity check (gzip's CRC, zstd's
+/// frame) runs to the end of the stream. The diff id is not hashed here:
+/// the extraction at first use hashes it anyway and refuses a mismatch
+/// (docs/design.md, "Pull does not unpack").
+pub fn check_layer<R: std::io::BufRead>(blob: R, rec: &LayerRecord) -> Result<(), RegistryError> {
+    let bad = |reason: String| RegistryError::BadLayer {
+        digest: rec.digest.to_string(),
+        reason,
+    };
+    let mut inner: Box<dyn Read + '_> = match rec.media_type.as_str() {
+        // Straight from the buffered stream: no second buffer and copy.
+        MEDIA_TYPE_TAR_GZIP | MEDIA_TYPE_DOCKER_GZIP => {
+            Box::new(flate2::bufread::GzDecoder::new(blob))
+        }
+        _ => crate::layer::decompress(&rec.media_type, blob).map_err(|e| bad(e.to_string()))?,
+    };
+    crate::layer::check::check(&mut inner, true).map_err(|e| bad(e.to_string()))?;
+    std::io::copy(&mut inner, &mut std::io::sink())
+        .map_err(|e| bad(format!("malformed layer: {e}")))?;
+    Ok(())
+}
+
+/// Downloads layer `l` (unless in the store) while checking it on a second
+/// thread ([`check_layer`]: safe entries); returns the bytes
+/// transferred. The layer is extracted into the store at its first use,
+/// not here (docs/design.md, "Pull does not unpack").
 fn fetch_layer(
     client: &Client,
     store: &Store,
@@ -429,52 +491,47 @@ fn fetch_layer(
     rec: &LayerRecord,
     progress: &Transfers,
 ) -> Result<u64, RegistryError> {
-    let bad = |e: crate::store::StoreError| RegistryError::BadLayer {
-        digest: l.digest.to_string(),
-        reason: e.to_string(),
-    };
-    let partial = partial_dir(store).join(l.digest.hex());
-    if store.layout().has_blob(&l.digest)
-        || store.layer_dir(&rec.diff_id).is_dir()
-        || partial.exists()
-    {
-        let n = fetch_blob(client, store, repo, l, progress, None)?;
-        store.ensure_unpacked_strict(rec).map_err(bad)?;
-        return Ok(n);
+    if store.layout().has_blob(&l.digest) {
+        // Already here (pulled, built or loaded): its content is checked
+        // by the extraction that uses it, as for every stored layer.
+        return fetch_blob(client, store, repo, l, progress, None);
+    }
+    if store.layer_dir(&rec.diff_id).is_dir() {
+        // Its content is already unpacked (and was checked then): the
+        // blob's digest is all that is left to verify.
+        return fetch_blob(client, store, repo, l, progress, None);
     }
     std::thread::scope(|s| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(64);
-        let extractor = s.spawn(move || {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+        let (back, free) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let checker = s.spawn(move || {
             let reader = ChannelReader {
                 rx,
+                back,
                 buf: Vec::new(),
                 pos: 0,
             };
-            store.extract_layer(
-                std::io::BufReader::with_capacity(256 << 10, reader),
-                rec,
-                true,
-            )
+            check_layer(reader, rec)
         });
         let mut tee = Tee {
             tx: Some(tx),
+            free,
             aborted: false,
         };
         let got = fetch_blob(client, store, repo, l, progress, Some(&mut tee));
         tee.tx = None;
-        let extracted = extractor.join().map_err(|_| RegistryError::BadLayer {
+        let checked = checker.join().map_err(|_| RegistryError::BadLayer {
             digest: l.digest.to_string(),
-            reason: "the extracting thread panicked".into(),
+            reason: "the checking thread panicked".into(),
         })?;
         let n = got?;
-        match extracted {
-            _ if tee.aborted => {
-                store.ensure_unpacked_strict(rec).map_err(bad)?;
-            }
-            Ok(prepared) => {
-                store.commit_layer(prepared).map_err(bad)?;
-            }
-            Err(e) => return Err(bad(e)),
+        if tee.aborted {
+            // Resumed: the stream seen was not the whole blob; check the
+            // finished blob instead.
+            let blob = store.layout().open_blob(&l.digest)?;
+            check_layer(std::io::BufReader::with_capacity(256 << 10, blob), rec)?;
+        } else {
+            checked?;
         }
         Ok(n)
     })
@@ -605,10 +662,15 @@ fn download(
                 }
             }
             let mut reader = resp.into_reader();
-            let mut buf = vec![0u8; 256 << 10];
+            // Socket reads come in small pieces: they are gathered into
+            // batches before being hashed, written and handed to the
+            // checker (one wake-up of its thread per batch, not per read).
+            let mut buf = vec![0u8; BATCH];
+            let mut fill = 0;
             loop {
-                match reader.read(&mut buf) {
-                    Ok(0) => break,
+                let r = reader.read(&mut buf[fill..]);
+                let done = match r {
+                    Ok(0) => true,
                     Ok(n) => {
                         have += n as u64;
                         transferred += n as u64;
@@ -619,18 +681,26 @@ fn download(
                                 actual: have,
                             });
                         }
-                        hasher.update(&buf[..n]);
-                        file.write_all(&buf[..n]).map_err(io)?;
-                        if let Some(t) = tee.as_deref_mut() {
-                            t.send(&buf[..n]);
-                        }
+                        fill += n;
                         progress.add(slot, n as u64);
+                        false
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => false,
                     Err(e) => {
                         broken = Some(e.to_string());
-                        break;
+                        true
                     }
+                };
+                if fill > 0 && (done || fill == buf.len()) {
+                    hasher.update(&buf[..fill]);
+                    file.write_all(&buf[..fill]).map_err(io)?;
+                    if let Some(t) = tee.as_deref_mut() {
+                        buf = t.send(buf, fill);
+                    }
+                    fill = 0;
+                }
+                if done {
+                    break;
                 }
             }
             // No fsync, as for the builder's own blobs (docs/design.md):
@@ -674,23 +744,17 @@ pub fn pull(
     let new_blobs = Mutex::new(Vec::new());
     let r = pull_inner(store, reference, reg, opts, &new_blobs);
     if r.is_err() {
-        // Nothing of a rejected image stays: its new blobs and their
-        // unpacked layers go (older content is untouched).
-        for (digest, diff_id) in new_blobs.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        // Nothing of a rejected image stays: its new blobs go (older
+        // content is untouched).
+        for digest in new_blobs.into_inner().unwrap_or_else(|p| p.into_inner()) {
             let _ = std::fs::remove_file(store.layout().blob_path(&digest));
             let _ = std::fs::remove_file(store.root().join("sources").join(digest.hex()));
-            if let Some(d) = diff_id {
-                let dir = store.layer_dir(&d);
-                if dir.is_dir() {
-                    let _ = std::fs::remove_dir_all(&dir);
-                }
-            }
         }
     }
     r.map_err(|e| e.in_image(reference))
 }
 
-type NewBlobs = Mutex<Vec<(Digest, Option<Digest>)>>;
+type NewBlobs = Mutex<Vec<Digest>>;
 
 fn pull_inner(
     store: &Store,
@@ -733,7 +797,7 @@ fn pull_inner(
         new_blobs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push((manifest.config.digest.clone(), None));
+            .push(manifest.config.digest.clone());
     }
     let config_data = store.layout().read_blob(&manifest.config.digest)?;
     let config: ImageConfig = serde_json::from_slice(&config_data).map_err(|e| {
@@ -782,7 +846,6 @@ fn pull_inner(
             media_type: l.media_type.clone(),
         };
         let had_blob = store.layout().has_blob(&l.digest);
-        let had_dir = store.layer_dir(diff_id).is_dir();
         let r = fetch_layer(&client, store, repo, l, &rec, &progress).map(|n| {
             if n > 0 {
                 total_bytes.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
@@ -794,7 +857,7 @@ fn pull_inner(
             new_blobs
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .push((l.digest.clone(), (!had_dir).then(|| diff_id.clone())));
+                .push(l.digest.clone());
         }
         if let Err(e) = r {
             failed.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -805,16 +868,41 @@ fn pull_inner(
             return;
         }
     };
+    let manifest_digest = Digest::of(&data);
+    let had_manifest = store.layout().has_blob(&manifest_digest);
+    let manifest_written: Mutex<Option<Result<Digest, RegistryError>>> = Mutex::new(None);
     progress.run(|| {
         std::thread::scope(|s| {
+            // The manifest blob (and its fsync) while the layers download;
+            // it is tagged only after them.
+            s.spawn(|| {
+                let r = store
+                    .layout()
+                    .write_blob(&data)
+                    .map_err(RegistryError::from);
+                *manifest_written.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+            });
             for _ in 0..jobs {
                 s.spawn(worker);
             }
         })
     });
+    if !had_manifest && store.layout().has_blob(&manifest_digest) {
+        new_blobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(manifest_digest.clone());
+    }
     if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }
+    let digest = match manifest_written
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+    {
+        Some(r) => r?,
+        None => store.layout().write_blob(&data)?,
+    };
     fetched += total_fetched.into_inner();
     bytes += total_bytes.into_inner();
     let source = reference.name();
@@ -826,7 +914,6 @@ fn pull_inner(
     for l in &manifest.layers {
         record_source(store, &l.digest, &source);
     }
-    let digest = store.layout().write_blob(&data)?;
     let mut descriptor = Descriptor::new(MEDIA_TYPE_MANIFEST, digest, data.len() as u64);
     descriptor.platform = Some(PlatformDesc {
         architecture: config.architecture.clone(),
