@@ -11,15 +11,20 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 /// The service names containerd calls: v2 (containerd 1.6-1.7, and 2.x for shims that print a
 /// plain address) and v3 (containerd 2.x; the same messages with added fields).
 pub const TASK_SERVICES: [&str; 2] = ["containerd.task.v2.Task", "containerd.task.v3.Task"];
 
 static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
+/// Set by SIGTERM or SIGINT: the loop returns and the daemon removes what it owns.
+static TERMINATE: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_signal(_: libc::c_int) {
+extern "C" fn on_signal(sig: libc::c_int) {
+    if sig == libc::SIGTERM || sig == libc::SIGINT {
+        TERMINATE.store(true, Ordering::Relaxed);
+    }
     let fd = SIGNAL_PIPE.load(Ordering::Relaxed);
     if fd >= 0 {
         let b = 1u8;
@@ -30,8 +35,9 @@ extern "C" fn on_signal(_: libc::c_int) {
 
 extern "C" fn on_sigpipe(_: libc::c_int) {}
 
-/// Installs the SIGCHLD handler (self-pipe) and a no-op SIGPIPE handler. Handlers, unlike
-/// SIG_IGN or a blocked mask, are reset by execve, so containers start with default signals.
+/// Installs the SIGCHLD, SIGTERM and SIGINT handlers (self-pipe) and a no-op SIGPIPE handler.
+/// Handlers, unlike SIG_IGN or a blocked mask, are reset by execve, so containers start with
+/// default signals.
 pub fn install_signals() -> std::io::Result<OwnedFd> {
     let (r, w) = crate::stdio::pipe()?;
     crate::stdio::set_nonblock(r.as_raw_fd(), true)?;
@@ -40,6 +46,8 @@ pub fn install_signals() -> std::io::Result<OwnedFd> {
     std::mem::forget(w);
     for (sig, h) in [
         (libc::SIGCHLD, on_signal as extern "C" fn(libc::c_int)),
+        (libc::SIGTERM, on_signal),
+        (libc::SIGINT, on_signal),
         (libc::SIGPIPE, on_sigpipe),
     ] {
         // SAFETY: a zeroed sigaction with a valid handler and flags.
@@ -106,7 +114,9 @@ enum Token {
     Oom(String),
 }
 
-/// Serves until Shutdown (with no containers left) or until the listener fails.
+/// Serves until Shutdown (with no containers left), SIGTERM/SIGINT, or until the listener
+/// fails. On SIGTERM the containers keep running: containerd sees the shim gone and cleans up
+/// through `delete`, as for a killed shim.
 pub fn serve(listener: UnixListener, signals: OwnedFd, shim: &mut Shim) {
     let _ = listener.set_nonblocking(true);
     let mut conns: HashMap<u64, Conn> = HashMap::new();
@@ -125,6 +135,10 @@ pub fn serve(listener: UnixListener, signals: OwnedFd, shim: &mut Shim) {
         }
         conns.retain(|_, c| !c.closed);
         if shim.exit && conns.values().all(|c| c.out.is_empty()) {
+            return;
+        }
+        if TERMINATE.load(Ordering::Relaxed) {
+            tracing::debug!("SIGTERM: leaving");
             return;
         }
         let mut fds = Vec::new();
