@@ -299,10 +299,16 @@ fn spawn_daemon(f: &Flags, bundle: &Path, sock: &Path, listener: UnixListener) -
 /// The long-lived daemon: serve the task API on the listener inherited as fd 3.
 fn daemon(f: &Flags) -> Result<i32> {
     if f.debug {
-        let _ = tracing_subscriber::fmt()
-            .with_writer(std::io::stderr)
-            .with_max_level(tracing::Level::DEBUG)
-            .try_init();
+        // A descriptor of its own for the log (containerd's log fifo, now fd 2): while berth
+        // creates a container, fd 2 is briefly the container's stderr, and the library's child
+        // logs until execve; those lines belong in the shim log, not in the container's output.
+        use std::os::fd::AsFd;
+        if let Ok(log) = std::io::stderr().as_fd().try_clone_to_owned() {
+            let _ = tracing_subscriber::fmt()
+                .with_writer(std::sync::Mutex::new(std::fs::File::from(log)))
+                .with_max_level(tracing::Level::DEBUG)
+                .try_init();
+        }
     }
     let sock = PathBuf::from(std::env::var_os(SOCKET_ENV).unwrap_or_default());
     // SAFETY: `start` put the bound listening socket on fd 3 for us.
