@@ -17,7 +17,7 @@ set -euo pipefail
 self=$(readlink -f "$0")
 cd "$(dirname "$self")/../.."
 . hack/lib.sh
-need_packages busybox-static jq containerd python3
+need_packages busybox-static jq containerd python3 binutils
 cargo build --release -p berth >&2
 prof=$(mktemp -d /dev/shm/berth-shim-order-XXXXXX)
 work=$(mktemp -d /tmp/berth-shim-order-XXXXXX)

@@ -62,6 +62,12 @@ if [ "$RUNTIME" = io.containerd.berth.v2 ]; then
   $CTR task exec --exec-id oe o1 su u -c 'echo io-owner-ok > /dev/stdout' 2>&1
   grep -c '_ses\.o1:' /proc/keys | sed 's/^/opts-keyrings=/'
   $CTR task kill -s KILL o1 && stopped o1 && $CTR task delete o1 >/dev/null && $CTR container delete o1 && echo opts-deleted-ok
+  # a killed shim's container in the options' Root is cleaned up by `delete` there
+  $CTR run -d $R --runtime-config-path "$WORK/opts.toml" $IMG o3 sleep 1000 >/dev/null
+  shim=$(ps -eo pid,args | awk -v m="-namespace $NS -id o3 " 'index($0, m) && !/awk/ {print $1}')
+  [ -n "$shim" ] && kill -9 $shim
+  for _ in $(seq 100); do $CTR task ls | grep -q "^o3 " || break; sleep 0.05; done
+  $CTR container delete o3 && ! $BERTH --root "$WORK/altroot/$NS" list | grep -q "^o3 " && echo opts-dead-shim-cleaned
   # without the options: a session keyring of its own, and a uid 1000 process cannot reopen
   # its root-owned stdout
   $CTR run -d $R $IMG o2 sh -c "$U; exec sleep 1000" >/dev/null
