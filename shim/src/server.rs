@@ -112,6 +112,7 @@ enum Token {
     Conn(u64),
     Copier(String, String, usize),
     Oom(String),
+    Events,
 }
 
 /// Serves until Shutdown (with no containers left), SIGTERM/SIGINT, or until the listener
@@ -134,7 +135,11 @@ pub fn serve(listener: UnixListener, signals: OwnedFd, shim: &mut Shim) {
             }
         }
         conns.retain(|_, c| !c.closed);
-        if shim.exit && conns.values().all(|c| c.out.is_empty()) {
+        // Leaving waits for the last events (TaskDelete) unless containerd cannot be reached.
+        if shim.exit
+            && conns.values().all(|c| c.out.is_empty())
+            && (!shim.events.pending() || shim.events.needs_retry())
+        {
             return;
         }
         if TERMINATE.load(Ordering::Relaxed) {
@@ -153,6 +158,9 @@ pub fn serve(listener: UnixListener, signals: OwnedFd, shim: &mut Shim) {
         };
         add(listener.as_raw_fd(), libc::POLLIN, Token::Listener);
         add(signals.as_raw_fd(), libc::POLLIN, Token::Signal);
+        if let Some(fd) = shim.events.fd() {
+            add(fd, libc::POLLIN, Token::Events);
+        }
         for (id, c) in &conns {
             let ev = libc::POLLIN | if c.out.is_empty() { 0 } else { libc::POLLOUT };
             add(c.stream.as_raw_fd(), ev, Token::Conn(*id));
@@ -172,7 +180,7 @@ pub fn serve(listener: UnixListener, signals: OwnedFd, shim: &mut Shim) {
             }
         }
         // Events waiting for containerd (it is restarting) are retried every second.
-        let timeout = if shim.events.pending() { 1000 } else { -1 };
+        let timeout = if shim.events.needs_retry() { 1000 } else { -1 };
         // SAFETY: fds is a valid array of pollfd for its length.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
         if n == 0 {
@@ -236,6 +244,7 @@ pub fn serve(listener: UnixListener, signals: OwnedFd, shim: &mut Shim) {
                     }
                 }
                 Token::Oom(cid) => shim.on_oom_event(&cid),
+                Token::Events => shim.events.on_readable(),
             }
         }
         if served {
