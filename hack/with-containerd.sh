@@ -12,7 +12,8 @@
 # cgroupfs) and `berth` (io.containerd.berth.v2), sandbox image localhost/pause:latest (made
 # locally), CNI bridge `berthcni0` on 10.99.0.0/24 with Debian's plugins, both images imported
 # into the k8s.io namespace. Run it inside a network namespace of your own (unshare -n): the
-# bridge is created in containerd's network namespace.
+# bridge is created in containerd's network namespace. BERTH_RUNTIME_CONFIG=FILE gives the
+# berth runtime `options` with ConfigPath = FILE (the shim's runtime options as TOML).
 # Usage: hack/with-containerd.sh DIR -- sh -c '$CTR run --rm --runc-binary /path/berth localhost/busybox:latest id echo hi'
 #        hack/with-containerd.sh --restart|--stop|--start DIR   (what $RESTART_CONTAINERD etc. run)
 set -euo pipefail
@@ -81,6 +82,7 @@ state = "$dir/state"
         SystemdCgroup = false
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.berth]
       runtime_type = "io.containerd.berth.v2"
+$(if [ -n "${BERTH_RUNTIME_CONFIG:-}" ]; then printf '      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.berth.options]\n        ConfigPath = "%s"\n' "$BERTH_RUNTIME_CONFIG"; fi)
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$dir/cni"

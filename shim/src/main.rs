@@ -5,6 +5,7 @@
 mod events;
 mod mount;
 mod oom;
+mod options;
 mod process;
 mod proto;
 mod server;
@@ -18,6 +19,7 @@ use prost::Message;
 use sha2::Digest;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
@@ -97,13 +99,9 @@ fn parse_flags(args: &[String]) -> Result<Flags> {
     Ok(f)
 }
 
-/// The berth state root of a namespace's containers.
+/// The berth state root of a namespace's containers (unless their runtime options name another).
 fn state_root(namespace: &str) -> PathBuf {
-    Path::new("/run/containerd/berth").join(if namespace.is_empty() {
-        "default"
-    } else {
-        namespace
-    })
+    options::state_root(None, namespace)
 }
 
 /// The grouping key of a bundle: a group annotation from its config.json, else the id.
@@ -209,7 +207,7 @@ fn runtime_info() -> RuntimeInfo {
 
 /// `start`: find or spawn the shim serving this container's group; print its address.
 fn start(f: &Flags) -> Result<i32> {
-    // containerd writes the runtime options to stdin; they carry nothing berth uses yet.
+    // containerd writes the runtime options to stdin; the daemon takes them from Create.
     let mut opts = Vec::new();
     let _ = std::io::stdin().read_to_end(&mut opts);
     let bundle = std::env::current_dir().context("current directory (the bundle)")?;
@@ -301,10 +299,16 @@ fn spawn_daemon(f: &Flags, bundle: &Path, sock: &Path, listener: UnixListener) -
 /// The long-lived daemon: serve the task API on the listener inherited as fd 3.
 fn daemon(f: &Flags) -> Result<i32> {
     if f.debug {
-        let _ = tracing_subscriber::fmt()
-            .with_writer(std::io::stderr)
-            .with_max_level(tracing::Level::DEBUG)
-            .try_init();
+        // A descriptor of its own for the log (containerd's log fifo, now fd 2): while berth
+        // creates a container, fd 2 is briefly the container's stderr, and the library's child
+        // logs until execve; those lines belong in the shim log, not in the container's output.
+        use std::os::fd::AsFd;
+        if let Ok(log) = std::io::stderr().as_fd().try_clone_to_owned() {
+            let _ = tracing_subscriber::fmt()
+                .with_writer(std::sync::Mutex::new(std::fs::File::from(log)))
+                .with_max_level(tracing::Level::DEBUG)
+                .try_init();
+        }
     }
     let sock = PathBuf::from(std::env::var_os(SOCKET_ENV).unwrap_or_default());
     // SAFETY: `start` put the bound listening socket on fd 3 for us.
@@ -333,7 +337,11 @@ fn delete(f: &Flags) -> Result<i32> {
     } else {
         PathBuf::from(&f.bundle)
     };
-    let root = state_root(&f.namespace);
+    // A container created with runtime option Root recorded its state root in the bundle.
+    let root = match std::fs::read(bundle.join(options::ROOT_FILE)) {
+        Ok(p) => PathBuf::from(std::ffi::OsString::from_vec(p)),
+        Err(_) => state_root(&f.namespace),
+    };
     let mut pid = 0;
     match berth::container::load(&root, &f.id) {
         Ok((dir, st)) => {

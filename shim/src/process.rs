@@ -35,6 +35,9 @@ pub struct Proc {
     pub master: Option<OwnedFd>,
     /// Parked Wait calls.
     pub waiters: Vec<Waiter>,
+    /// Owner (uid, gid) given to the pipes and fifos the process gets as stdio (runtime
+    /// options IoUid/IoGid; (0, 0) leaves them alone).
+    pub io_owner: (u32, u32),
     /// The stdin fifo and the stdout fifo kept until a pty master arrives.
     pub pending_pty: Option<(Option<OwnedFd>, Option<OwnedFd>)>,
 }
@@ -131,8 +134,14 @@ impl Proc {
             }
             _ => (open_output(&out)?, open_output(&errt)?),
         };
+        let child = [stdin_child, out_fd, err_fd];
+        if self.io_owner != (0, 0) {
+            for fd in &child {
+                stdio::chown_pipe(fd, self.io_owner).map_err(|e| err(e.to_string()))?;
+            }
+        }
         Ok(Prepared {
-            child: [stdin_child, out_fd, err_fd],
+            child,
             console: None,
         })
     }

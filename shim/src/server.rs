@@ -11,15 +11,20 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 /// The service names containerd calls: v2 (containerd 1.6-1.7, and 2.x for shims that print a
 /// plain address) and v3 (containerd 2.x; the same messages with added fields).
 pub const TASK_SERVICES: [&str; 2] = ["containerd.task.v2.Task", "containerd.task.v3.Task"];
 
 static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
+/// Set by SIGTERM or SIGINT: the loop returns and the daemon removes what it owns.
+static TERMINATE: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_signal(_: libc::c_int) {
+extern "C" fn on_signal(sig: libc::c_int) {
+    if sig == libc::SIGTERM || sig == libc::SIGINT {
+        TERMINATE.store(true, Ordering::Relaxed);
+    }
     let fd = SIGNAL_PIPE.load(Ordering::Relaxed);
     if fd >= 0 {
         let b = 1u8;
@@ -30,8 +35,9 @@ extern "C" fn on_signal(_: libc::c_int) {
 
 extern "C" fn on_sigpipe(_: libc::c_int) {}
 
-/// Installs the SIGCHLD handler (self-pipe) and a no-op SIGPIPE handler. Handlers, unlike
-/// SIG_IGN or a blocked mask, are reset by execve, so containers start with default signals.
+/// Installs the SIGCHLD, SIGTERM and SIGINT handlers (self-pipe) and a no-op SIGPIPE handler.
+/// Handlers, unlike SIG_IGN or a blocked mask, are reset by execve, so containers start with
+/// default signals.
 pub fn install_signals() -> std::io::Result<OwnedFd> {
     let (r, w) = crate::stdio::pipe()?;
     crate::stdio::set_nonblock(r.as_raw_fd(), true)?;
@@ -40,6 +46,8 @@ pub fn install_signals() -> std::io::Result<OwnedFd> {
     std::mem::forget(w);
     for (sig, h) in [
         (libc::SIGCHLD, on_signal as extern "C" fn(libc::c_int)),
+        (libc::SIGTERM, on_signal),
+        (libc::SIGINT, on_signal),
         (libc::SIGPIPE, on_sigpipe),
     ] {
         // SAFETY: a zeroed sigaction with a valid handler and flags.
@@ -104,9 +112,12 @@ enum Token {
     Conn(u64),
     Copier(String, String, usize),
     Oom(String),
+    Events,
 }
 
-/// Serves until Shutdown (with no containers left) or until the listener fails.
+/// Serves until Shutdown (with no containers left), SIGTERM/SIGINT, or until the listener
+/// fails. On SIGTERM the containers keep running: containerd sees the shim gone and cleans up
+/// through `delete`, as for a killed shim.
 pub fn serve(listener: UnixListener, signals: OwnedFd, shim: &mut Shim) {
     let _ = listener.set_nonblocking(true);
     let mut conns: HashMap<u64, Conn> = HashMap::new();
@@ -124,7 +135,15 @@ pub fn serve(listener: UnixListener, signals: OwnedFd, shim: &mut Shim) {
             }
         }
         conns.retain(|_, c| !c.closed);
-        if shim.exit && conns.values().all(|c| c.out.is_empty()) {
+        // Leaving waits for the last events (TaskDelete) unless containerd cannot be reached.
+        if shim.exit
+            && conns.values().all(|c| c.out.is_empty())
+            && (!shim.events.pending() || shim.events.needs_retry())
+        {
+            return;
+        }
+        if TERMINATE.load(Ordering::Relaxed) {
+            tracing::debug!("SIGTERM: leaving");
             return;
         }
         let mut fds = Vec::new();
@@ -139,6 +158,9 @@ pub fn serve(listener: UnixListener, signals: OwnedFd, shim: &mut Shim) {
         };
         add(listener.as_raw_fd(), libc::POLLIN, Token::Listener);
         add(signals.as_raw_fd(), libc::POLLIN, Token::Signal);
+        if let Some(fd) = shim.events.fd() {
+            add(fd, libc::POLLIN, Token::Events);
+        }
         for (id, c) in &conns {
             let ev = libc::POLLIN | if c.out.is_empty() { 0 } else { libc::POLLOUT };
             add(c.stream.as_raw_fd(), ev, Token::Conn(*id));
@@ -158,7 +180,7 @@ pub fn serve(listener: UnixListener, signals: OwnedFd, shim: &mut Shim) {
             }
         }
         // Events waiting for containerd (it is restarting) are retried every second.
-        let timeout = if shim.events.pending() { 1000 } else { -1 };
+        let timeout = if shim.events.needs_retry() { 1000 } else { -1 };
         // SAFETY: fds is a valid array of pollfd for its length.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
         if n == 0 {
@@ -173,6 +195,7 @@ pub fn serve(listener: UnixListener, signals: OwnedFd, shim: &mut Shim) {
             tracing::error!("poll: {e}");
             return;
         }
+        let mut served = false;
         for (pfd, tok) in fds.iter().zip(tokens) {
             if pfd.revents == 0 {
                 continue;
@@ -204,6 +227,7 @@ pub fn serve(listener: UnixListener, signals: OwnedFd, shim: &mut Shim) {
                         }
                         if pfd.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
                             read_conn(id, c, shim);
+                            served = true;
                         }
                     }
                 }
@@ -220,7 +244,14 @@ pub fn serve(listener: UnixListener, signals: OwnedFd, shim: &mut Shim) {
                     }
                 }
                 Token::Oom(cid) => shim.on_oom_event(&cid),
+                Token::Events => shim.events.on_readable(),
             }
+        }
+        if served {
+            // A Create or Exec parses a spec and allocates for the child it forks; what was
+            // freed goes back to the kernel instead of staying in the long-lived heap.
+            // SAFETY: malloc_trim only releases free memory of glibc's allocator.
+            unsafe { libc::malloc_trim(0) };
         }
     }
 }

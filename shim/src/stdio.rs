@@ -130,6 +130,27 @@ pub fn set_nonblock(fd: RawFd, on: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// Gives a pipe or fifo to `owner` (uid, gid), so a process running as that user can reopen
+/// it through /proc/self/fd (`echo > /dev/stdout`); other descriptors (/dev/null, log files)
+/// are left alone.
+pub fn chown_pipe(fd: &OwnedFd, owner: (u32, u32)) -> io::Result<()> {
+    let st = nix::sys::stat::fstat(fd)?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFIFO {
+        return Ok(());
+    }
+    nix::unistd::fchown(
+        fd,
+        Some(nix::unistd::Uid::from_raw(owner.0)),
+        Some(nix::unistd::Gid::from_raw(owner.1)),
+    )
+    .map_err(|e| {
+        io::Error::new(
+            io::Error::from(e).kind(),
+            format!("chown stdio to {owner:?}: {e}"),
+        )
+    })
+}
+
 /// Duplicates a descriptor (close-on-exec).
 pub fn dup(fd: &impl AsFd) -> io::Result<OwnedFd> {
     fd.as_fd().try_clone_to_owned()

@@ -22,6 +22,10 @@ pub enum Reply {
 pub struct Container {
     /// Bundle directory.
     pub bundle: PathBuf,
+    /// Its berth state root (the shim's, or the runtime options' Root).
+    pub root: PathBuf,
+    /// Owner (uid, gid) of the stdio pipes and fifos of its processes (IoUid/IoGid).
+    pub io_owner: (u32, u32),
     /// rootfs we mounted (unmounted at delete).
     pub rootfs: Option<PathBuf>,
     /// Its cgroups.
@@ -135,6 +139,14 @@ impl Shim {
             .ok_or_else(|| status(Code::NotFound, format!("container {id} not found")))
     }
 
+    /// The state root of a container of this shim (the shim's root for unknown ones).
+    fn root_of(&self, id: &str) -> PathBuf {
+        self.containers
+            .get(id)
+            .map(|c| c.root.clone())
+            .unwrap_or_else(|| self.root.clone())
+    }
+
     fn proc_mut(&mut self, id: &str, exec_id: &str) -> Result<&mut Proc, Status> {
         let c = self.container(id)?;
         if exec_id.is_empty() {
@@ -174,13 +186,24 @@ impl Shim {
                 ),
             ));
         }
-        std::fs::create_dir_all(&self.root).map_err(|e| {
-            status(
-                Code::Unknown,
-                format!("create {}: {e}", self.root.display()),
-            )
-        })?;
+        let topts = crate::options::decode(r.options.as_ref())
+            .map_err(|e| status(Code::InvalidArgument, e))?;
         let bundle = PathBuf::from(&r.bundle);
+        let root = match &topts.root {
+            Some(base) => {
+                let root = crate::options::state_root(Some(base), &self.namespace);
+                // `delete` after a dead shim finds the container there.
+                let f = bundle.join(crate::options::ROOT_FILE);
+                berth::sys::write_atomic(&f, root.as_os_str().as_encoded_bytes())
+                    .map_err(|e| status(Code::Unknown, format!("write {}: {e}", f.display())))?;
+                root
+            }
+            None => self.root.clone(),
+        };
+        for dir in [&self.root, &root] {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| status(Code::Unknown, format!("create {}: {e}", dir.display())))?;
+        }
         let rootfs = bundle.join("rootfs");
         crate::mount::mount_all(&r.rootfs, &rootfs).map_err(|e| status(Code::Unknown, e))?;
         let mounted = (!r.rootfs.is_empty()).then(|| rootfs.clone());
@@ -194,6 +217,7 @@ impl Shim {
             stdout: r.stdout.clone(),
             stderr: r.stderr.clone(),
             terminal: r.terminal,
+            io_owner: (topts.io_uid, topts.io_gid),
             ..Default::default()
         };
         let console_path = self.console_path();
@@ -207,8 +231,11 @@ impl Shim {
         let opts = CreateOptions {
             id: r.id.clone(),
             bundle: bundle.clone(),
-            root: self.root.clone(),
+            root: root.clone(),
             console_socket: prepared.console.as_ref().map(|(p, _)| p.clone()),
+            no_pivot: topts.no_pivot_root,
+            no_new_keyring: topts.no_new_keyring,
+            systemd_cgroup: topts.systemd_cgroup,
             ..Default::default()
         };
         let created = crate::stdio::with_stdio(prepared.raw(), || bc::create(&opts))
@@ -230,7 +257,7 @@ impl Shim {
         let cgroup = created.state.cgroup.clone();
         drop(created);
         if let Err(e) = init.attach_console(console) {
-            if let Ok((dir, st)) = bc::load(&self.root, &r.id) {
+            if let Ok((dir, st)) = bc::load(&root, &r.id) {
                 let _ = bc::delete(dir, &st, true);
             }
             undo(&mounted);
@@ -243,6 +270,8 @@ impl Shim {
             r.id.clone(),
             Container {
                 bundle: bundle.clone(),
+                root,
+                io_owner: (topts.io_uid, topts.io_gid),
                 rootfs: mounted,
                 cgroup,
                 init,
@@ -276,7 +305,7 @@ impl Shim {
     }
 
     fn try_start(&mut self, r: ProcRequest) -> Result<Vec<u8>, Status> {
-        let root = self.root.clone();
+        let root = self.root_of(&r.id);
         if r.exec_id.is_empty() {
             let c = self.container(&r.id)?;
             if c.init.started {
@@ -356,7 +385,7 @@ impl Shim {
     }
 
     fn state(&mut self, r: ProcRequest) -> Reply {
-        let root = self.root.clone();
+        let root = self.root_of(&r.id);
         let bundle = match self.container(&r.id) {
             Ok(c) => c.bundle.display().to_string(),
             Err(e) => return Reply::Now(Err(e)),
@@ -427,7 +456,7 @@ impl Shim {
                 exited_at: Some(at),
             });
         }
-        let root = self.root.clone();
+        let root = self.root_of(&r.id);
         let c = match self.container(&r.id) {
             Ok(c) => c,
             Err(e) => return Reply::Now(Err(e)),
@@ -502,7 +531,7 @@ impl Shim {
     }
 
     fn pause(&mut self, r: IdRequest, pause: bool) -> Reply {
-        let res = bc::load(&self.root, &r.id).and_then(|(dir, st)| {
+        let res = bc::load(&self.root_of(&r.id), &r.id).and_then(|(dir, st)| {
             if pause {
                 bc::pause(&dir, &st)
             } else {
@@ -528,7 +557,7 @@ impl Shim {
     }
 
     fn kill(&mut self, r: KillRequest) -> Reply {
-        let root = self.root.clone();
+        let root = self.root_of(&r.id);
         let p = match self.proc_mut(&r.id, &r.exec_id) {
             Ok(p) => p,
             Err(e) => return Reply::Now(Err(e)),
@@ -593,6 +622,7 @@ impl Shim {
                 stderr: r.stderr,
                 terminal: r.terminal,
                 spec: Some(spec),
+                io_owner: c.io_owner,
                 ..Default::default()
             },
         );
@@ -650,7 +680,8 @@ impl Shim {
                 )))
             }
         };
-        match bc::load(&self.root, &r.id).and_then(|(dir, mut st)| bc::update(&dir, &mut st, &res))
+        match bc::load(&self.root_of(&r.id), &r.id)
+            .and_then(|(dir, mut st)| bc::update(&dir, &mut st, &res))
         {
             Ok(()) => empty(),
             Err(e) => Reply::Now(Err(berth_err(e))),

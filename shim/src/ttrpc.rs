@@ -4,7 +4,7 @@
 
 use crate::proto::{Request, Response, Status};
 use prost::Message;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
@@ -104,6 +104,7 @@ pub fn response(stream: u32, result: Result<Vec<u8>, Status>) -> Vec<u8> {
 pub struct Client {
     stream: UnixStream,
     next_id: u32,
+    reader: Reader,
 }
 
 impl Client {
@@ -111,13 +112,22 @@ impl Client {
     pub fn connect(addr: &str) -> io::Result<Client> {
         let path = addr.strip_prefix("unix://").unwrap_or(addr);
         let stream = UnixStream::connect(path)?;
-        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
         stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-        Ok(Client { stream, next_id: 1 })
+        Ok(Client {
+            stream,
+            next_id: 1,
+            reader: Reader::default(),
+        })
     }
 
-    /// Calls `service/method` with an encoded message; returns the encoded reply.
-    pub fn call(&mut self, service: &str, method: &str, payload: Vec<u8>) -> io::Result<Vec<u8>> {
+    /// The connection's descriptor, to poll for responses.
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.stream)
+    }
+
+    /// Sends a request for `service/method` with an encoded message; returns its stream id.
+    /// The response is collected by [`Client::responses`].
+    pub fn send(&mut self, service: &str, method: &str, payload: Vec<u8>) -> io::Result<u32> {
         let id = self.next_id;
         self.next_id += 2;
         let req = Request {
@@ -129,32 +139,54 @@ impl Client {
         };
         self.stream
             .write_all(&encode(id, TYPE_REQUEST, &req.encode_to_vec()))?;
-        let mut reader = Reader::default();
+        Ok(id)
+    }
+
+    /// The responses readable now, without blocking: (stream id, error message if the call
+    /// failed). An error when the connection is closed or broken.
+    pub fn responses(&mut self) -> io::Result<Vec<(u32, Option<String>)>> {
         let mut buf = [0u8; 4096];
         loop {
-            if let Some(f) = reader.next_frame()? {
-                if f.stream != id || f.kind != TYPE_RESPONSE {
-                    continue;
-                }
-                let resp = Response::decode(f.payload.as_slice())
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                return match resp.status {
-                    Some(s) if s.code != 0 => Err(io::Error::other(format!(
-                        "{service}/{method}: {} (code {})",
-                        s.message, s.code
-                    ))),
-                    _ => Ok(resp.payload),
-                };
-            }
-            let n = self.stream.read(&mut buf)?;
+            // SAFETY: recv(2) into a buffer of its length; MSG_DONTWAIT keeps the socket blocking
+            // for `send`.
+            let n = unsafe {
+                libc::recv(
+                    self.fd(),
+                    buf.as_mut_ptr() as *mut libc::c_void,
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
             if n == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "ttrpc connection closed",
                 ));
             }
-            reader.push(&buf[..n]);
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    io::ErrorKind::WouldBlock => break,
+                    io::ErrorKind::Interrupted => continue,
+                    _ => return Err(e),
+                }
+            }
+            self.reader.push(&buf[..n as usize]);
         }
+        let mut out = Vec::new();
+        while let Some(f) = self.reader.next_frame()? {
+            if f.kind != TYPE_RESPONSE {
+                continue;
+            }
+            let resp = Response::decode(f.payload.as_slice())
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            let err = resp
+                .status
+                .filter(|s| s.code != 0)
+                .map(|s| format!("{} (code {})", s.message, s.code));
+            out.push((f.stream, err));
+        }
+        Ok(out)
     }
 }
 

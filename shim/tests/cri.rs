@@ -56,6 +56,14 @@ impl Containerd {
             .unwrap();
         let ready = dir.path().join("ready");
         let done = dir.path().join("done");
+        // The berth runtime's options through containerd's CRI config (runtimes.berth.options
+        // ConfigPath): a state root of the test's own, checked in the scenario.
+        let options = dir.path().join("berth-options.toml");
+        std::fs::write(
+            &options,
+            format!("Root = \"{}\"\n", dir.path().join("berth-root").display()),
+        )
+        .unwrap();
         let here = Path::new(env!("CARGO_MANIFEST_DIR"));
         let child = Command::new("unshare")
             .args(["-n", "sh", "-c", "ip link set lo up && exec \"$@\"", "sh"])
@@ -68,6 +76,7 @@ impl Containerd {
                 "touch \"$READY\"; while [ ! -e \"$DONE\" ]; do sleep 0.1; done",
             ])
             .env("CONTAINERD_CRI", "1")
+            .env("BERTH_RUNTIME_CONFIG", &options)
             .env("SHIM_DIR", shim_dir())
             .env("READY", &ready)
             .env("DONE", &done)
@@ -393,6 +402,13 @@ fn scenario(handler: &str) {
             let side = cri.container(&a, &a_cfg, "side", "exec sleep 1000").await;
             // Two containers of one pod (and its sandbox) share one shim.
             assert_eq!(cd.shims(), 1, "shims after one pod");
+            if handler == "berth" {
+                // The runtime options' Root from containerd's config holds their state.
+                let root = cd.dir.path().join("berth-root/k8s.io");
+                for id in [&a, &web, &side] {
+                    assert!(root.join(id).is_dir(), "no state of {id} in {}", root.display());
+                }
+            }
             // ...and its network namespace.
             let (code, out) = cri
                 .exec(&side, "wget -q -O - http://127.0.0.1:8080/index.html")

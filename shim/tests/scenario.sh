@@ -49,6 +49,42 @@ $CTR run --rm $R --rootfs "$WORK/no-such-rootfs" nr true 2>&1 | sed 's/^/missing
 $CTR container delete nr 2>/dev/null
 $CTR task exec --exec-id e3 c2 echo still-serving-2
 
+# runtime options: `ctr --runtime-config-path` sends runtimeoptions.v1.Options, as the CRI does
+# for a runtime type other than runc's; the file holds runc's option names
+if [ "$RUNTIME" = io.containerd.berth.v2 ]; then
+  printf '[options]\nRoot = "%s"\nNoPivotRoot = true\nNoNewKeyring = true\nIoUid = 1000\nIoGid = 1000\n' "$WORK/altroot" > "$WORK/opts.toml"
+  # (uid 1000 through su: ctr 1.6 has no --user)
+  U='echo u:x:1000:1000::/:/bin/sh >> /etc/passwd'
+  # (session keyrings are checked in the host's /proc/keys: the container's is masked)
+  $CTR run -d $R --runtime-config-path "$WORK/opts.toml" $IMG o1 sh -c "$U; exec sleep 1000" >/dev/null && echo opts-run-ok
+  $BERTH --root "$WORK/altroot/$NS" list | grep -q "^o1 .*running" && echo opts-root-ok
+  sleep 0.2
+  $CTR task exec --exec-id oe o1 su u -c 'echo io-owner-ok > /dev/stdout' 2>&1
+  grep -c '_ses\.o1:' /proc/keys | sed 's/^/opts-keyrings=/'
+  $CTR task kill -s KILL o1 && stopped o1 && $CTR task delete o1 >/dev/null && $CTR container delete o1 && echo opts-deleted-ok
+  # a killed shim's container in the options' Root is cleaned up by `delete` there
+  $CTR run -d $R --runtime-config-path "$WORK/opts.toml" $IMG o3 sleep 1000 >/dev/null
+  shim=$(ps -eo pid,args | awk -v m="-namespace $NS -id o3 " 'index($0, m) && !/awk/ {print $1}')
+  [ -n "$shim" ] && kill -9 $shim
+  for _ in $(seq 100); do $CTR task ls | grep -q "^o3 " || break; sleep 0.05; done
+  $CTR container delete o3 && ! $BERTH --root "$WORK/altroot/$NS" list | grep -q "^o3 " && echo opts-dead-shim-cleaned
+  # without the options: a session keyring of its own, and a uid 1000 process cannot reopen
+  # its root-owned stdout
+  $CTR run -d $R $IMG o2 sh -c "$U; exec sleep 1000" >/dev/null
+  sleep 0.2
+  grep -c '_ses\.o2:' /proc/keys | sed 's/^/default-keyrings=/'
+  $CTR task exec --exec-id oe o2 su u -c 'echo x > /dev/stdout || echo io-owner-needed' 2>/dev/null
+  $CTR task kill -s KILL o2 && stopped o2 && $CTR task delete o2 >/dev/null && $CTR container delete o2
+  # SystemdCgroup reaches berth's systemd cgroup driver (no systemd here: its error reaches ctr)
+  printf 'SystemdCgroup = true\n' > "$WORK/sd.toml"
+  $CTR run --rm $R --runtime-config-path "$WORK/sd.toml" --cgroup "system.slice:berth:sd1" $IMG sd1 true 2>&1 | sed 's/^/systemd-cgroup: /'
+  $CTR container delete sd1 2>/dev/null
+  printf 'Root = "/x"\nBogus = 1\n' > "$WORK/bad.toml"
+  $CTR run --rm $R --runtime-config-path "$WORK/bad.toml" $IMG bo1 true 2>&1 | sed 's/^/bad-option: /'
+  $CTR container delete bo1 2>/dev/null
+  $CTR task exec --exec-id e5 c2 echo still-serving-3
+fi
+
 # memory limit that OOMs; TaskOOM is checked in the events below
 $CTR run --rm $R --memory-limit 16777216 $IMG oom sh -c 'x=a; while true; do x="$x$x"; done'; echo "oom-rc=$?"
 
@@ -91,6 +127,21 @@ shim=$(ps -eo pid,args | awk -v m="-namespace $NS -id k1 " 'index($0, m) && !/aw
 for _ in $(seq 100); do $CTR task ls | grep -q "^k1 " || break; sleep 0.05; done
 $CTR task ls | grep -q "^k1 " || echo dead-shim-task-gone
 $CTR container delete k1 && echo dead-shim-container-deleted
+
+# SIGTERM to a shim: it exits and (berth) removes its socket first; containerd cleans up the
+# rest as for a killed shim
+$CTR run -d $R $IMG k2 sleep 1000 >/dev/null
+shim=$(ps -eo pid,args | awk -v m="-namespace $NS -id k2 " 'index($0, m) && !/awk/ {print $1}')
+sock=$(sed 's#^unix://##' "$CONTAINERD_STATE/io.containerd.runtime.v2.task/$NS/k2/address")
+[ -S "$sock" ] && [ -n "$shim" ] && kill -TERM $shim && echo shim-termed
+for _ in $(seq 100); do kill -0 $shim 2>/dev/null || break; sleep 0.05; done
+kill -0 $shim 2>/dev/null || echo termed-shim-exited
+if [ "$RUNTIME" = io.containerd.berth.v2 ]; then
+  [ -e "$sock" ] || echo termed-shim-socket-removed
+fi
+for _ in $(seq 100); do $CTR task ls | grep -q "^k2 " || break; sleep 0.05; done
+$CTR task ls | grep -q "^k2 " || echo termed-shim-task-gone
+$CTR container delete k2 && echo termed-shim-container-deleted
 
 sleep 0.3
 kill "$events" 2>/dev/null

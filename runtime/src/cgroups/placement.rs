@@ -207,26 +207,33 @@ impl Placement {
     }
 
     /// Moves process `pid` (0 = the caller) into every directory; `skip_unified` leaves out the
-    /// cgroup2 directory (the caller was cloned into it already).
+    /// cgroup2 one (the process was cloned straight into it).
     ///
-    /// The caller moving itself into a cgroup v1 hierarchy writes "0" to `tasks`, not to
-    /// `cgroup.procs`: the kernel moves a thread that names itself without taking the global
-    /// threadgroup lock, whose first taker waits for an RCU grace period (5-10 ms measured on
-    /// the hybrid host, per container). The callers are single-threaded forks, so moving their
-    /// one thread moves the whole process, exactly as cgroup.procs would.
+    /// The caller (pid 0) must be single-threaded, as a freshly forked child is: it moves
+    /// itself through the v1 `tasks` files. Moving one thread that is the caller spares the
+    /// kernel the machine-wide threadgroup lock a `cgroup.procs` write takes, whose first
+    /// taking waits for an RCU grace period (10-15 ms of every container start on a VM).
     pub fn join(&self, pid: i32, skip_unified: bool) -> Result<(), CgroupError> {
         let val = pid.to_string();
         for dir in &self.dirs {
-            let v2 = self.unified.as_ref() == Some(dir);
-            if skip_unified && v2 {
+            let unified = self.unified.as_ref() == Some(dir);
+            if skip_unified && unified {
                 continue;
             }
-            let file = if pid == 0 && !v2 {
-                "tasks"
-            } else {
-                "cgroup.procs"
-            };
-            let f = dir.join(file);
+            if pid == 0 && !unified {
+                // A cgroup2 directory has no `tasks` (a Placement may not know which is which).
+                let f = dir.join("tasks");
+                let moved = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&f)
+                    .and_then(|mut t| std::io::Write::write_all(&mut t, b"0"));
+                match moved {
+                    Ok(()) => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(source) => return Err(CgroupError::Io { path: f, source }),
+                }
+            }
+            let f = dir.join("cgroup.procs");
             std::fs::write(&f, &val).map_err(|source| CgroupError::Io { path: f, source })?;
         }
         Ok(())
