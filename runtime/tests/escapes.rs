@@ -153,8 +153,10 @@ fn no_host_fd_reaches_init_hooks_or_exec() {
     let (code, _, err) = with_fds(&format!("run -d --bundle {} {id}", w.bundle.display()));
     assert_eq!(code, 0, "{err}");
     let rootfs = w.bundle.join("rootfs");
+    // The shell creates the file before `ls` writes it: wait for content, not the name.
     for _ in 0..200 {
-        if rootfs.join("tmp/init.fds").exists() {
+        let written = std::fs::read_to_string(rootfs.join("tmp/init.fds")).unwrap_or_default();
+        if written.ends_with('\n') {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));

@@ -114,17 +114,17 @@ fn exec_process_file_and_detach_with_pid_file() {
         .parse()
         .unwrap();
     assert!(pid > 0);
+    // The shell creates the file before it writes to it: wait for the content, not the name.
     let marker = w.bundle.join("rootfs/tmp/marker");
+    let mut text = String::new();
     for _ in 0..300 {
-        if marker.exists() {
+        text = std::fs::read_to_string(&marker).unwrap_or_default();
+        if text == "from-process-json\n" {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    assert_eq!(
-        std::fs::read_to_string(marker).unwrap(),
-        "from-process-json\n"
-    );
+    assert_eq!(text, "from-process-json\n");
 }
 
 #[test]

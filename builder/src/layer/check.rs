@@ -207,28 +207,9 @@ pub fn check<R: Read>(reader: R, strict: bool) -> Result<CheckStats, LayerError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layer::tarfmt::{EntryKind, TarHeader, TarWriter};
+    use crate::layer::tarfmt::EntryKind;
+    use crate::layer::test_tar::{h, tar_of};
     use crate::layer::ExtractMode;
-
-    fn h(path: &str, kind: EntryKind) -> TarHeader {
-        TarHeader {
-            path: path.into(),
-            kind,
-            mode: 0o755,
-            uid: nix::unistd::geteuid().as_raw(),
-            gid: nix::unistd::getegid().as_raw(),
-            mtime: 1_000,
-            xattrs: Vec::new(),
-        }
-    }
-
-    fn tar_of(entries: &[(TarHeader, &[u8])]) -> Vec<u8> {
-        let mut w = TarWriter::new(Vec::new());
-        for (hd, data) in entries {
-            w.append(hd, &mut &data[..]).expect("append");
-        }
-        w.finish().expect("finish")
-    }
 
     fn raw(name: &str, kind: tar::EntryType, link: &str) -> Vec<u8> {
         let mut hd = tar::Header::new_gnu();

@@ -330,7 +330,8 @@ impl Extractor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layer::tarfmt::{EntryKind, TarHeader, TarWriter};
+    use crate::layer::tarfmt::EntryKind;
+    use crate::layer::test_tar::{h, tar_of};
 
     #[test]
     fn entry_paths() {
@@ -343,26 +344,6 @@ mod tests {
         assert!(clean_entry_path(b"a/../../x").is_err());
         assert!(clean_entry_path(b"..").is_err());
         assert!(clean_entry_path(b"\xff").is_err());
-    }
-
-    fn h(path: &str, kind: EntryKind) -> TarHeader {
-        TarHeader {
-            path: path.into(),
-            kind,
-            mode: 0o755,
-            uid: nix::unistd::geteuid().as_raw(),
-            gid: nix::unistd::getegid().as_raw(),
-            mtime: 1_000,
-            xattrs: Vec::new(),
-        }
-    }
-
-    fn tar_of(entries: &[(TarHeader, &[u8])]) -> Vec<u8> {
-        let mut w = TarWriter::new(Vec::new());
-        for (hd, data) in entries {
-            w.append(hd, &mut &data[..]).expect("append");
-        }
-        w.finish().expect("finish")
     }
 
     #[test]

@@ -6,6 +6,8 @@ pub mod check;
 pub mod diff;
 pub mod extract;
 pub mod tarfmt;
+#[cfg(test)]
+pub(crate) mod test_tar;
 
 use std::fmt::Display;
 use std::fs::File;
