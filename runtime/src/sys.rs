@@ -327,3 +327,27 @@ pub fn mount_setattr_idmap(fd: RawFd, recursive: bool, userns_fd: RawFd) -> io::
         },
     )
 }
+
+/// Sets the extended attribute `name` of the open file `fd` to `value`.
+pub fn fsetxattr(fd: RawFd, name: &str, value: &[u8]) -> io::Result<()> {
+    let name = std::ffi::CString::new(name).map_err(io::Error::other)?;
+    // SAFETY: valid C string and buffer with its length.
+    let r = unsafe { libc::fsetxattr(fd, name.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The extended attribute `name` of the open file `fd`.
+pub fn fgetxattr(fd: RawFd, name: &str) -> io::Result<Vec<u8>> {
+    let name = std::ffi::CString::new(name).map_err(io::Error::other)?;
+    let mut buf = vec![0u8; 64 * 1024];
+    // SAFETY: valid C string and a buffer of the given length.
+    let r = unsafe { libc::fgetxattr(fd, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(r as usize);
+    Ok(buf)
+}

@@ -142,6 +142,9 @@ pub struct ContainerDir {
     _lock: Option<Flock<File>>,
 }
 
+/// The extended attribute of a state directory that holds its cgroups intent record.
+const INTENT_XATTR: &str = "user.berth.intent";
+
 impl ContainerDir {
     /// Creates `<root>/<id>` (failing with "already exists" if present) and locks it.
     pub fn create(root: &Path, id: &str) -> Result<ContainerDir, Error> {
@@ -217,10 +220,19 @@ impl ContainerDir {
 
     /// Records the cgroup directories `create` is about to make, before it makes them, so a
     /// create killed before state.json exists can still be cleaned up ([`super::delete_incomplete`]).
+    ///
+    /// The record is an extended attribute of the state directory (`user.berth.intent`): on
+    /// this project's ext4 every new inode costs about 0.4 ms, an xattr 5 us. Where the
+    /// directory takes no user xattrs (older tmpfs) it is the file `cgroups.intent`.
     pub fn save_intent(&self, cgroups: &[std::path::PathBuf]) -> Result<(), Error> {
-        let f = self.path.join("cgroups.intent");
         let text = serde_json::to_vec(cgroups)
             .map_err(|e| Error::io("serialize intent", std::io::Error::other(e)))?;
+        if let Some(fd) = self.lock_fd() {
+            if crate::sys::fsetxattr(fd, INTENT_XATTR, &text).is_ok() {
+                return Ok(());
+            }
+        }
+        let f = self.path.join("cgroups.intent");
         // Written once into the fresh directory, in one write(2): no temporary and rename.
         use std::io::Write;
         std::fs::OpenOptions::new()
@@ -233,9 +245,11 @@ impl ContainerDir {
 
     /// The intent record, if `create` wrote one.
     pub fn load_intent(&self) -> Vec<std::path::PathBuf> {
-        std::fs::read(self.path.join("cgroups.intent"))
-            .ok()
-            .and_then(|t| serde_json::from_slice(&t).ok())
+        let text = self
+            .lock_fd()
+            .and_then(|fd| crate::sys::fgetxattr(fd, INTENT_XATTR).ok())
+            .or_else(|| std::fs::read(self.path.join("cgroups.intent")).ok());
+        text.and_then(|t| serde_json::from_slice(&t).ok())
             .unwrap_or_default()
     }
 
