@@ -42,6 +42,7 @@ impl Args {
             preserve_fds: self.preserve_fds,
             systemd_cgroup: ctx.systemd_cgroup,
             no_cgroups: ctx.no_cgroups,
+            start_here: false,
         }
     }
 }

@@ -47,7 +47,10 @@ pub fn run(ctx: &Ctx, a: Args, log: &Logger) -> anyhow::Result<i32> {
     if let Some(c) = &own_console {
         create.console_socket = Some(c.path.clone());
     }
-    let created = container::create(&create.options(ctx))?;
+    let mut opts = create.options(ctx);
+    // This process starts the container itself: no exec socket, the init waits on its channel.
+    opts.start_here = true;
+    let mut created = container::create(&opts)?;
     let pid = created.state.pid;
     if let Some(p) = &a.create.pid_file {
         if let Err(e) = super::write_pid_file(p, pid) {
@@ -55,7 +58,7 @@ pub fn run(ctx: &Ctx, a: Args, log: &Logger) -> anyhow::Result<i32> {
             return Err(e);
         }
     }
-    match container::start(&created.dir, &created.state) {
+    match container::start_created(&mut created) {
         Ok(warnings) => {
             berth::trace::mark("started");
             warnings.iter().for_each(|w| log.warn(w))

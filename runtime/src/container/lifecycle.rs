@@ -64,6 +64,38 @@ pub fn start(dir: &ContainerDir, state: &State) -> Result<Vec<String>, Error> {
     crate::fault::point("before-exec");
     let mut reply = Vec::new();
     let _ = conn.read_to_end(&mut reply);
+    finish_start(&reply, state)
+}
+
+/// Starts a container made with [`super::CreateOptions::start_here`] through its sync channel
+/// (the same one-byte protocol as the exec socket); others through their exec socket.
+pub fn start_created(created: &mut super::Created) -> Result<Vec<String>, Error> {
+    let Some(ch) = created.start_channel.take() else {
+        return start(&created.dir, &created.state);
+    };
+    let fd = ch.raw();
+    // SAFETY: `fd` is the channel's open descriptor for the duration of these calls.
+    let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    nix::sys::socket::send(fd, b"s", nix::sys::socket::MsgFlags::MSG_NOSIGNAL)
+        .map_err(|e| Error::io("signal container init", std::io::Error::from(e)))?;
+    crate::trace::mark("start-sent");
+    crate::fault::point("before-exec");
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    // One packet per write of the init; end of file once it has exec'd (close-on-exec).
+    while let Ok(n) = nix::unistd::read(b, &mut buf) {
+        if n == 0 {
+            break;
+        }
+        reply.extend_from_slice(&buf[..n]);
+    }
+    drop(ch);
+    finish_start(&reply, &created.state)
+}
+
+/// The init's answer to `start` ("0", then end of file at exec; "E<message>" on failure), then
+/// poststart hooks.
+fn finish_start(reply: &[u8], state: &State) -> Result<Vec<String>, Error> {
     match reply.first() {
         Some(b'0') if reply.len() == 1 => {}
         _ => {

@@ -15,7 +15,8 @@ pub use exec::{
 };
 pub use id::validate_id;
 pub use lifecycle::{
-    delete, delete_incomplete, kill, list, load, pause, peek, resume, start, update, wait_exit,
+    delete, delete_incomplete, kill, list, load, pause, peek, resume, start, start_created, update,
+    wait_exit,
 };
 pub use run::{become_subreaper, run_to_completion, wait_for};
 pub use state::{ContainerDir, OciState, State, Status};

@@ -1,7 +1,7 @@
 //! Running a container to completion from inside a program (the `run` command, the builder's
 //! RUN steps): create, start, wait for the init, delete.
 
-use super::{create, delete, load, start, CreateOptions, Error};
+use super::{create, delete, load, start_created, CreateOptions, Error};
 
 /// Waits for `pid` (a child, or a process reparented to this subreaper) and maps its wait
 /// status to a shell-style exit code (128 + signal for a signal death).
@@ -40,9 +40,13 @@ pub fn become_subreaper() {
 /// Warnings (failed poststart/poststop hooks) are returned beside the code.
 pub fn run_to_completion(opts: &CreateOptions) -> Result<(i32, Vec<String>), Error> {
     become_subreaper();
-    let created = create(opts)?;
+    let opts = CreateOptions {
+        start_here: true,
+        ..opts.clone()
+    };
+    let mut created = create(&opts)?;
     let pid = created.state.pid;
-    let mut warnings = match start(&created.dir, &created.state) {
+    let mut warnings = match start_created(&mut created) {
         Ok(w) => w,
         Err(e) => {
             let _ = delete(created.dir, &created.state, true);

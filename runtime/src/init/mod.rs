@@ -45,7 +45,7 @@ pub struct InitConfig {
     /// Connected console socket, when `--console-socket` was given.
     pub console_socket: Option<OwnedFd>,
     /// Listening exec socket the init waits on.
-    pub exec_listener: OwnedFd,
+    pub exec_listener: Option<OwnedFd>,
     /// `--no-pivot`.
     pub no_pivot: bool,
     /// `--no-new-keyring`.
@@ -214,7 +214,7 @@ fn write_time_offsets(spec: &Spec) -> Result<(), String> {
 /// Stage 2: the container's init. Never returns.
 fn stage2(cfg: &InitConfig, ch: &Channel) -> ! {
     match stage2_inner(cfg, ch) {
-        Ok(exec) => exec_program(cfg, exec),
+        Ok(exec) => exec_program(cfg, exec, ch),
         Err(e) => fail(ch, e),
     }
 }
@@ -365,20 +365,28 @@ fn stage2_inner(cfg: &InitConfig, ch: &Channel) -> Result<Exec, String> {
     })
 }
 
-/// Blocks on the exec socket until `start`, runs startContainer hooks, execs.
-fn exec_program(cfg: &InitConfig, exec: Exec) -> ! {
-    let conn = loop {
-        match nix::sys::socket::accept4(
-            cfg.exec_listener.as_raw_fd(),
-            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-        ) {
-            Ok(fd) => break fd,
-            Err(nix::Error::EINTR) => continue,
-            Err(_) => exit(1),
-        }
+/// Blocks until `start` (on the exec socket, or on the sync channel when the process that
+/// created the container starts it too), runs startContainer hooks, execs.
+fn exec_program(cfg: &InitConfig, exec: Exec, ch: &Channel) -> ! {
+    let conn = match &cfg.exec_listener {
+        Some(listener) => loop {
+            match nix::sys::socket::accept4(
+                listener.as_raw_fd(),
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            ) {
+                Ok(fd) => break fd,
+                Err(nix::Error::EINTR) => continue,
+                Err(_) => exit(1),
+            }
+        },
+        // The same one-byte protocol over the channel's packets; it closes on exec too.
+        None => ch.raw(),
     };
     let mut b = [0u8; 1];
-    let _ = nix::unistd::read(unsafe_borrow(conn), &mut b);
+    if !matches!(nix::unistd::read(unsafe_borrow(conn), &mut b), Ok(1)) {
+        // Closed without the start byte: the creator is gone (nobody starts this container).
+        exit(1);
+    }
     crate::trace::mark("init-start-received");
     // With noNewPrivileges the seccomp filter goes on now: startContainer hooks run under it,
     // as the spec and runc order them; only a write and the execve follow (runc's order).
