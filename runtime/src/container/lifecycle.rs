@@ -99,7 +99,7 @@ fn finish_start(reply: &[u8], state: &State) -> Result<Vec<String>, Error> {
     match reply.first() {
         Some(b'0') if reply.len() == 1 => {}
         _ => {
-            let text = String::from_utf8_lossy(&reply);
+            let text = String::from_utf8_lossy(reply);
             let msg = text
                 .trim_start_matches('0')
                 .trim_start_matches('E')
