@@ -21,7 +21,7 @@ cleanup() {
 }
 trap cleanup EXIT
 BERTH=$berth hack/make-rootfs.sh "$work/bundle" sleep 600 >/dev/null
-points=(after-dir after-cgroup after-state after-fork after-rootfs before-ready before-exec)
+points=(after-dir after-cgroup after-state after-fork after-rootfs before-ready before-start before-exec)
 leaks=0; killed=0
 for i in $(seq "$cycles"); do
   p=${points[$((RANDOM % ${#points[@]}))]}
@@ -33,7 +33,7 @@ for i in $(seq "$cycles"); do
      "$work/bundle/config.json" > "$work/config.$i" 
   cp "$work/config.$i" "$work/bundle/config.json"
   cmd=(create --bundle "$work/bundle" "$id")
-  [ "$p" = before-exec ] && cmd=(run -d --bundle "$work/bundle" "$id")
+  case $p in before-start|before-exec) cmd=(run -d --bundle "$work/bundle" "$id") ;; esac
   set +e
   { BERTH_FAULT=$p "$berth" --root "$work/state" "${cmd[@]}" </dev/null >/dev/null 2>&1; rc=$?; } 2>/dev/null
   set -e

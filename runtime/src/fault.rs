@@ -3,7 +3,8 @@
 //! Release builds compile every point to nothing and never read the variable. Points in
 //! `create`: `after-dir`, `after-cgroup`, `after-state`, `after-fork`, `after-rootfs` (the init
 //! has built the rootfs and waits), `before-ready` (the init is set up, its pid not yet
-//! recorded); in `start`: `before-exec` (the init was released and goes on to exec).
+//! recorded); in `run`: `before-start` (created, the init waits on the sync channel); in
+//! `start`: `before-exec` (the init was released and goes on to exec).
 
 /// At point `name`: SIGKILL this process if BERTH_FAULT says so.
 #[inline]

@@ -14,6 +14,7 @@ const POINTS: &[(&str, &str)] = &[
     ("after-fork", "create"),
     ("after-rootfs", "create"),
     ("before-ready", "create"),
+    ("before-start", "run"),
     ("before-exec", "run"),
 ];
 
@@ -58,6 +59,36 @@ fn kill_and_clean(point: &str, cmd: &str, pid_ns: bool) {
         Some(libc::SIGKILL),
         "{point}: berth {cmd} was not killed at the fault point ({out:?})"
     );
+    if point == "before-start" {
+        // Nobody will start it: the init sees its channel close and exits on its own, without
+        // running the program (its cgroup empties before any delete).
+        let procs: Vec<_> = w
+            .cgroup_dirs()
+            .iter()
+            .map(|d| d.join("ctr/cgroup.procs"))
+            .filter(|p| p.exists())
+            .collect();
+        let empty = || {
+            procs.iter().all(|p| {
+                std::fs::read_to_string(p)
+                    .unwrap_or_default()
+                    .trim()
+                    .is_empty()
+            })
+        };
+        let mut emptied = false;
+        for _ in 0..100 {
+            if empty() {
+                emptied = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(
+            !procs.is_empty() && emptied,
+            "before-start: the init did not exit by itself"
+        );
+    }
     let del = w.berth().args(["delete", "--force", &id]).output().unwrap();
     let (code, _, err) = decode(del);
     assert!(

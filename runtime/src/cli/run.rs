@@ -58,6 +58,7 @@ pub fn run(ctx: &Ctx, a: Args, log: &Logger) -> anyhow::Result<i32> {
             return Err(e);
         }
     }
+    berth::fault::point("before-start");
     match container::start_created(&mut created) {
         Ok(warnings) => {
             berth::trace::mark("started");
