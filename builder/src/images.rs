@@ -239,21 +239,23 @@ fn bundle_record(store: &Store, dest: &Path) -> PathBuf {
 /// layers as unpacked in the store (nothing copied; writes go to
 /// `dest/upper`). The layers are kept by `prune` until [`remove_bundle`].
 pub fn unpack_overlay(store: &Store, image: &ResolvedImage, dest: &Path) -> Result<(), StoreError> {
-    let mut lowers = Vec::new();
-    for (l, diff_id) in image
+    let records: Vec<LayerRecord> = image
         .manifest
         .layers
         .iter()
         .zip(image.config.rootfs.diff_ids.iter())
-    {
-        store.ensure_unpacked(&LayerRecord {
+        .map(|(l, diff_id)| LayerRecord {
             digest: l.digest.clone(),
             diff_id: diff_id.clone(),
             size: l.size,
             media_type: l.media_type.clone(),
-        })?;
-        lowers.push(diff_id.hex().to_string());
-    }
+        })
+        .collect();
+    store.ensure_unpacked_all(&records)?;
+    let mut lowers: Vec<String> = records
+        .iter()
+        .map(|r| r.diff_id.hex().to_string())
+        .collect();
     lowers.reverse();
     lowers.push("empty".into());
     let (upper, work, rootfs) = (dest.join("upper"), dest.join("work"), dest.join("rootfs"));

@@ -16,6 +16,9 @@ echo in | $CTR run --rm $R $IMG cin sh -c 'read x; echo "stdin-$x"'
 
 # log URIs: file:// appends to a file, binary:// starts a logger with stdout/stderr on fds 3/4
 $CTR run --rm $R --log-uri "file://$WORK/file.log" $IMG lf sh -c 'echo to-file-out; echo to-file-err >&2'
+# The shim may still be copying the last lines when ctr returns (seen with the runc shim): wait
+# for both, a second at most.
+for _ in $(seq 20); do [ "$(cat "$WORK/file.log" 2>/dev/null | wc -l)" -ge 2 ] && break; sleep 0.05; done
 sort "$WORK/file.log" | tr '\n' ' ' | sed 's/^/file-log: /; s/$/\n/'
 printf '#!/bin/sh\nexec 5>&-\ncat <&3 > "$1.out" & cat <&4 > "$1.err"; wait\n' > "$WORK/logger.sh"; chmod +x "$WORK/logger.sh"
 $CTR run --rm $R --log-uri "binary://$WORK/logger.sh?$WORK/bin" $IMG lb sh -c 'echo to-bin-out; echo to-bin-err >&2'

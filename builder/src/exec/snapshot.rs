@@ -67,8 +67,8 @@ impl<'a> Builder<'a> {
         // One layer unpacks at a time: stages on the same base would
         // otherwise extract it twice.
         let _unpacking = self.shared.unpack.lock().unwrap_or_else(|p| p.into_inner());
+        self.store.ensure_unpacked_all(layers)?;
         for l in layers.iter().rev() {
-            self.store.ensure_unpacked(l)?;
             lowers.push(l.diff_id.hex().to_string());
         }
         lowers.push("empty".into());
