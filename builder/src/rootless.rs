@@ -74,8 +74,10 @@ fn sub_ranges(uid: u32, gid: u32) -> Option<((u32, u32), (u32, u32))> {
     // Names from /etc/passwd and /etc/group directly: the binary is static (.cargo/config.toml),
     // and glibc's NSS modules (libnss_systemd, ...) cannot be loaded into a static program.
     // The setuid helpers accept subordinate ranges listed by id too.
-    let user = name_of_id("/etc/passwd", uid);
-    let group = name_of_id("/etc/group", gid);
+    let read = |f: &str| std::fs::read_to_string(f).unwrap_or_default();
+    let (passwd, groups) = (read("/etc/passwd"), read("/etc/group"));
+    let user = crate::exec::user::user_name(&passwd, uid).map(str::to_string);
+    let group = crate::exec::user::group_name(&groups, gid).map(str::to_string);
     let find = |file: &str, name: Option<&str>, id: u32| -> Option<(u32, u32)> {
         let text = std::fs::read_to_string(file).ok()?;
         parse_sub(&text, name.unwrap_or(""), id)
@@ -84,21 +86,6 @@ fn sub_ranges(uid: u32, gid: u32) -> Option<((u32, u32), (u32, u32))> {
     let g = find("/etc/subgid", group.as_deref().or(user.as_deref()), gid)
         .or_else(|| find("/etc/subgid", user.as_deref(), gid))?;
     Some((u, g))
-}
-
-/// The name of `id` in a passwd- or group-format file (`name:x:id:...`).
-fn name_of_id(file: &str, id: u32) -> Option<String> {
-    let text = std::fs::read_to_string(file).ok()?;
-    name_in(&text, id)
-}
-
-/// The first name whose third field is `id`.
-fn name_in(text: &str, id: u32) -> Option<String> {
-    text.lines().find_map(|l| {
-        let mut f = l.split(':');
-        let (name, _, num) = (f.next()?, f.next()?, f.next()?);
-        (num.trim().parse::<u32>().ok()? == id && !name.is_empty()).then(|| name.to_string())
-    })
 }
 
 /// The first `name:start:count` (or `id:start:count`) line for the user.
@@ -225,15 +212,6 @@ mod tests {
         assert_eq!(parse_sub(t, "nobody", 9), None);
         assert_eq!(parse_sub(t, "", 1001), Some((200000, 10)));
         assert_eq!(parse_sub("::1:2\n", "", 5), None);
-    }
-
-    #[test]
-    fn names_come_from_passwd_format_files() {
-        let t = "root:x:0:0:root:/root:/bin/sh\nbob:x:1000:1000::/home/bob:/bin/sh\n";
-        assert_eq!(name_in(t, 1000).as_deref(), Some("bob"));
-        assert_eq!(name_in(t, 0).as_deref(), Some("root"));
-        assert_eq!(name_in(t, 7), None);
-        assert_eq!(name_in("grp:x:50:a,b\n", 50).as_deref(), Some("grp"));
     }
 
     #[test]

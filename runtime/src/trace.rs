@@ -40,12 +40,6 @@ pub fn enabled() -> bool {
     FD.load(Ordering::Relaxed) >= 0
 }
 
-/// The trace descriptor, if tracing is on (the init keeps it open across its fd clean-up).
-pub fn fd() -> Option<i32> {
-    let fd = FD.load(Ordering::Relaxed);
-    (fd > 2).then_some(fd)
-}
-
 /// Records that `phase` ends now. Async-signal-safe apart from formatting into a stack
 /// buffer, so forked children may call it.
 pub fn mark(phase: &str) {

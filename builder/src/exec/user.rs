@@ -46,6 +46,20 @@ fn group_entries(text: &str) -> impl Iterator<Item = (&str, u32, Vec<&str>)> {
     })
 }
 
+/// The name of user `uid` in passwd-format text.
+pub fn user_name(passwd: &str, uid: u32) -> Option<&str> {
+    passwd_entries(passwd)
+        .find(|e| e.uid == uid && !e.name.is_empty())
+        .map(|e| e.name)
+}
+
+/// The name of group `gid` in group-format text.
+pub fn group_name(group: &str, gid: u32) -> Option<&str> {
+    group_entries(group)
+        .find(|(name, g, _)| *g == gid && !name.is_empty())
+        .map(|(name, _, _)| name)
+}
+
 /// Resolves `spec` (`user`, `uid`, `user:group`, `uid:gid`, ...) with the
 /// given file contents. Names must exist; numbers need not.
 pub fn resolve_user(spec: &str, passwd: &str, group: &str) -> Result<ResolvedUser, String> {
@@ -102,6 +116,16 @@ pub fn resolve_user(spec: &str, passwd: &str, group: &str) -> Result<ResolvedUse
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_of_ids_come_from_passwd_and_group_text() {
+        let t = "root:x:0:0:root:/root:/bin/sh\nbob:x:1000:1000::/home/bob:/bin/sh\n";
+        assert_eq!(user_name(t, 1000), Some("bob"));
+        assert_eq!(user_name(t, 0), Some("root"));
+        assert_eq!(user_name(t, 7), None);
+        assert_eq!(group_name("grp:x:50:a,b\n", 50), Some("grp"));
+        assert_eq!(group_name("grp:x:50:a,b\n", 51), None);
+    }
 
     const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n";
     const GROUP: &str = "root:x:0:\napp:x:1000:\nwheel:x:10:app,other\n";
