@@ -19,3 +19,12 @@ cargo_out() {
   top=${CARGO_TARGET_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target}
   echo "$top/$(rustc -vV | sed -n 's/^host: //p')/$1"
 }
+
+# write_section NAME FILE: puts FILE between <!-- bench:NAME:start --> and <!-- bench:NAME:end -->
+# in docs/benchmarks.md, replacing what was there (the block is appended when missing).
+write_section() {
+  local top
+  top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  python3 "$top/hack/bench/all.py" splice --marker "$1" "$top/docs/benchmarks.md" "$2"
+  echo "wrote docs/benchmarks.md (bench:$1)" >&2
+}

@@ -211,8 +211,7 @@ if [ $write = 1 ]; then
   # COUNT=100 is the main section; other counts (the 500-container run) get their own.
   marker=all
   [ "$COUNT" = 100 ] || marker=all-$COUNT
-  "$py" hack/bench/all.py splice --marker "$marker" docs/benchmarks.md "$work/section.md"
-  echo "all.sh: wrote the section to docs/benchmarks.md" >&2
+  write_section "$marker" "$work/section.md"
 else
   cat "$work/section.md"
 fi

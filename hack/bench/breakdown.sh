@@ -49,8 +49,7 @@ unshare -m --propagation private sh -c "umount -l /sys/fs/cgroup && mount -t cgr
 rmdir /sys/fs/cgroup/*/berth-breakdown 2>/dev/null || true
 exec >&3
 if [ $write = 1 ]; then
-  python3 hack/bench/all.py splice --marker breakdown docs/benchmarks.md "$out"
-  echo "breakdown.sh: wrote the section to docs/benchmarks.md" >&2
+  write_section breakdown "$out"
 else
   cat "$out"
 fi

@@ -150,16 +150,6 @@ section=$(
 echo "$section"
 
 if [ "$write" = 1 ]; then
-  doc=docs/benchmarks.md
-  start='<!-- bench:build:start -->' end='<!-- bench:build:end -->'
-  if ! grep -qF "$start" "$doc"; then
-    printf '\n%s\n%s\n' "$start" "$end" >>"$doc"
-  fi
   printf '%s\n' "$section" >"$work/section"
-  awk -v s="$start" -v e="$end" -v f="$work/section" '
-    $0 == s { print; while ((getline l < f) > 0) print l; skip = 1; next }
-    $0 == e { skip = 0 }
-    !skip { print }' "$doc" >"$work/doc"
-  cat "$work/doc" >"$doc"
-  echo "wrote $doc" >&2
+  write_section build "$work/section"
 fi
