@@ -399,7 +399,7 @@ fn run_pull(
             "pulled {} ({} blobs, {} fetched)",
             p.name,
             p.fetched,
-            human_size(p.bytes)
+            berth_build::oci::registry::progress::human(p.bytes)
         );
     }
     println!("{}", p.descriptor.digest);
@@ -501,22 +501,6 @@ fn unpack(store: &Store, image: &str, dest: &std::path::Path, overlay: bool) -> 
     Ok(())
 }
 
-/// `1536` -> `1.5 KiB`.
-fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
-
 fn real_main() -> Result<()> {
     // Before any thread exists: an unprivileged caller builds in a user namespace of its own.
     // The store path is taken first, from the caller's environment.
@@ -557,7 +541,7 @@ fn real_main() -> Result<()> {
                     img.name,
                     short,
                     created,
-                    human_size(size)
+                    berth_build::oci::registry::progress::human(size)
                 );
             }
             Ok(())
@@ -671,7 +655,7 @@ fn real_main() -> Result<()> {
             );
             println!(
                 "Total reclaimed space: {} ({} bytes)",
-                human_size(r.freed_bytes),
+                berth_build::oci::registry::progress::human(r.freed_bytes),
                 r.freed_bytes
             );
             Ok(())
