@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use super::diff::{OPAQUE_MARKER, WHITEOUT_PREFIX};
-use super::extract::clean_entry_path;
+use super::extract::{clean_entry_path, valid_whiteout_target};
 use super::LayerError;
 
 /// What a path is in the modelled tree.
@@ -116,11 +116,7 @@ pub fn check<R: Read>(reader: R, strict: bool) -> Result<CheckStats, LayerError>
             continue;
         }
         if let Some(target) = name.strip_prefix(WHITEOUT_PREFIX) {
-            if target.is_empty()
-                || target == "."
-                || target == ".."
-                || target.starts_with(WHITEOUT_PREFIX)
-            {
+            if !valid_whiteout_target(target) {
                 return Err(unsafe_entry("invalid whiteout name".into()));
             }
             let mut victim = parents.join("/");

@@ -46,6 +46,12 @@ pub struct ExtractStats {
     pub first_device: Option<String>,
 }
 
+/// Whether `.wh.TARGET` names a file to delete: not empty, not `.` or `..`, not itself a
+/// whiteout name (the extractor and the pull's layer check apply the same rule).
+pub fn valid_whiteout_target(target: &str) -> bool {
+    !(target.is_empty() || target == "." || target == ".." || target.starts_with(WHITEOUT_PREFIX))
+}
+
 /// Validates a tar entry path and splits it into components. The empty
 /// list is the root itself.
 pub fn clean_entry_path(raw: &[u8]) -> Result<Vec<String>, String> {
@@ -151,11 +157,7 @@ impl Extractor {
             return self.opaque(parent.as_fd(), &parent_rel);
         }
         if let Some(target) = name.strip_prefix(WHITEOUT_PREFIX) {
-            if target.is_empty()
-                || target == "."
-                || target == ".."
-                || target.starts_with(WHITEOUT_PREFIX)
-            {
+            if !valid_whiteout_target(target) {
                 return Err(unsafe_entry("invalid whiteout name".into()));
             }
             self.stats.whiteouts += 1;
