@@ -74,6 +74,84 @@ pub fn mask(set: Option<&Capabilities>) -> u64 {
         .fold(0u64, |m, n| m | (1u64 << n))
 }
 
+/// The five sets of `process.capabilities`, by their JSON names.
+pub const SETS: &[&str] = &[
+    "bounding",
+    "effective",
+    "inheritable",
+    "permitted",
+    "ambient",
+];
+
+/// Removes from the five capability sets of a process object (`process` of config.json, or an
+/// exec's process.json) every name this runtime cannot map to a capability, and returns the
+/// warning to log for them, in runc's words. The runtime-spec (config.md, `capabilities`):
+/// "Any value which cannot be mapped to a relevant kernel interface, or cannot be granted
+/// otherwise MUST be logged as a warning by the runtime. Runtimes SHOULD NOT fail if the
+/// container configuration requests capabilities that cannot be granted."
+pub fn drop_unknown(process: &mut serde_json::Value) -> Option<String> {
+    let caps = process.get_mut("capabilities")?.as_object_mut()?;
+    let mut dropped: Vec<String> = Vec::new();
+    for set in SETS {
+        if let Some(list) = caps.get_mut(*set).and_then(|v| v.as_array_mut()) {
+            list.retain(|v| {
+                // What oci-spec's parser accepts (it also takes `SYS_ADMIN`, any case); a
+                // value that is not a string stays, for the parser to report as invalid.
+                let Some(name) = v.as_str() else {
+                    return true;
+                };
+                let known = serde_json::from_value::<Capability>(v.clone()).is_ok();
+                if !known && !dropped.iter().any(|d| d == name) {
+                    dropped.push(name.to_string());
+                }
+                known
+            });
+        }
+    }
+    (!dropped.is_empty()).then(|| unknown_warning(&dropped))
+}
+
+/// runc's warning for capabilities it ignores.
+fn unknown_warning(names: &[String]) -> String {
+    format!(
+        "ignoring unknown or unavailable capabilities: [{}]",
+        names.join(" ")
+    )
+}
+
+/// The warning for capabilities of `caps` that this kernel does not have (a newer name than the
+/// running kernel knows): they are left out of the sets, as the spec and runc say.
+pub fn unavailable(caps: Option<&LinuxCapabilities>) -> Option<String> {
+    let caps = caps?;
+    let sets = [
+        caps.bounding(),
+        caps.effective(),
+        caps.inheritable(),
+        caps.permitted(),
+        caps.ambient(),
+    ];
+    let all = || sets.iter().flat_map(|s| s.iter().flatten());
+    // Every kernel berth runs on (5.x and later) has the capabilities up to CAP_AUDIT_READ:
+    // the kernel is asked only when the config names a newer one.
+    if all().all(|c| number(c).is_some_and(|n| n <= CAP_AUDIT_READ)) {
+        return None;
+    }
+    let last = last_cap();
+    let mut names: Vec<String> = Vec::new();
+    {
+        for c in all() {
+            let n = format!("CAP_{c}");
+            if number(c).is_none_or(|i| i > last) && !names.contains(&n) {
+                names.push(n);
+            }
+        }
+    }
+    (!names.is_empty()).then(|| unknown_warning(&names))
+}
+
+/// The number of CAP_AUDIT_READ (Linux 3.16), the last one every supported kernel has.
+const CAP_AUDIT_READ: u32 = 37;
+
 /// The five masks to apply.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CapSets {

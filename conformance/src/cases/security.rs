@@ -33,6 +33,13 @@ pub fn cases() -> Vec<Case> {
         ),
         case!(
             C,
+            "unknown-capability-warned",
+            "an unknown capability name is logged as a warning naming it and the container runs without it",
+            [],
+            unknown_capability_warned
+        ),
+        case!(
+            C,
             "no-new-privileges",
             "noNewPrivileges true/false sets NoNewPrivs",
             [],
@@ -441,6 +448,29 @@ fn selinux(ctx: &mut Ctx) -> Result<()> {
         "the label is applied",
         out.stdout.contains("container_t"),
         format!("{out:?}"),
+    );
+    Ok(())
+}
+
+fn unknown_capability_warned(ctx: &mut Ctx) -> Result<()> {
+    let mut b = ctx.bundle(&[])?;
+    for set in ["bounding", "effective", "permitted"] {
+        if let Some(list) = b.config["process"]["capabilities"][set].as_array_mut() {
+            list.push(json!("CAP_BERTH_TEST"));
+        }
+    }
+    b.sh("grep CapBnd /proc/self/status");
+    let out = ctx.run(&b)?;
+    ctx.check_ok("run succeeds", &out);
+    ctx.check(
+        "the process has a bounding set",
+        out.stdout.contains("CapBnd"),
+        format!("{out:?}"),
+    );
+    ctx.check(
+        "a warning names the capability",
+        out.stderr.contains("level=warning") && out.stderr.contains("CAP_BERTH_TEST"),
+        format!("stderr {:?}", out.stderr),
     );
     Ok(())
 }

@@ -102,7 +102,7 @@ fn process_from_file(path: &std::path::Path, container: &Process) -> anyhow::Res
         Some(_) => {}
     }
     let text = serde_json::to_vec(&v)?;
-    let mut p = berth::spec::parse_json::<Process>(path, &text)?;
+    let mut p = berth::spec::parse_allowing_unknown_caps::<Process>(path, &text, "")?;
     if p.args().as_ref().map(|a| a.is_empty()).unwrap_or(true) {
         anyhow::bail!("args must not be empty");
     }

@@ -33,7 +33,7 @@ pub fn run(ctx: &Ctx, a: Args, log: &Logger) -> anyhow::Result<i32> {
     // then is config.json read here (create reads it again).
     let wants_own_console = a.create.console_socket.is_none()
         && !a.detach
-        && berth::spec::load(&a.create.bundle)
+        && berth::spec::load_quietly(&a.create.bundle)
             .ok()
             .and_then(|s| s.process().as_ref().and_then(|p| p.terminal()))
             .unwrap_or(false);

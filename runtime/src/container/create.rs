@@ -130,6 +130,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         placement: None,
         pid: 0,
         systemd: None,
+        host_mounts: None,
     };
     if systemd_plan.is_none() {
         let missing = placement.missing_dirs();
@@ -259,7 +260,14 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
             .any(|n| n.kind == NsKind::Pid && n.path.is_none()),
         spec: cfg.spec.clone(),
         systemd: None,
+        host_mount: None,
     };
+    // No mount namespace: the init mounts below the rootfs in this namespace
+    // (rootfs/host.rs); note what is mounted there now, to tell its bind apart.
+    let host_mounts_before = (!namespaces.iter().any(|n| n.kind == NsKind::Mount)
+        && crate::rootfs::host::needed(&state.spec))
+    .then(|| crate::rootfs::host::mount_id(&state.rootfs));
+    guard.host_mounts = host_mounts_before.map(|b| (state.rootfs.clone(), b));
 
     // state.json is written once, when the init is ready (as runc writes it). If this process
     // dies before that (killed, OOM), `delete --force` finds the cgroups.intent record and
@@ -353,6 +361,9 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     }
     result?;
     crate::trace::mark("init-ready-received");
+    if let Some(before) = host_mounts_before {
+        state.host_mount = crate::rootfs::host::made(&state.rootfs, before);
+    }
     state.pid_start = crate::sys::process_start_time(state.pid).unwrap_or(0);
     let dir = guard
         .disarm()
@@ -363,6 +374,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
             placement: Some(state.cgroup.clone()),
             pid: state.pid,
             systemd: state.systemd.clone(),
+            host_mounts: host_mounts_before.map(|b| (state.rootfs.clone(), b)),
         });
         return Err(e);
     }
@@ -653,6 +665,9 @@ struct Cleanup {
     placement: Option<Placement>,
     pid: i32,
     systemd: Option<cgroups::systemd::SystemdUnit>,
+    /// No mount namespace: the rootfs, and the id of its topmost mount before the init ran;
+    /// a newer one is the init's bind, detached with the mounts below it.
+    host_mounts: Option<(PathBuf, Option<u64>)>,
 }
 
 impl Cleanup {
@@ -661,6 +676,7 @@ impl Cleanup {
         self.placement = None;
         self.pid = 0;
         self.systemd = None;
+        self.host_mounts = None;
         self.dir.take()
     }
 }
@@ -686,6 +702,11 @@ impl Drop for Cleanup {
         }
         if let Some(u) = &self.systemd {
             let _ = cgroups::systemd::stop_container(u);
+        }
+        if let Some((rootfs, before)) = &self.host_mounts {
+            if let Some(id) = crate::rootfs::host::made(rootfs, *before) {
+                let _ = crate::rootfs::host::remove(rootfs, id);
+            }
         }
         if let Some(p) = &self.placement {
             let _ = p.remove();

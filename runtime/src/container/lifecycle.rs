@@ -272,6 +272,11 @@ fn delete_loaded(dir: ContainerDir, state: &State, force: bool) -> Result<Vec<St
         warnings.push(e.to_string());
     }
     crate::trace::mark("delete-cgroup-removed");
+    if let Some(id) = state.host_mount {
+        if let Err(e) = crate::rootfs::host::remove(&state.rootfs, id) {
+            warnings.push(e);
+        }
+    }
     dir.remove()?;
     crate::trace::mark("delete-state-removed");
     let post = HookKind::Poststop.of(&state.spec);

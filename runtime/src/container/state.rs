@@ -65,6 +65,10 @@ pub struct State {
     /// The systemd unit holding the container's cgroup (`--systemd-cgroup`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub systemd: Option<crate::cgroups::systemd::SystemdUnit>,
+    /// No mount namespace: the id of the rootfs bind below which the init mounted in the
+    /// runtime's mount namespace (rootfs/host.rs), detached on delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_mount: Option<u64>,
 }
 
 /// The runtime-spec state document, shaped like runc's `state` output.

@@ -247,11 +247,18 @@ fn stage2_inner(cfg: &InitConfig, ch: &Channel) -> Result<Exec, String> {
         .and_then(|l| l.rootfs_propagation().as_deref())
         .and_then(crate::rootfs::plan::propagation_flag);
     // The rootfs is built in the container's mount namespace, new or joined by path (as runc
-    // does); with none at all the container is only chrooted (validation refused mounts).
+    // does); with none, in the runtime's below a private bind of the rootfs (rootfs/host.rs),
+    // or, when nothing is to be mounted, not at all: the container is only chrooted.
     let mount_ns = cfg.namespaces.iter().any(|n| n.kind == NsKind::Mount);
+    let host_mounts = !mount_ns && crate::rootfs::host::needed(spec);
     let mut root_fd = None;
-    if mount_ns {
-        let root = apply::prepare(&cfg.rootfs, propagation).map_err(|e| e.to_string())?;
+    if mount_ns || host_mounts {
+        let root = if mount_ns {
+            apply::prepare(&cfg.rootfs, propagation)
+        } else {
+            crate::rootfs::host::prepare(&cfg.rootfs)
+        }
+        .map_err(|e| e.to_string())?;
         let cx = MountContext {
             rootfs: &cfg.rootfs,
             in_userns,
@@ -305,6 +312,7 @@ fn stage2_inner(cfg: &InitConfig, ch: &Channel) -> Result<Exec, String> {
         }
     } else {
         apply::chroot_into(&cfg.rootfs, process.cwd()).map_err(|e| e.to_string())?;
+        drop(root_fd);
     }
 
     if let Some(sysctl) = linux.and_then(|l| l.sysctl().as_ref()) {
@@ -313,7 +321,7 @@ fn stage2_inner(cfg: &InitConfig, ch: &Channel) -> Result<Exec, String> {
             std::fs::write(&path, v).map_err(|e| format!("linux.sysctl.{k}: write {path}: {e}"))?;
         }
     }
-    if mount_ns {
+    if mount_ns || host_mounts {
         if let Some(paths) = linux.and_then(|l| l.readonly_paths().as_ref()) {
             apply::readonly_paths(paths).map_err(|e| e.to_string())?;
         }

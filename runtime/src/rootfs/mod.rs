@@ -1,8 +1,10 @@
 //! The container's root filesystem: a pure mount plan built from the spec ([`plan`]),
-//! and the code that applies it inside the container's mount namespace ([`apply`]).
+//! and the code that applies it inside the container's mount namespace ([`apply`]), or in the
+//! runtime's own one when the container has none ([`host`]).
 
 pub mod apply;
 pub mod copyup;
+pub mod host;
 pub mod idmap;
 pub mod plan;
 pub mod resolve;

@@ -351,7 +351,24 @@ const PROC_OVERRIDES: &[&str] = &[
 ];
 
 /// Builds the mount steps for `spec`; relative bind sources are taken relative to `bundle`.
+/// What the plan ignores (see [`plan_with_warnings`]) is logged as a warning.
 pub fn plan(spec: &Spec, bundle: &Path) -> Result<Vec<MountStep>, RootfsError> {
+    let (steps, warnings) = plan_with_warnings(spec, bundle)?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(steps)
+}
+
+/// The mount steps for `spec` and the warnings about what the runtime-spec allows but berth
+/// ignores: options a bind mount cannot use (filesystem data such as `mode=755`, which the
+/// kernel ignores on a bind, as runc does), each naming the mount and the option and, for a
+/// misspelt option, the nearest known one; a procfs bound onto /proc in a new pid namespace.
+pub fn plan_with_warnings(
+    spec: &Spec,
+    bundle: &Path,
+) -> Result<(Vec<MountStep>, Vec<String>), RootfsError> {
+    let mut warnings = Vec::new();
     let new_pid_ns = spec
         .linux()
         .as_ref()
@@ -405,13 +422,12 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Vec<MountStep>, RootfsError> {
                 });
             }
             if dest == Path::new("proc") && kind == MountKind::Bind && new_pid_ns {
-                return Err(RootfsError::Plan {
-                    field,
-                    msg: "a bind onto /proc is only allowed when the container shares the caller's pid \
-                          namespace; with a new pid namespace it would show the host's processes: \
-                          mount type proc instead"
-                        .into(),
-                });
+                // The spec allows it and runc does it: a warning, not an error.
+                warnings.push(format!(
+                    "{field}: the bind onto /proc shows the container the processes of the pid \
+                     namespace its source belongs to, not of its own new pid namespace: mount \
+                     type proc instead to see only the container's"
+                ));
             }
         }
         let source = m.source().clone().map(|s| {
@@ -428,16 +444,11 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Vec<MountStep>, RootfsError> {
             });
         }
         if is_bind {
-            // The kernel ignores data on a bind mount: an option berth does not know would be
-            // dropped silently (runc's behaviour), so it is an error instead.
-            if let Some(bad) = opts.data.first() {
-                return Err(RootfsError::Plan {
-                    field: format!("{field}.options"),
-                    msg: format!(
-                        "unknown mount option {bad:?} for the bind mount on {}",
-                        m.destination().display()
-                    ),
-                });
+            // The kernel ignores data on a bind mount (runc passes it and the kernel drops it):
+            // the option is ignored, with a warning naming it, and the nearest known option
+            // when it looks misspelt (a misspelt rro would otherwise leave the mount writable).
+            for bad in &opts.data {
+                warnings.push(ignored_bind_option(&field, m.destination(), bad));
             }
         }
         if opts.tmpcopyup && (is_bind || fstype != "tmpfs") {
@@ -476,14 +487,77 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Vec<MountStep>, RootfsError> {
             flags,
             remount_flags,
             propagation: opts.propagation,
-            data: opts.data.join(","),
+            data: if is_bind {
+                String::new()
+            } else {
+                opts.data.join(",")
+            },
             recursive: opts.recursive,
             tmpcopyup: opts.tmpcopyup,
             readonly_after_setup,
             idmap,
         });
     }
-    Ok(steps)
+    Ok((steps, warnings))
+}
+
+/// The warning for an option a bind mount cannot use: it names the mount and the option,
+/// and the nearest known option when the option looks like a misspelling of one.
+fn ignored_bind_option(field: &str, dest: &Path, opt: &str) -> String {
+    let head = format!(
+        "{field}: ignoring mount option {opt:?} on the bind mount on {}",
+        dest.display()
+    );
+    match nearest_option(opt) {
+        Some(known) => format!("{head}: unknown option, did you mean {known:?}?"),
+        None if opt.contains('=') => {
+            format!("{head}: a bind mount cannot use filesystem data options")
+        }
+        None => format!("{head}: unknown option"),
+    }
+}
+
+/// The known option `opt` is most likely a misspelling of: within two edits, or a known
+/// option of three letters or more followed by extra characters (`rro-typo`). `None` for
+/// `key=value` data options.
+pub fn nearest_option(opt: &str) -> Option<&'static str> {
+    if opt.contains('=') {
+        return None;
+    }
+    let lower = opt.to_ascii_lowercase();
+    let by_distance = KNOWN_OPTIONS
+        .iter()
+        .map(|k| (edit_distance(&lower, k), *k))
+        .min()
+        .filter(|(d, _)| *d <= 2)
+        .map(|(_, k)| k);
+    by_distance.or_else(|| {
+        KNOWN_OPTIONS
+            .iter()
+            .filter(|k| k.len() >= 3 && lower.starts_with(**k))
+            .max_by_key(|k| k.len())
+            .copied()
+    })
+}
+
+/// Levenshtein distance between two short ASCII strings.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b = b.as_bytes();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.bytes().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(cur).min(row[j])
+            };
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 /// The idmap of one mount: its own uid/gid mappings, or the container's user namespace
@@ -676,15 +750,55 @@ mod tests {
     }
 
     #[test]
-    fn unknown_bind_option_and_misplaced_tmpcopyup_are_errors() {
-        let spec = spec_with_mounts(
-            json!([{"destination": "/data", "source": "/tmp", "options": ["rbind", "bogus"]}]),
-        );
-        let e = plan(&spec, Path::new("/b")).unwrap_err().to_string();
+    fn bind_data_options_are_ignored_with_a_warning() {
+        let spec = spec_with_mounts(json!([
+            {"destination": "/a", "source": "/tmp", "options": ["rbind", "mode=755", "bogus"]},
+            {"destination": "/b", "type": "bind", "source": "/tmp", "options": ["rbind", "rr0"]},
+            {"destination": "/c", "source": "/tmp", "options": ["bind", "rro-typo", "nosiud"]}
+        ]));
+        let (steps, w) = plan_with_warnings(&spec, Path::new("/b")).unwrap();
+        assert!(steps.iter().all(|s| s.data.is_empty()));
+        assert_eq!(w.len(), 5, "{w:?}");
         assert!(
-            e.contains("mounts[0].options") && e.contains("bogus"),
-            "{e}"
+            w[0].starts_with("mounts[0]:") && w[0].contains("\"mode=755\"") && w[0].contains("/a"),
+            "{w:?}"
         );
+        assert!(w[0].contains("data options"), "{w:?}");
+        assert!(
+            w[1].contains("\"bogus\"") && !w[1].contains("did you mean"),
+            "{w:?}"
+        );
+        assert!(
+            w[2].starts_with("mounts[1]:") && w[2].contains("did you mean \"rro\""),
+            "{w:?}"
+        );
+        assert!(
+            w[3].contains("\"rro-typo\"") && w[3].contains("did you mean \"rro\""),
+            "{w:?}"
+        );
+        assert!(w[4].contains("did you mean \"nosuid\""), "{w:?}");
+        // Data options of other filesystems go to the kernel, without a warning.
+        let spec = spec_with_mounts(
+            json!([{"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["mode=755"]}]),
+        );
+        let (steps, w) = plan_with_warnings(&spec, Path::new("/b")).unwrap();
+        assert_eq!(steps[0].data, "mode=755");
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn nearest_option_suggests_only_close_names() {
+        assert_eq!(nearest_option("rro"), Some("rro"));
+        assert_eq!(nearest_option("rrro"), Some("rro"));
+        assert_eq!(nearest_option("ronosuid"), Some("rnosuid"));
+        assert_eq!(nearest_option("size=1m"), None);
+        assert_eq!(nearest_option("completely-different"), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+
+    #[test]
+    fn misplaced_tmpcopyup_is_an_error() {
         let spec = spec_with_mounts(
             json!([{"destination": "/data", "source": "/tmp", "options": ["rbind", "tmpcopyup"]}]),
         );
@@ -758,15 +872,15 @@ mod tests {
             json!([{"destination": "/proc", "type": "none", "source": "/proc", "options": ["rbind"]}]),
         );
         assert!(plan(&spec, Path::new("/b")).is_ok());
-        // ... but not in a new pid namespace.
+        // ... and in a new pid namespace too, with a warning (the spec allows it, runc does it).
         let spec: Spec = serde_json::from_value(json!({"ociVersion": "1.0.0",
             "mounts": [{"destination": "/proc", "type": "none", "source": "/proc", "options": ["rbind"]}],
             "linux": {"namespaces": [{"type": "pid"}]}}))
         .unwrap();
-        let e = plan(&spec, Path::new("/b")).unwrap_err().to_string();
+        let (_, w) = plan_with_warnings(&spec, Path::new("/b")).unwrap();
         assert!(
-            e.contains("mounts[0]") && e.contains("pid namespace"),
-            "{e}"
+            w.len() == 1 && w[0].contains("mounts[0]") && w[0].contains("pid namespace"),
+            "{w:?}"
         );
         let spec = spec_with_mounts(
             json!([{"destination": "/proc/cpuinfo", "source": "/tmp/c", "options": ["bind"]}]),

@@ -54,6 +54,9 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<(), SpecError> {
         Some(a) if !a.is_empty() => {}
         _ => return Err(cx.err("process.args", "must name the program to run")),
     }
+    if let Some(w) = crate::capabilities::unavailable(process.capabilities().as_ref()) {
+        tracing::warn!("{w}");
+    }
     if !process.cwd().is_absolute() {
         return Err(cx.err("process.cwd", "must be an absolute path"));
     }
@@ -245,48 +248,12 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<(), SpecError> {
             "setting the domain name needs a uts namespace (new or joined by path)",
         ));
     }
+    // Without a mount namespace the mounts are made in the runtime's (rootfs/host.rs), as the
+    // spec says a namespace that is not listed is inherited; the caller is told.
     if !has(NsKind::Mount) {
-        no_mount_namespace(&cx, spec)?;
-    }
-    Ok(())
-}
-
-/// Without a mount namespace of its own the container runs chrooted in the caller's mount
-/// namespace. runc then makes the configured mounts in the host's namespace, where they stay
-/// after the container is gone; berth refuses such a config instead, naming the field.
-fn no_mount_namespace(cx: &Ctx, spec: &Spec) -> Result<(), SpecError> {
-    const WHY: &str = "the container has no mount namespace (linux.namespaces has no \"mount\"): \
-                       this would change the host's mount table and outlive the container; \
-                       add a mount namespace or remove it";
-    if spec.mounts().as_ref().is_some_and(|m| !m.is_empty()) {
-        return Err(cx.err("mounts", WHY));
-    }
-    let linux = spec.linux().as_ref();
-    if linux
-        .and_then(|l| l.masked_paths().as_ref())
-        .is_some_and(|m| !m.is_empty())
-    {
-        return Err(cx.err("linux.maskedPaths", WHY));
-    }
-    if linux
-        .and_then(|l| l.readonly_paths().as_ref())
-        .is_some_and(|m| !m.is_empty())
-    {
-        return Err(cx.err("linux.readonlyPaths", WHY));
-    }
-    if linux
-        .and_then(|l| l.rootfs_propagation().as_ref())
-        .is_some()
-    {
-        return Err(cx.err("linux.rootfsPropagation", WHY));
-    }
-    if spec
-        .root()
-        .as_ref()
-        .and_then(|r| r.readonly())
-        .unwrap_or(false)
-    {
-        return Err(cx.err("root.readonly", WHY));
+        for w in crate::rootfs::host::warnings(spec) {
+            tracing::warn!("{w}");
+        }
     }
     Ok(())
 }
