@@ -251,3 +251,43 @@ fn without_a_mount_namespace_a_failed_create_leaves_no_mount() {
     );
     w.assert_clean();
 }
+
+#[test]
+fn without_a_mount_namespace_the_propagation_of_the_runtimes_root_is_kept() {
+    if !can_run() {
+        return;
+    }
+    // In a mount namespace of its own whose `/` is shared, as on a systemd host (runc makes it
+    // private): after a run with mounts, `/` is still shared and nothing is left below the rootfs.
+    let w = World::new(&["true"]);
+    let mut c = w.base_config(&["true"]);
+    let ns: Vec<Value> = c["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["type"] != "mount")
+        .cloned()
+        .collect();
+    c["linux"]["namespaces"] = json!(ns);
+    w.write_config(&c);
+    let id = w.id("nomntns-prop");
+    let script = format!(
+        "{} --root {} run --bundle {} {id} && awk '$5 == \"/\" {{print $7}}' /proc/self/mountinfo \
+         && grep -c ' {}' /proc/self/mountinfo",
+        berth_bin().display(),
+        w.root.display(),
+        w.bundle.display(),
+        w.bundle.join("rootfs").display(),
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "shared", "sh", "-c", &script])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let (_, out, err) = decode(out);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out} {err}");
+    assert!(lines[0].starts_with("shared:"), "{out} {err}");
+    assert_eq!(lines[1], "0", "{out} {err}");
+    w.assert_clean();
+}

@@ -160,6 +160,13 @@ pub fn cases() -> Vec<Case> {
         ),
         case!(
             C,
+            "relative-destination",
+            "a relative mount destination (deprecated) is taken relative to / and mounted",
+            [],
+            relative_destination
+        ),
+        case!(
+            C,
             "bind-inapplicable-options-ignored",
             "filesystem data options (mode=755) and unknown options on a bind mount are ignored, not fatal",
             [],
@@ -831,6 +838,19 @@ fn proc_bind_new_pidns(ctx: &mut Ctx) -> Result<()> {
         out.stdout.contains("host-pids"),
         format!("{out:?}"),
     );
+    Ok(())
+}
+
+fn relative_destination(ctx: &mut Ctx) -> Result<()> {
+    let mut b = ctx.bundle(&[])?;
+    b.add_mount(
+        json!({"destination": "rel/data", "type": "tmpfs", "source": "tmpfs",
+        "options": ["size=1m"]}),
+    );
+    b.sh("grep -c ' /rel/data ' /proc/self/mountinfo");
+    let out = ctx.run(&b)?;
+    ctx.check_ok("run succeeds", &out);
+    ctx.check_eq("the tmpfs is mounted on /rel/data", out.stdout.trim(), "1");
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 //! as runc does. berth makes them below a recursive bind of the rootfs onto itself, made
 //! private so nothing propagates out of it, and on delete detaches that one bind, which takes
 //! every mount of the container with it (runc leaves them in the host's mount table). The
-//! host's own propagation is never changed (runc makes the host's `/` rslave).
+//! host's own propagation is never changed (runc makes the host's `/` private).
 
 use super::RootfsError;
 use nix::mount::{mount, MsFlags};

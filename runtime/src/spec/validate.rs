@@ -54,6 +54,7 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<(), SpecError> {
         Some(a) if !a.is_empty() => {}
         _ => return Err(cx.err("process.args", "must name the program to run")),
     }
+    unsupported(&cx, spec)?;
     if let Some(w) = crate::capabilities::unavailable(process.capabilities().as_ref()) {
         tracing::warn!("{w}");
     }
@@ -88,13 +89,16 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<(), SpecError> {
         }
     }
 
+    // config.md: a relative destination (deprecated) MUST be taken relative to "/" (the mount
+    // plan does), so it is a warning, as runc gives one.
     if let Some(mounts) = spec.mounts() {
         for (i, m) in mounts.iter().enumerate() {
             if !m.destination().is_absolute() {
-                return Err(cx.err(
-                    format!("mounts[{i}].destination"),
-                    format!("{:?} must be an absolute path", m.destination()),
-                ));
+                tracing::warn!(
+                    "mounts[{i}].destination: {:?} is not an absolute path: taken relative to \"/\" \
+                     (relative destinations are deprecated)",
+                    m.destination()
+                );
             }
         }
     }
@@ -258,6 +262,53 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<(), SpecError> {
     Ok(())
 }
 
+/// Properties of the spec's newer versions that berth parses but does not apply. config.md:
+/// "Runtimes MUST generate an error when invalid or unsupported values are encountered", and
+/// runtime.md (create): "If the runtime cannot apply a property as specified in the
+/// configuration, it MUST generate an error". Silently running without them would be worse.
+fn unsupported(cx: &Ctx, spec: &Spec) -> Result<(), SpecError> {
+    let process = spec.process().as_ref();
+    let linux = spec.linux().as_ref();
+    let set = [
+        (
+            "process.scheduler",
+            process.is_some_and(|p| p.scheduler().is_some()),
+        ),
+        (
+            "process.ioPriority",
+            process.is_some_and(|p| p.io_priority().is_some()),
+        ),
+        (
+            "process.execCPUAffinity",
+            process.is_some_and(|p| p.exec_cpu_affinity().is_some()),
+        ),
+        (
+            "linux.personality",
+            linux.is_some_and(|l| l.personality().is_some()),
+        ),
+        (
+            "linux.intelRdt",
+            linux.is_some_and(|l| l.intel_rdt().is_some()),
+        ),
+        (
+            "linux.memoryPolicy",
+            linux.is_some_and(|l| l.memory_policy().is_some()),
+        ),
+        (
+            "linux.netDevices",
+            linux.is_some_and(|l| l.net_devices().as_ref().is_some_and(|d| !d.is_empty())),
+        ),
+    ];
+    match set.iter().find(|(_, present)| *present) {
+        Some((field, _)) => Err(cx.err(
+            *field,
+            "not supported by this runtime: remove it (berth does not run a container without \
+             a property it was asked to apply)",
+        )),
+        None => Ok(()),
+    }
+}
+
 /// A sysctl may only be set when it is isolated by a namespace the container owns.
 fn check_sysctl(cx: &Ctx, key: &str, has: &dyn Fn(NsKind) -> bool) -> Result<(), SpecError> {
     let path = format!("linux.sysctl.{key}");
@@ -334,10 +385,23 @@ mod tests {
     }
 
     #[test]
-    fn relative_mount_destination_names_the_field() {
+    fn unsupported_properties_are_errors_naming_them() {
+        let mut c = base();
+        c["linux"]["personality"] = json!({"domain": "LINUX32"});
+        assert!(err_of(c).contains("linux.personality: not supported"));
+        let mut c = base();
+        c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0});
+        assert!(err_of(c).contains("process.ioPriority"));
+        let mut c = base();
+        c["linux"]["intelRdt"] = json!({"closID": "x"});
+        assert!(err_of(c).contains("linux.intelRdt"));
+    }
+
+    #[test]
+    fn relative_mount_destination_is_accepted() {
         let mut c = base();
         c["mounts"] = json!([{"destination": "/proc", "type": "proc"}, {"destination": "tmp", "type": "tmpfs"}]);
-        assert!(err_of(c).contains("mounts[1].destination"));
+        assert!(bundle_with(c).1.is_ok());
     }
 
     #[test]
