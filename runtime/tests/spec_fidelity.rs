@@ -53,6 +53,14 @@ fn mounts_below(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Removes the mount namespace from a config's namespaces.
+fn drop_mount_namespace(c: &mut Value) {
+    c["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "mount");
+}
+
 /// Detaches whatever is still mounted below `dir` when dropped (a failing test must not leave
 /// mounts in the host's namespace, nor let the temp dir's removal walk into them).
 struct Unmount(std::path::PathBuf);
@@ -158,14 +166,7 @@ fn without_a_mount_namespace_mounts_are_made_in_the_runtimes_and_removed_on_dele
         "grep -c ' /data ' /proc/self/mountinfo; wc -c < /proc/keys; \
          touch /x 2>/dev/null || echo ro; touch /data/y && echo data-rw",
     ]);
-    let ns: Vec<Value> = c["linux"]["namespaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["type"] != "mount")
-        .cloned()
-        .collect();
-    c["linux"]["namespaces"] = json!(ns);
+    drop_mount_namespace(&mut c);
     c["root"]["readonly"] = json!(true);
     c["linux"]["rootfsPropagation"] = json!("private");
     c["mounts"]
@@ -227,14 +228,7 @@ fn without_a_mount_namespace_a_failed_create_leaves_no_mount() {
     let _guard = Unmount(rootfs.clone());
     let before = mounts_below(&rootfs);
     let mut c = w.base_config(&["true"]);
-    let ns: Vec<Value> = c["linux"]["namespaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["type"] != "mount")
-        .cloned()
-        .collect();
-    c["linux"]["namespaces"] = json!(ns);
+    drop_mount_namespace(&mut c);
     // The tmpfs is mounted, then the bind of a missing source fails.
     let mounts = c["mounts"].as_array_mut().unwrap();
     mounts.push(json!({"destination": "/data", "type": "tmpfs", "source": "tmpfs"}));
@@ -261,14 +255,7 @@ fn without_a_mount_namespace_the_propagation_of_the_runtimes_root_is_kept() {
     // private): after a run with mounts, `/` is still shared and nothing is left below the rootfs.
     let w = World::new(&["true"]);
     let mut c = w.base_config(&["true"]);
-    let ns: Vec<Value> = c["linux"]["namespaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["type"] != "mount")
-        .cloned()
-        .collect();
-    c["linux"]["namespaces"] = json!(ns);
+    drop_mount_namespace(&mut c);
     w.write_config(&c);
     let id = w.id("nomntns-prop");
     let script = format!(

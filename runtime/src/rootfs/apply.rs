@@ -85,6 +85,12 @@ pub fn prepare(rootfs: &Path, propagation: Option<MsFlags>) -> R<OwnedFd> {
     };
     mount(None::<&str>, "/", None::<&str>, root_flags, None::<&str>)
         .map_err(|e| RootfsError::sys("make / non-shared", nix_io(e)))?;
+    bind_rootfs(rootfs)?;
+    open_rootfs(rootfs)
+}
+
+/// Binds `rootfs` onto itself, recursively (the mount the container's mounts are made on).
+pub fn bind_rootfs(rootfs: &Path) -> R<()> {
     mount(
         Some(rootfs),
         rootfs,
@@ -92,7 +98,11 @@ pub fn prepare(rootfs: &Path, propagation: Option<MsFlags>) -> R<OwnedFd> {
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None::<&str>,
     )
-    .map_err(|e| RootfsError::sys(format!("bind rootfs {}", rootfs.display()), nix_io(e)))?;
+    .map_err(|e| RootfsError::sys(format!("bind rootfs {}", rootfs.display()), nix_io(e)))
+}
+
+/// Opens `rootfs` for the mount plan.
+pub fn open_rootfs(rootfs: &Path) -> R<OwnedFd> {
     let f = std::fs::File::open(rootfs)
         .map_err(|e| RootfsError::sys(format!("open rootfs {}", rootfs.display()), e))?;
     Ok(f.into())

@@ -59,20 +59,7 @@ pub fn warnings(spec: &Spec) -> Vec<String> {
 /// mounts already below it stay visible) and makes that bind and everything below it private,
 /// then opens it for the mount plan.
 pub fn prepare(rootfs: &Path) -> Result<OwnedFd, RootfsError> {
-    let sys = |what: &str, e: nix::Error| {
-        RootfsError::sys(
-            format!("{what} {}", rootfs.display()),
-            std::io::Error::from_raw_os_error(e as i32),
-        )
-    };
-    mount(
-        Some(rootfs),
-        rootfs,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .map_err(|e| sys("bind rootfs", e))?;
+    super::apply::bind_rootfs(rootfs)?;
     mount(
         None::<&str>,
         rootfs,
@@ -80,10 +67,13 @@ pub fn prepare(rootfs: &Path) -> Result<OwnedFd, RootfsError> {
         MsFlags::MS_PRIVATE | MsFlags::MS_REC,
         None::<&str>,
     )
-    .map_err(|e| sys("make private the rootfs bind", e))?;
-    let f = std::fs::File::open(rootfs)
-        .map_err(|e| RootfsError::sys(format!("open rootfs {}", rootfs.display()), e))?;
-    Ok(f.into())
+    .map_err(|e| {
+        RootfsError::sys(
+            format!("make private the rootfs bind {}", rootfs.display()),
+            std::io::Error::from_raw_os_error(e as i32),
+        )
+    })?;
+    super::apply::open_rootfs(rootfs)
 }
 
 /// The id of the topmost mount at `path` (statx STATX_MNT_ID), `None` if it cannot be read.
