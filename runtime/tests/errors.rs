@@ -44,21 +44,6 @@ fn unknown_namespace_type() {
 }
 
 #[test]
-fn relative_mount_destination() {
-    if !can_run() {
-        return;
-    }
-    let w = World::new(&["true"]);
-    let mut c = w.base_config(&["true"]);
-    c["mounts"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"destination": "relative/path", "type": "tmpfs", "source": "tmpfs"}));
-    w.write_config(&c);
-    expect_failure(&w, "mounts[7].destination");
-}
-
-#[test]
 fn missing_rootfs() {
     if !can_run() {
         return;

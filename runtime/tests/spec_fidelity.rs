@@ -278,3 +278,31 @@ fn without_a_mount_namespace_the_propagation_of_the_runtimes_root_is_kept() {
     assert_eq!(lines[1], "0", "{out} {err}");
     w.assert_clean();
 }
+
+#[test]
+fn relative_mount_destination_is_taken_relative_to_root_with_a_warning() {
+    if !can_run() {
+        return;
+    }
+    let w = World::new(&[]);
+    let mut c = w.base_config(&[
+        "sh",
+        "-c",
+        "grep -c ' /relative/path ' /proc/self/mountinfo",
+    ]);
+    let mounts = c["mounts"].as_array_mut().unwrap();
+    mounts.push(json!({"destination": "relative/path", "type": "tmpfs", "source": "tmpfs"}));
+    let field = format!("mounts[{}].destination", mounts.len() - 1);
+    w.write_config(&c);
+    let (code, out, lines) = run_json_log(&w, "reldest");
+    assert_eq!(code, 0, "{out} {lines:?}");
+    assert_eq!(out.trim(), "1");
+    let warned = warnings(&lines);
+    assert!(
+        warned
+            .iter()
+            .any(|m| m.starts_with(&field) && m.contains("relative")),
+        "{warned:?}"
+    );
+    w.assert_clean();
+}
