@@ -306,3 +306,21 @@ fn relative_mount_destination_is_taken_relative_to_root_with_a_warning() {
     );
     w.assert_clean();
 }
+
+#[test]
+fn a_property_berth_cannot_apply_is_an_error_naming_it() {
+    if !can_run() {
+        return;
+    }
+    let w = World::new(&["true"]);
+    let mut c = w.base_config(&["true"]);
+    c["linux"]["personality"] = json!({"domain": "LINUX32"});
+    w.write_config(&c);
+    let (code, _, err) = w.run("personality");
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("level=error") && err.contains("linux.personality: not supported"),
+        "{err}"
+    );
+    w.assert_clean();
+}
