@@ -12,9 +12,13 @@ runs=${1:-100}
 . hack/lib.sh
 need_packages busybox-static jq runc crun
 cargo build --release -p berth >&2
-berth=$(cargo_out release)/berth
 work=$(mktemp -d /tmp/berth-bench-exec-XXXXXX)
 tag=$(basename "$work")
+# Both berth binaries run from copies made the same way: how a binary's file was written (the
+# linker's writes or one cp) changes its page-cache folios and so its start-up by a few percent,
+# as much as a small cut.
+berth=$work/berth
+cp "$(cargo_out release)/berth" "$berth"
 cleanup() {
   set +e
   "$berth" --root "$work/root-berth" delete -f bench >/dev/null 2>&1
@@ -36,7 +40,8 @@ for rt in berth runc crun; do
 done
 base_host=() base_ns=
 if [ -n "${BASELINE:-}" ]; then
-  base=$(realpath "$BASELINE")
+  base=$work/berth-baseline
+  cp "$BASELINE" "$base"
   base_host=(berth-baseline "$base --root $work/root-berth exec bench /bin/true")
   base_ns="berth-baseline '$base --root $work/ns-berth exec bench /bin/true'"
 fi
