@@ -178,8 +178,22 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, Error> {
     // exec process itself, with no second fork (docs/design.md, "Runtime performance").
     let born_in = crate::namespaces::ForChildren::enter(state.pid);
     let is_exec_process = born_in.is_some();
+    // Born in the container's PID namespace, the child is visible to the container's processes
+    // from its first instruction: it must be non-dumpable from birth (its /proc/PID/exe is the
+    // berth binary, CVE-2019-5736 class), not only once it runs. The flag is inherited across
+    // fork; this process gets its own value back right after.
+    // SAFETY: prctl with integer arguments.
+    let dumpable = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) };
+    if is_exec_process {
+        // SAFETY: as above.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    }
     // SAFETY: the CLI is single-threaded; the child runs exec_stage1, which never returns.
     let forked = unsafe { super::fork_for(&cfg.cgroup, nix::sched::CloneFlags::empty()) };
+    if is_exec_process && dumpable > 0 && !matches!(forked, Ok(ref f) if f.pid == 0) {
+        // SAFETY: as above.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, dumpable as libc::c_ulong, 0, 0, 0) };
+    }
     let child = match forked {
         Ok(f) if f.pid == 0 => {
             if let Some(b) = born_in {
