@@ -14,6 +14,10 @@
 #   <!-- bench:all:start --> and <!-- bench:all:end --> in docs/benchmarks.md (appends it if missing).
 # Knobs (environment): RUNS=100 (run and exec per runtime), RSS_RUNS=20, ROUNDS=5 (of COUNT
 # containers), COUNT=100. Defaults take about 2-4 minutes on the 2-vCPU VM (plus the build).
+# COUNT=500 and COUNT=1000 get sections of their own (bench:all-500, bench:all-1000); 1000 needs
+# about 2000 processes at once for runc (pid_max 32768 here) and stays under the 20000 open-files
+# hard limit (the harness holds about 3 descriptors per container while they start). The 1000
+# run: RUNS=30 RSS_RUNS=10 ROUNDS=2 COUNT=1000, about 7 minutes.
 set -euo pipefail
 self=$(readlink -f "$0")
 cd "$(dirname "$self")/../.."

@@ -158,9 +158,106 @@ pub fn unshare(flags: CloneFlags) -> std::io::Result<()> {
     nix::sched::unshare(flags).map_err(std::io::Error::from)
 }
 
+/// This process's namespaces for its children (`/proc/self/ns/pid_for_children` and
+/// `time_for_children`) pointed at another process's PID and time namespaces for one fork,
+/// so that the child is born in them: `exec`'s process then needs no second fork to enter the
+/// container's PID namespace. Only the calling process's children are affected, and only
+/// until [`ForChildren::restore`]; the caller must be single-threaded (setns of a time
+/// namespace requires it).
+pub struct ForChildren {
+    /// This process's own namespaces for children, to point back at.
+    saved: Vec<(NsKind, std::fs::File)>,
+}
+
+impl ForChildren {
+    /// The kinds that take effect for children only.
+    const KINDS: [NsKind; 2] = [NsKind::Pid, NsKind::Time];
+
+    /// Points this process's PID and time namespaces for children at `pid`'s where they
+    /// differ. `None` when that is not possible (`pid` is gone, or the caller lacks
+    /// CAP_SYS_ADMIN in its own user namespace, as rootless berth does); nothing is left
+    /// changed then, and the child has to enter them itself.
+    pub fn enter(pid: i32) -> Option<ForChildren> {
+        let mut me = ForChildren { saved: Vec::new() };
+        for kind in Self::KINDS {
+            let theirs = format!("/proc/{pid}/ns/{}", kind.proc_name());
+            let mine = format!("/proc/self/ns/{}_for_children", kind.proc_name());
+            let (Ok(a), Ok(b)) = (std::fs::read_link(&theirs), std::fs::read_link(&mine)) else {
+                // No time namespaces in this kernel: nothing to point. A missing PID
+                // namespace link means the process is gone.
+                if kind == NsKind::Time {
+                    continue;
+                }
+                me.undo();
+                return None;
+            };
+            if a == b {
+                continue;
+            }
+            let (Ok(target), Ok(own)) = (std::fs::File::open(&theirs), std::fs::File::open(&mine))
+            else {
+                me.undo();
+                return None;
+            };
+            if nix::sched::setns(target.as_fd(), kind.flag()).is_err() {
+                me.undo();
+                return None;
+            }
+            me.saved.push((kind, own));
+        }
+        Some(me)
+    }
+
+    /// Points this process's namespaces for children back at its own.
+    pub fn restore(mut self) -> std::io::Result<()> {
+        let saved = std::mem::take(&mut self.saved);
+        for (kind, own) in saved.iter().rev() {
+            nix::sched::setns(own.as_fd(), kind.flag()).map_err(std::io::Error::from)?;
+        }
+        Ok(())
+    }
+
+    /// In the child born in the namespaces: closes the saved descriptors of the parent's
+    /// namespaces (they must not reach the container) without pointing anything back.
+    pub fn close_in_child(mut self) {
+        self.saved.clear();
+    }
+
+    fn undo(&mut self) {
+        for (kind, own) in std::mem::take(&mut self.saved).iter().rev() {
+            let _ = nix::sched::setns(own.as_fd(), kind.flag());
+        }
+    }
+}
+
+impl Drop for ForChildren {
+    /// A path that returns early without [`ForChildren::restore`] still points back.
+    fn drop(&mut self) {
+        self.undo();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn for_children_of_own_namespaces_changes_nothing() {
+        let before = std::fs::read_link("/proc/self/ns/pid_for_children").ok();
+        let f = ForChildren::enter(std::process::id() as i32).expect("own namespaces");
+        assert!(f.saved.is_empty(), "nothing to point at: same namespaces");
+        f.restore().expect("restore");
+        assert_eq!(
+            std::fs::read_link("/proc/self/ns/pid_for_children").ok(),
+            before
+        );
+    }
+
+    #[test]
+    fn for_children_of_a_gone_process_is_none() {
+        // PIDs above pid_max never exist.
+        assert!(ForChildren::enter(i32::MAX).is_none());
+    }
 
     #[test]
     fn order_starts_with_user_and_covers_every_kind() {

@@ -167,16 +167,60 @@ pub fn process_state(pid: i32) -> Option<char> {
 /// Writes `data` to `path` atomically: a temporary file in the same directory, fsync-free
 /// (state is volatile, like runc's), then rename.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, data)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
+    AtomicFile::create(path)?.commit(data)
+}
+
+/// A file that replaces `path` at once, in two steps: [`AtomicFile::create`] makes its
+/// temporary sibling (`.NAME.PID.tmp`), [`AtomicFile::commit`] fills it and renames it over
+/// `path`. Making the inode is the expensive part on ext4 (about 0.4 ms here, against 50 us for
+/// filling and renaming): a caller that has to wait anyway (for the container's process to get
+/// ready) makes it while it waits. Dropped without a commit, the temporary is removed.
+pub struct AtomicFile {
+    path: std::path::PathBuf,
+    tmp: std::path::PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl AtomicFile {
+    /// Creates the temporary file next to `path`.
+    pub fn create(path: &Path) -> io::Result<AtomicFile> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let file = std::fs::File::create(&tmp)?;
+        Ok(AtomicFile {
+            path: path.to_path_buf(),
+            tmp,
+            file: Some(file),
+        })
+    }
+
+    /// Writes `data` and renames the file over the target.
+    pub fn commit(mut self, data: &[u8]) -> io::Result<()> {
+        use std::io::Write;
+        let mut file = self
+            .file
+            .take()
+            .ok_or_else(|| io::Error::other("committed twice"))?;
+        file.write_all(data)?;
+        drop(file);
+        std::fs::rename(&self.tmp, &self.path)?;
+        // Renamed: nothing left for Drop to remove.
+        self.tmp = std::path::PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Drop for AtomicFile {
+    /// An uncommitted (or failed) file's temporary is removed.
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 /// `struct clone_args` for clone3(2), up to the `cgroup` field (CLONE_ARGS_SIZE_VER2).

@@ -344,6 +344,9 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
         guard.pid = stage1.as_raw();
     }
 
+    // state.json's inode is made now, while the child sets the container up (the parent only
+    // waits for it), and filled once the init is ready.
+    let prepared_state = guard.dir.as_ref().and_then(|d| d.prepare_save());
     tracing::debug!(stage1 = stage1.as_raw(), "forked container process");
     let result = serve_child(&parent_ch, stage1.as_raw(), &mut state, &mut guard);
     tracing::debug!(ok = result.is_ok(), "container process reported");
@@ -368,7 +371,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, Error> {
     let dir = guard
         .disarm()
         .ok_or_else(|| Error::BadState("state directory vanished".into()))?;
-    if let Err(e) = dir.save(&state) {
+    if let Err(e) = dir.save_prepared(prepared_state, &state) {
         drop(Cleanup {
             dir: Some(dir),
             placement: Some(state.cgroup.clone()),

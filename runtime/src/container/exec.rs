@@ -173,19 +173,52 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, Error> {
             .and_then(|l| l.seccomp().clone()),
     };
     let (parent_ch, child_ch) = Channel::pair().map_err(|e| Error::io("socketpair", e))?;
+    // The child is born in the container's PID and time namespaces where this process may
+    // point its namespaces for children there (root; rootless berth may not): it then is the
+    // exec process itself, with no second fork (docs/design.md, "Runtime performance").
+    let born_in = crate::namespaces::ForChildren::enter(state.pid);
+    let is_exec_process = born_in.is_some();
+    // Born in the container's PID namespace, the child is visible to the container's processes
+    // from its first instruction: it must be non-dumpable from birth (its /proc/PID/exe is the
+    // berth binary, CVE-2019-5736 class), not only once it runs. The flag is inherited across
+    // fork; this process gets its own value back right after.
+    // SAFETY: prctl with integer arguments.
+    let dumpable = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) };
+    if is_exec_process {
+        // SAFETY: as above.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    }
     // SAFETY: the CLI is single-threaded; the child runs exec_stage1, which never returns.
-    let child = match unsafe { super::fork_for(&cfg.cgroup, nix::sched::CloneFlags::empty()) } {
+    let forked = unsafe { super::fork_for(&cfg.cgroup, nix::sched::CloneFlags::empty()) };
+    if is_exec_process && dumpable > 0 && !matches!(forked, Ok(ref f) if f.pid == 0) {
+        // SAFETY: as above.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, dumpable as libc::c_ulong, 0, 0, 0) };
+    }
+    let child = match forked {
         Ok(f) if f.pid == 0 => {
+            if let Some(b) = born_in {
+                b.close_in_child();
+            }
             drop(parent_ch);
             cfg.in_unified_cgroup = f.in_unified;
             exec_stage1(&cfg, &child_ch)
         }
         Ok(f) => f.pid,
+        // A PID namespace whose init has died refuses new members with ENOMEM.
+        Err(e) if is_exec_process && e.raw_os_error() == Some(libc::ENOMEM) => {
+            return Err(Error::NotRunning)
+        }
         Err(e) => return Err(Error::io("fork", e)),
     };
+    if let Some(b) = born_in {
+        if let Err(e) = b.restore() {
+            sys_kill_and_reap(child);
+            return Err(Error::io("restore the namespaces for children", e));
+        }
+    }
     drop(child_ch);
     drop(cfg);
-    let mut pid = 0;
+    let mut pid = if is_exec_process { child } else { 0 };
     let mut ready = false;
     let result = loop {
         match parent_ch.recv() {
@@ -223,6 +256,13 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, Error> {
             Err(e) => break Err(Error::io("read from exec process", e)),
         }
     };
+    if is_exec_process {
+        // The child is the exec process: the caller waits for it, unless it failed.
+        if result.is_err() {
+            sys_kill_and_reap(child);
+        }
+        return result;
+    }
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child), None);
     if result.is_err() && pid > 0 {
         // Reap the failed grandchild too (we are its subreaper when the caller waits).
@@ -232,6 +272,13 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, Error> {
         );
     }
     result
+}
+
+/// Kills and reaps a child that failed during set-up.
+fn sys_kill_and_reap(pid: i32) {
+    let pid = nix::unistd::Pid::from_raw(pid);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(pid, None);
 }
 
 #[cfg(test)]

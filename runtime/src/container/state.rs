@@ -3,7 +3,7 @@
 
 use super::Error;
 use crate::cgroups::Placement;
-use crate::sys::{process_start_time, process_state, write_atomic};
+use crate::sys::{process_start_time, process_state, write_atomic, AtomicFile};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -264,10 +264,25 @@ impl ContainerDir {
 
     /// Writes state.json atomically.
     pub fn save(&self, state: &State) -> Result<(), Error> {
+        self.save_prepared(None, state)
+    }
+
+    /// Makes state.json's file ahead of [`ContainerDir::save_prepared`] (see
+    /// [`crate::sys::AtomicFile`]); `None` if that fails, and the save makes it then.
+    pub fn prepare_save(&self) -> Option<AtomicFile> {
+        AtomicFile::create(&self.path.join("state.json")).ok()
+    }
+
+    /// Writes state.json atomically, into the file `prepared` made earlier if there is one.
+    pub fn save_prepared(&self, prepared: Option<AtomicFile>, state: &State) -> Result<(), Error> {
         let f = self.path.join("state.json");
         let text = serde_json::to_vec(state)
             .map_err(|e| Error::io("serialize state", std::io::Error::other(e)))?;
-        write_atomic(&f, &text).map_err(|e| Error::io(format!("write {}", f.display()), e))
+        match prepared {
+            Some(p) => p.commit(&text),
+            None => write_atomic(&f, &text),
+        }
+        .map_err(|e| Error::io(format!("write {}", f.display()), e))
     }
 
     /// Removes the directory and everything in it.

@@ -79,6 +79,9 @@ fn run(cfg: &ExecConfig, ch: &Channel) -> Result<(), String> {
         let _ = nix::unistd::setresgid(0.into(), 0.into(), 0.into());
         let _ = nix::unistd::setresuid(0.into(), 0.into(), 0.into());
     }
+    let joined_for_children = joined
+        .iter()
+        .any(|(k, _)| matches!(k, NsKind::Pid | NsKind::Time));
     drop(joined);
     if !own_mount_ns {
         nix::unistd::fchdir(&init_root)
@@ -86,23 +89,11 @@ fn run(cfg: &ExecConfig, ch: &Channel) -> Result<(), String> {
         nix::unistd::chroot(".").map_err(|e| format!("chroot to the container's root: {e}"))?;
     }
     drop(init_root);
-    // Entering PID and time namespaces takes effect for children: fork once more.
-    // SAFETY: this process is single-threaded (a fork of the single-threaded CLI).
-    // A PID namespace whose init has died refuses new members with ENOMEM: the container
-    // stopped between the parent's status check and now.
-    match unsafe { nix::unistd::fork() }.map_err(|e| {
-        if e == nix::Error::ENOMEM {
-            NOT_RUNNING.to_string()
-        } else {
-            format!("fork: {e}")
-        }
-    })? {
-        nix::unistd::ForkResult::Parent { child } => {
-            ch.send(&Msg::Pid(child.as_raw()))
-                .map_err(|e| format!("sync: {e}"))?;
-            exit(0)
-        }
-        nix::unistd::ForkResult::Child => {}
+    // Entering PID and time namespaces takes effect for children: fork once more, unless this
+    // process was born in them (the parent pointed its namespaces for children there, see
+    // `namespaces::ForChildren`) or the container shares them with the host.
+    if joined_for_children {
+        fork_into_joined(ch)?;
     }
     let settings = ProcessSettings {
         console_socket: cfg.console_socket.as_ref(),
@@ -125,4 +116,26 @@ fn run(cfg: &ExecConfig, ch: &Channel) -> Result<(), String> {
         e.map(|e| crate::process::errno_text(&std::io::Error::from(e)))
             .unwrap_or_else(|| "failed".into())
     ))
+}
+
+/// Forks the process that runs in the PID and time namespaces this one joined (they take
+/// effect for children); this one sends its host PID to the parent and exits.
+fn fork_into_joined(ch: &Channel) -> Result<(), String> {
+    // SAFETY: this process is single-threaded (a fork of the single-threaded CLI).
+    // A PID namespace whose init has died refuses new members with ENOMEM: the container
+    // stopped between the parent's status check and now.
+    match unsafe { nix::unistd::fork() }.map_err(|e| {
+        if e == nix::Error::ENOMEM {
+            NOT_RUNNING.to_string()
+        } else {
+            format!("fork: {e}")
+        }
+    })? {
+        nix::unistd::ForkResult::Parent { child } => {
+            ch.send(&Msg::Pid(child.as_raw()))
+                .map_err(|e| format!("sync: {e}"))?;
+            exit(0)
+        }
+        nix::unistd::ForkResult::Child => Ok(()),
+    }
 }
