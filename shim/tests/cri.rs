@@ -4,7 +4,11 @@
 //! containers that share its network namespace and one shim, ExecSync, container logs, and
 //! cleanup through StopPodSandbox/RemovePodSandbox with no shim left. containerd runs in a
 //! network namespace of its own (unshare -n), so the bridge never touches the host's network.
-//! The same scenario runs with the handler `runc` (io.containerd.runc.v2) to prove it.
+//! The same scenario runs with the handler `runc` (io.containerd.runc.v2) to prove it, and,
+//! when BERTH_INSTALLED_PREFIX names a prefix hack/install.sh installed into
+//! (hack/test-install.sh), with only the installed files: the shim from PREFIX/bin, the runtime
+//! table PREFIX/share/berth/containerd/berth-runtime.toml appended to containerd's config, and
+//! the handler the RuntimeClass manifest PREFIX/share/berth/kubernetes/runtimeclass.yaml names.
 
 use hyper_util::rt::TokioIo;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
@@ -49,7 +53,7 @@ struct Containerd {
 }
 
 impl Containerd {
-    fn start(tag: &str) -> Containerd {
+    fn start(tag: &str, installed: Option<&Path>) -> Containerd {
         let dir = tempfile::Builder::new()
             .prefix(&format!("berth-cri-{tag}-"))
             .tempdir()
@@ -65,7 +69,17 @@ impl Containerd {
         )
         .unwrap();
         let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let child = Command::new("unshare")
+        let mut cmd = Command::new("unshare");
+        match installed {
+            Some(prefix) => cmd.env("SHIM_DIR", prefix.join("bin")).env(
+                "BERTH_CRI_RUNTIME_SNIPPET",
+                prefix.join("share/berth/containerd/berth-runtime.toml"),
+            ),
+            None => cmd
+                .env("BERTH_RUNTIME_CONFIG", &options)
+                .env("SHIM_DIR", shim_dir()),
+        };
+        let child = cmd
             .args(["-n", "sh", "-c", "ip link set lo up && exec \"$@\"", "sh"])
             .arg(here.join("../hack/with-containerd.sh"))
             .arg(dir.path().join("containerd"))
@@ -76,8 +90,6 @@ impl Containerd {
                 "touch \"$READY\"; while [ ! -e \"$DONE\" ]; do sleep 0.1; done",
             ])
             .env("CONTAINERD_CRI", "1")
-            .env("BERTH_RUNTIME_CONFIG", &options)
-            .env("SHIM_DIR", shim_dir())
             .env("READY", &ready)
             .env("DONE", &done)
             .stdin(Stdio::null())
@@ -372,12 +384,12 @@ fn remove_cgroup_parent(tag: &str) -> Vec<String> {
     left
 }
 
-fn scenario(handler: &str) {
+fn scenario(handler: &str, installed: Option<&Path>) {
     if !can_run() {
         return;
     }
     let tag = format!("{handler}-{}", std::process::id());
-    let cd = Containerd::start(handler);
+    let cd = Containerd::start(handler, installed);
     let logs = cd.dir.path().join("logs");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -402,7 +414,7 @@ fn scenario(handler: &str) {
             let side = cri.container(&a, &a_cfg, "side", "exec sleep 1000").await;
             // Two containers of one pod (and its sandbox) share one shim.
             assert_eq!(cd.shims(), 1, "shims after one pod");
-            if handler == "berth" {
+            if handler == "berth" && installed.is_none() {
                 // The runtime options' Root from containerd's config holds their state.
                 let root = cd.dir.path().join("berth-root/k8s.io");
                 for id in [&a, &web, &side] {
@@ -611,10 +623,31 @@ fn scenario(handler: &str) {
 
 #[test]
 fn cri_pods_on_berth() {
-    scenario("berth");
+    scenario("berth", None);
 }
 
 #[test]
 fn cri_pods_on_runc() {
-    scenario("runc");
+    scenario("runc", None);
+}
+
+/// The handler a RuntimeClass manifest names (its top-level `handler:`), as the kubelet passes
+/// it to the CRI.
+fn runtime_class_handler(manifest: &Path) -> String {
+    let text =
+        std::fs::read_to_string(manifest).unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
+    text.lines()
+        .find_map(|l| l.strip_prefix("handler:"))
+        .map(|h| h.trim().trim_matches('"').to_string())
+        .unwrap_or_else(|| panic!("{}: no handler", manifest.display()))
+}
+
+#[test]
+fn cri_pods_on_installed_berth() {
+    let Some(prefix) = std::env::var_os("BERTH_INSTALLED_PREFIX").map(PathBuf::from) else {
+        eprintln!("skipped: BERTH_INSTALLED_PREFIX is not set (hack/test-install.sh sets it)");
+        return;
+    };
+    let handler = runtime_class_handler(&prefix.join("share/berth/kubernetes/runtimeclass.yaml"));
+    scenario(&handler, Some(&prefix));
 }
