@@ -69,7 +69,10 @@ got=$(XDG_DATA_DIRS=$prefix/share:/usr/local/share:/usr/share bash -c '
 sed -n 1p <<< "$got" | grep -qw create || fail "bash: berth cr<TAB> gave: $got"
 sed -n 2p <<< "$got" | grep -qw features || fail "bash: berth <TAB> gave: $got"
 pass "bash completion"
-got=$(XDG_DATA_DIRS=$prefix/share:/usr/share fish --no-config -c 'complete -C "berth cr"; complete -C "berth-build bu"')
+# (Not --no-config: it leaves fish without any completion path. An empty HOME keeps the
+# caller's own fish config out.)
+mkdir -p "$work/home"
+got=$(HOME=$work/home XDG_DATA_DIRS=$prefix/share:/usr/share fish -c 'complete -C "berth cr"; complete -C "berth-build bu"')
 grep -q '^create' <<< "$got" || fail "fish: berth cr<TAB> gave: $got"
 grep -q '^build' <<< "$got" || fail "fish: berth-build bu<TAB> gave: $got"
 pass "fish completion"
