@@ -10,40 +10,15 @@
 //! table PREFIX/share/berth/containerd/berth-runtime.toml appended to containerd's config, and
 //! the handler the RuntimeClass manifest PREFIX/share/berth/kubernetes/runtimeclass.yaml names.
 
+mod support;
 use hyper_util::rt::TokioIo;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::*;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::*;
 use tonic::transport::{Channel, Endpoint, Uri};
-
-fn shim_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_containerd-shim-berth-v2"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
-}
-
-fn can_run() -> bool {
-    let ci = std::env::var("CI").as_deref() == Ok("true");
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: CRI tests need root");
-        return false;
-    }
-    for p in [
-        "/usr/bin/containerd",
-        "/usr/lib/cni/bridge",
-        "/usr/lib/cni/host-local",
-    ] {
-        if !Path::new(p).exists() {
-            assert!(!ci, "{p} is missing (hack/test.sh installs it)");
-            eprintln!("skipped: {p} is missing (hack/test.sh installs it)");
-            return false;
-        }
-    }
-    true
-}
 
 /// A private CRI-enabled containerd in its own network namespace, stopped on drop.
 struct Containerd {
@@ -360,32 +335,26 @@ fn channel(frames: &[(u8, Vec<u8>)], ch: u8) -> String {
 }
 
 /// Removes the pods' cgroup parents; returns container cgroups that were still there.
-fn remove_cgroup_parent(tag: &str) -> Vec<String> {
-    let parent = format!("berth-cri-{tag}");
+fn remove_pod_cgroups(tag: &str) -> Vec<String> {
     let mut left = Vec::new();
-    for base in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
-        let mut dirs = vec![Path::new(base).join(&parent)];
-        if let Ok(entries) = std::fs::read_dir(base) {
-            dirs.extend(entries.flatten().map(|e| e.path().join(&parent)));
+    for d in cgroup_dirs(&format!("berth-cri-{tag}")) {
+        for pod in ["pod-a", "pod-b"] {
+            left.extend(remove_cgroup_parent(&d.join(pod)));
         }
-        for d in dirs {
-            for pod in ["pod-a", "pod-b"] {
-                if let Ok(children) = std::fs::read_dir(d.join(pod)) {
-                    for c in children.flatten().filter(|c| c.path().is_dir()) {
-                        left.push(c.path().display().to_string());
-                        let _ = std::fs::remove_dir(c.path());
-                    }
-                }
-                let _ = std::fs::remove_dir(d.join(pod));
-            }
-            let _ = std::fs::remove_dir(&d);
-        }
+        let _ = std::fs::remove_dir(&d);
     }
     left
 }
 
 fn scenario(handler: &str, installed: Option<&Path>) {
-    if !can_run() {
+    if !can_run(
+        "CRI tests",
+        &[
+            "/usr/bin/containerd",
+            "/usr/lib/cni/bridge",
+            "/usr/lib/cni/host-local",
+        ],
+    ) {
         return;
     }
     let tag = format!("{handler}-{}", std::process::id());
@@ -605,7 +574,7 @@ fn scenario(handler: &str, installed: Option<&Path>) {
     });
     let log = cd.log();
     drop(cd);
-    let cgroups_left = remove_cgroup_parent(&tag);
+    let cgroups_left = remove_pod_cgroups(&tag);
     // The shim's state root for the namespace, when no other user has containers there.
     let _ = std::fs::remove_dir("/run/containerd/berth/k8s.io");
     if let Err(e) = result {
