@@ -49,6 +49,13 @@ trap 'rm -rf "$stage"' EXIT
 bash "$here/stage.sh" "$stage" "$prefix"
 # The manifest itself is listed too, so that --uninstall leaves nothing behind.
 (cd "$stage" && find . -type f | sed 's|^\./||' | sort && echo share/berth/installed-files) > "$stage/manifest"
+# Files an earlier install put there that this one no longer has go first.
+if [ -f "$manifest" ]; then
+  { grep -vxF -f "$stage/manifest" "$manifest" || true; } | while IFS= read -r f; do
+    case /$f/ in *"/../"*|//*) continue ;; esac
+    rm -f "$root/$f"
+  done
+fi
 while IFS= read -r f; do
   [ "$f" = share/berth/installed-files ] && continue
   install -D -m "$(stat -c %a "$stage/$f")" "$stage/$f" "$root/$f"

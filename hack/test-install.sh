@@ -93,20 +93,18 @@ BERTH_INSTALLED_PREFIX=$prefix cargo test -q -p containerd-shim-berth-v2 --test 
 pass "containerd CRI with the installed runtime table and RuntimeClass handler"
 
 # podman: a private /etc/containers holding the machine's files, this machine's settings
-# (MACHINE-NOTES.md: ulimits, cgroupfs, file events) and the installed drop-in as a user copies it.
+# (with-podman.sh's containers.conf without its runtime registration: MACHINE-NOTES.md's
+# ulimits, cgroupfs, file events) and the installed drop-in as a user copies it; podman runs
+# in a mount namespace of its own with that copy on /etc/containers and no CONTAINERS_CONF.
 etc=$work/etc-containers
 cp -a /etc/containers "$etc"
 mkdir -p "$etc/containers.conf.d"
-cat > "$etc/containers.conf" <<CONF
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-CONF
 cp "$prefix/share/berth/podman/berth.conf" "$etc/containers.conf.d/50-berth.conf"
 out=$(hack/with-podman.sh "$work/podman" "$prefix/bin/berth" -- \
-  unshare -m --propagation private sh -c 'mount --bind "$0" /etc/containers && unset CONTAINERS_CONF &&
+  unshare -m --propagation private sh -c '
+    awk "/^\[engine.runtimes\]/ {skip = 1; next} /^\[/ {skip = 0} !skip && !/^runtime(_supports_json)? =/" \
+      "$CONTAINERS_CONF" > "$0/containers.conf"
+    mount --bind "$0" /etc/containers && unset CONTAINERS_CONF &&
     podman info --format "{{.Host.OCIRuntime.Path}}" --runtime berth &&
     podman --runtime berth run --rm --network none --pull=never localhost/busybox:latest echo hi-from-podman' "$etc")
 podman_cleanup() {
