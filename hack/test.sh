@@ -10,9 +10,11 @@ cd "$(dirname "$0")/.."
 # tests); debootstrap (the systemd driver tests boot systemd from a debootstrap rootfs,
 # hack/with-systemd.sh, cached in /var/cache/berth-test; the first build takes a few minutes);
 # protoc and CNI plugins (the shim's CRI tests); docker-registry, htpasswd and openssl (the
-# builder's registry tests, hack/with-registry.sh).
+# builder's registry tests, hack/with-registry.sh); man-db, bash-completion, zsh and fish (the
+# installed man pages and completions, hack/test-install.sh).
 need_packages busybox-static jq skopeo umoci runc podman containerd docker.io libc6-dev uidmap slirp4netns \
-  debootstrap protobuf-compiler containernetworking-plugins docker-registry apache2-utils openssl
+  debootstrap protobuf-compiler containernetworking-plugins docker-registry apache2-utils openssl \
+  man-db bash-completion zsh fish
 command -v cargo >/dev/null || { echo "test.sh: cargo is required (rustup)" >&2; exit 1; }
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
@@ -22,6 +24,9 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --workspace 2>&1 | tee "$log" || status=$?
+# The README's install command and the release tarball, end to end (release builds).
+bash hack/test-install.sh || status=$?
+bash hack/test-release.sh || status=$?
 # One closing line for the whole workspace (cargo prints one per test binary, the last of which
 # is often a doc-test run with no tests).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed/) p += $(i-1); if ($(i) ~ /^failed/) f += $(i-1) } }

@@ -13,7 +13,9 @@
 # locally), CNI bridge `berthcni0` on 10.99.0.0/24 with Debian's plugins, both images imported
 # into the k8s.io namespace. Run it inside a network namespace of your own (unshare -n): the
 # bridge is created in containerd's network namespace. BERTH_RUNTIME_CONFIG=FILE gives the
-# berth runtime `options` with ConfigPath = FILE (the shim's runtime options as TOML).
+# berth runtime `options` with ConfigPath = FILE (the shim's runtime options as TOML);
+# BERTH_CRI_RUNTIME_SNIPPET=FILE appends FILE (an installed berth-runtime.toml) to the config
+# instead of defining the berth runtime here.
 # Usage: hack/with-containerd.sh DIR -- sh -c '$CTR run --rm --runc-binary /path/berth localhost/busybox:latest id echo hi'
 #        hack/with-containerd.sh --restart|--stop|--start DIR   (what $RESTART_CONTAINERD etc. run)
 set -euo pipefail
@@ -80,13 +82,16 @@ state = "$dir/state"
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.berth]
-      runtime_type = "io.containerd.berth.v2"
-$(if [ -n "${BERTH_RUNTIME_CONFIG:-}" ]; then printf '      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.berth.options]\n        ConfigPath = "%s"\n' "$BERTH_RUNTIME_CONFIG"; fi)
+$(if [ -z "${BERTH_CRI_RUNTIME_SNIPPET:-}" ]; then
+  printf '    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.berth]\n      runtime_type = "io.containerd.berth.v2"\n'
+  if [ -n "${BERTH_RUNTIME_CONFIG:-}" ]; then printf '      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.berth.options]\n        ConfigPath = "%s"\n' "$BERTH_RUNTIME_CONFIG"; fi
+fi)
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$dir/cni"
 CONF
+  # An installed runtime table (dist/containerd/berth-runtime.toml) as a user appends it.
+  if [ -n "${BERTH_CRI_RUNTIME_SNIPPET:-}" ]; then cat "$BERTH_CRI_RUNTIME_SNIPPET" >> "$dir/config.toml"; fi
 else
   cat > "$dir/config.toml" <<CONF
 version = 2

@@ -2,16 +2,19 @@
 # Starts a private dockerd (data-root, exec-root, pid file and socket under DIR; no iptables, no
 # bridge) with berth registered as runtime "berth", loads localhost/busybox:latest, runs COMMAND
 # with DOCKER="docker -H unix://DIR/docker.sock", then stops dockerd. The machine's docker state
-# is not touched.
+# is not touched. DOCKERD_CONFIG=FILE starts dockerd with --config-file FILE instead of
+# --add-runtime (BERTH then only names the binary).
 # Usage: hack/with-docker.sh DIR BERTH -- sh -c '$DOCKER run --rm --runtime berth --network none localhost/busybox:latest echo hi'
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 dir=$(realpath -m "${1:?DIR}"); berth=$(realpath "${2:?BERTH}"); shift 2
 [ "${1:-}" = "--" ] && shift
 mkdir -p "$dir"
+# DOCKERD_CONFIG=FILE: the runtime comes from that daemon.json (an installed one) instead.
+if [ -n "${DOCKERD_CONFIG:-}" ]; then runtime=(--config-file "$DOCKERD_CONFIG"); else runtime=(--add-runtime "berth=$berth"); fi
 dockerd --data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/docker.pid" \
   -H "unix://$dir/docker.sock" --iptables=false --ip6tables=false --bridge=none \
-  --add-runtime "berth=$berth" > "$dir/dockerd.log" 2>&1 &
+  "${runtime[@]}" > "$dir/dockerd.log" 2>&1 &
 pid=$!
 cleanup() {
   kill "$pid" 2>/dev/null || true

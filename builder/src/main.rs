@@ -21,10 +21,11 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(
     name = "berth-build",
-    version,
+    // "berth-build 0.1.0 (commit C)": the commit from build.rs (hack/commit.rs).
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("BERTH_COMMIT"), ")"),
     about = "Build OCI images from Dockerfiles"
 )]
-struct Cli {
+pub(crate) struct Cli {
     /// Content store and cache directory (default /var/lib/berth-build; rootless:
     /// $XDG_DATA_HOME/berth-build).
     #[arg(long, global = true)]

@@ -2,52 +2,11 @@
 //! overlay mounts and containers). Each test has its own store, context
 //! and outputs. Seed image: hack/make-busybox-image.sh (busybox-static, jq).
 
+mod support;
+use support::*;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {cmd}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-/// The busybox seed layout, made once per test binary; None when the
-/// tools to make it are missing.
-fn seed() -> Option<&'static Path> {
-    static SEED: OnceLock<Option<PathBuf>> = OnceLock::new();
-    SEED.get_or_init(|| {
-        if !is_root() || !Path::new("/bin/busybox").exists() || !have("jq") {
-            eprintln!("skipping: needs root, busybox-static and jq");
-            return None;
-        }
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("busybox-seed");
-        let _ = std::fs::remove_dir_all(&dir);
-        let out = Command::new(workspace().join("hack/make-busybox-image.sh"))
-            .arg(&dir)
-            .output()
-            .expect("seed script");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Some(dir)
-    })
-    .as_deref()
-}
 
 struct Env {
     dir: tempfile::TempDir,

@@ -4,44 +4,11 @@
 //! leaves nothing behind. Root only (RUN needs overlay mounts and
 //! containers); the seed image comes from hack/make-busybox-image.sh.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+mod support;
+use support::*;
 
-fn seed() -> Option<&'static Path> {
-    static SEED: OnceLock<Option<PathBuf>> = OnceLock::new();
-    SEED.get_or_init(|| {
-        // SAFETY: geteuid has no preconditions.
-        let root = unsafe { libc::geteuid() == 0 };
-        let jq = Command::new("sh")
-            .args(["-c", "command -v jq"])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        if !root || !Path::new("/bin/busybox").exists() || !jq {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("CI must run these tests: needs root, busybox-static and jq");
-            }
-            eprintln!("skipping: needs root, busybox-static and jq");
-            return None;
-        }
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("busybox-seed-concurrent");
-        let _ = std::fs::remove_dir_all(&dir);
-        let out = Command::new(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../hack/make-busybox-image.sh"),
-        )
-        .arg(&dir)
-        .output()
-        .expect("seed script");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Some(dir)
-    })
-    .as_deref()
-}
+use std::path::Path;
+use std::process::{Command, Output};
 
 /// A context with `dockerfile` (`@SEED@` replaced by the seed layout).
 fn context(dockerfile: &str) -> Option<tempfile::TempDir> {

@@ -3,50 +3,11 @@
 //! Root only (RUN needs overlay mounts and containers); seed image:
 //! hack/make-busybox-image.sh.
 
+mod support;
+use support::*;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The busybox seed layout, made once per test binary; None (with a reason) when the machine
-/// cannot run builds.
-fn seed() -> Option<&'static Path> {
-    static SEED: OnceLock<Option<PathBuf>> = OnceLock::new();
-    SEED.get_or_init(|| {
-        // SAFETY: geteuid has no preconditions.
-        let root = unsafe { libc::geteuid() } == 0;
-        let jq = Command::new("sh")
-            .args(["-c", "command -v jq"])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        if !root || !Path::new("/bin/busybox").exists() || !jq {
-            assert_ne!(
-                std::env::var("CI").as_deref(),
-                Ok("true"),
-                "CI must run the builder escape tests (root, busybox-static, jq)"
-            );
-            eprintln!("skipping: needs root, busybox-static and jq");
-            return None;
-        }
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("busybox-seed-escapes");
-        let _ = std::fs::remove_dir_all(&dir);
-        let out = Command::new(workspace().join("hack/make-busybox-image.sh"))
-            .arg(&dir)
-            .output()
-            .expect("seed script");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Some(dir)
-    })
-    .as_deref()
-}
 
 /// Runs berth-build with `args` from a shell that first opens fd 7 (a host file) and fd 8
 /// (the host's /) without close-on-exec, so a leak into RUN would show.

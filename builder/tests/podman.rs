@@ -6,76 +6,11 @@
 //! so every podman call lives in the one test of this file, in a private
 //! store set up by hack/with-podman.sh and removed at the end, failure or not.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod support;
+use support::*;
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {cmd}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-/// target/<profile>/berth next to this test's target/<profile>/deps/.
-fn berth_binary() -> Option<PathBuf> {
-    std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent()?.parent().map(|d| d.join("berth")))
-        .filter(|p| p.exists())
-}
-
-fn check(what: &str, out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The private podman store: everything under `dir`, removed on drop.
-struct Podman {
-    dir: PathBuf,
-    berth: PathBuf,
-}
-
-impl Podman {
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(workspace().join("hack/with-podman.sh"))
-            .arg(&self.dir)
-            .arg(&self.berth)
-            .arg("--")
-            .arg("podman")
-            .args(args)
-            .output()
-            .expect("run hack/with-podman.sh")
-    }
-}
-
-impl Drop for Podman {
-    fn drop(&mut self) {
-        let _ = self.run(&["rm", "-af"]);
-        let _ = self.run(&["system", "reset", "-f"]);
-        let _ = Command::new("umount")
-            .args(["-R", "-l"])
-            .arg(self.dir.join("graph"))
-            .output();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use std::path::Path;
+use std::process::Command;
 
 const DOCKERFILE: &str = r#"FROM oci:@SEED@ AS build
 RUN echo "built by berth-build" > /msg
@@ -91,8 +26,7 @@ const EXPECTED: &str = "built by berth-build\nhello podman\nhi from /data\n";
 
 #[test]
 fn oci_archive_loads_into_podman_and_runs_with_berth_and_runc() {
-    if !is_root() || !Path::new("/bin/busybox").exists() || !have("jq") || !have("podman") {
-        eprintln!("skipping: needs root, busybox-static, jq and podman");
+    if !can_build(&["podman"]) {
         return;
     }
     let Some(berth) = berth_binary() else {

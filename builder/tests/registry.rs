@@ -7,6 +7,9 @@
 //! Each test has its own registries (stopped by PID on drop, failure or
 //! not), its own store and temporary directory.
 
+mod support;
+use support::*;
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,55 +17,14 @@ use std::process::{Command, Output};
 
 use berth_build::digest::Digest;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {cmd}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-/// Whether the test can run here; under CI it must.
+/// Whether the test can run here (root, busybox-static, jq, the registry's tools and
+/// `extra`); under CI it must.
 fn runnable(extra: &[&str]) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() == 0 };
-    let mut missing: Vec<&str> = ["docker-registry", "skopeo", "openssl", "htpasswd"]
+    let tools: Vec<&str> = ["docker-registry", "skopeo", "openssl", "htpasswd"]
         .into_iter()
         .chain(extra.iter().copied())
-        .filter(|c| !have(c))
         .collect();
-    if !Path::new("/bin/busybox").exists() {
-        missing.push("busybox-static");
-    }
-    if root && missing.is_empty() {
-        return true;
-    }
-    let why = format!("needs root and {missing:?}");
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("cannot run in CI: {why}");
-    }
-    eprintln!("skipping: {why}");
-    false
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn check(what: &str, out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
+    can_build(&tools)
 }
 
 /// Three registries in `dir`, stopped on drop.
@@ -187,36 +149,6 @@ impl Builder {
     }
 }
 
-/// A private podman store (hack/with-podman.sh), reset on drop.
-struct Podman {
-    dir: PathBuf,
-    berth: PathBuf,
-}
-
-impl Podman {
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(workspace().join("hack/with-podman.sh"))
-            .arg(&self.dir)
-            .arg(&self.berth)
-            .arg("--")
-            .arg("podman")
-            .args(args)
-            .output()
-            .expect("with-podman.sh")
-    }
-}
-
-impl Drop for Podman {
-    fn drop(&mut self) {
-        let _ = self.run(&["rm", "-af"]);
-        let _ = self.run(&["system", "reset", "-f"]);
-        let _ = Command::new("umount")
-            .args(["-R", "-l"])
-            .arg(self.dir.join("graph"))
-            .output();
-    }
-}
-
 fn skopeo(args: &[&str]) -> String {
     check(
         &format!("skopeo {}", args.join(" ")),
@@ -237,13 +169,7 @@ fn remote_digest(image: &str, tls: &[&str]) -> String {
 /// An OCI layout of busybox-static named `localhost/busybox:latest`.
 fn seed(dir: &Path) -> PathBuf {
     let p = dir.join("seed");
-    check(
-        "make-busybox-image.sh",
-        &Command::new(workspace().join("hack/make-busybox-image.sh"))
-            .arg(&p)
-            .output()
-            .expect("seed"),
-    );
+    make_seed(&p);
     p
 }
 
@@ -1291,14 +1217,7 @@ fn fake_registry(seed: &Path, log: std::sync::Arc<std::sync::Mutex<Vec<String>>>
 
 #[test]
 fn interrupted_download_resumes_with_range() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 || !have("jq") || !Path::new("/bin/busybox").exists() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "needs root, jq and busybox-static"
-        );
-        eprintln!("skipping: needs root, jq and busybox-static");
+    if !can_build(&[]) {
         return;
     }
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -3,8 +3,11 @@
 //! runtime), keeps its store under $HOME/.local/share/berth-build, hits the cache on the
 //! second build and unpacks the image. Root only (the test makes the uid's files).
 
+mod support;
+use support::*;
+
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 const UID: u32 = 47012;
@@ -39,29 +42,6 @@ fn as_uid(dir: &Path, uid: u32, args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&o.stdout).into_owned(),
         String::from_utf8_lossy(&o.stderr).into_owned(),
     )
-}
-
-fn seed_into(dest: &Path) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let jq = Command::new("sh")
-        .args(["-c", "command -v jq"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !root || !Path::new("/bin/busybox").exists() || !jq {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI must run the rootless build test (root, busybox-static, jq)"
-        );
-        eprintln!("skipping: needs root, busybox-static and jq");
-        return false;
-    }
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../hack/make-busybox-image.sh");
-    let o = Command::new(script).arg(dest).output().expect("seed");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    true
 }
 
 #[test]

@@ -1,18 +1,22 @@
-//! A minimal seccomp agent hosted by the suite (threads of the suite process) for the
-//! SCMP_ACT_NOTIFY case: it listens on a unix socket, takes the containerProcessState and the
-//! listener fd of each connection (one message, SCM_RIGHTS, as the runtime spec describes),
-//! makes every notified mkdir/mkdirat "succeed" without creating anything and lets any other
-//! notified syscall continue.
+//! A small seccomp agent hosted by its caller (threads of the conformance suite, or of
+//! runtime/tests/seccomp_notify.rs) for SCMP_ACT_NOTIFY: it listens on a unix socket, takes
+//! the containerProcessState and the listener fd of each connection (one message, SCM_RIGHTS,
+//! as the runtime spec describes) and answers the notified syscalls: mkdir/mkdirat by the
+//! connection's `metadata` ("ERRNO=<n>" fails them with that errno, anything else makes them
+//! "succeed" without creating anything); any other syscall continues, except that the first
+//! one of a connection chosen with [`Agent::hold`] waits until [`Agent::release`].
+//! A connection it cannot read (no fd, no JSON state) is dropped: the caller sees no state.
 
 use serde_json::Value;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+/// struct seccomp_data.
 #[repr(C)]
 #[derive(Default, Clone, Copy)]
 struct SeccompData {
@@ -22,6 +26,7 @@ struct SeccompData {
     args: [u64; 6],
 }
 
+/// struct seccomp_notif.
 #[repr(C)]
 #[derive(Default, Clone, Copy)]
 struct Notif {
@@ -31,6 +36,7 @@ struct Notif {
     data: SeccompData,
 }
 
+/// struct seccomp_notif_resp.
 #[repr(C)]
 #[derive(Default, Clone, Copy)]
 struct NotifResp {
@@ -40,20 +46,39 @@ struct NotifResp {
     flags: u32,
 }
 
-/// SECCOMP_IOCTL_NOTIF_RECV.
+/// _IOWR('!', 0, struct seccomp_notif).
 const NOTIF_RECV: u64 = 0xc050_2100;
-/// SECCOMP_IOCTL_NOTIF_SEND.
+/// _IOWR('!', 1, struct seccomp_notif_resp).
 const NOTIF_SEND: u64 = 0xc018_2101;
 /// SECCOMP_USER_NOTIF_FLAG_CONTINUE.
 const FLAG_CONTINUE: u32 = 1;
 
-/// The agent: its socket, what it received, and its threads (stopped on drop).
+/// What the agent saw: one containerProcessState per connection, and the notified syscalls
+/// (number, pid) it answered.
+#[derive(Default)]
+struct Seen {
+    states: Vec<Value>,
+    answered: Vec<(i32, u32)>,
+    /// Host pid of the process waiting in a held syscall.
+    held: Option<u32>,
+}
+
+/// Which connection's first non-mkdir syscall is held, and whether it was released.
+#[derive(Default)]
+struct Hold {
+    conn: AtomicUsize,
+    released: AtomicBool,
+}
+
+/// The agent: answers mkdir/mkdirat by the connection's `metadata`: "ERRNO=<n>" fails them
+/// with that errno, anything else makes them "succeed" without creating anything; every other
+/// notified syscall continues.
 pub struct Agent {
     /// The socket to give as `linux.seccomp.listenerPath`.
     pub path: PathBuf,
-    states: Arc<Mutex<Vec<Value>>>,
-    answered: Arc<Mutex<usize>>,
+    seen: Arc<Mutex<Seen>>,
     stop: Arc<AtomicBool>,
+    hold: Arc<Hold>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -63,23 +88,28 @@ impl Agent {
         let path = dir.join("agent.sock");
         let listener = UnixListener::bind(&path)?;
         listener.set_nonblocking(true)?;
-        let states = Arc::new(Mutex::new(Vec::new()));
-        let answered = Arc::new(Mutex::new(0));
+        let seen = Arc::new(Mutex::new(Seen::default()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (s2, a2, st2) = (states.clone(), answered.clone(), stop.clone());
+        let hold = Arc::new(Hold::default());
+        let (s2, st2, h2) = (seen.clone(), stop.clone(), hold.clone());
         let thread = std::thread::spawn(move || {
             let mut handlers = Vec::new();
+            let mut n = 0;
             while !st2.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((conn, _)) => {
                         let _ = conn.set_nonblocking(false);
-                        if let Some((state, fd)) = receive(conn) {
-                            if let Ok(mut s) = s2.lock() {
-                                s.push(state);
-                            }
-                            let (a3, st3) = (a2.clone(), st2.clone());
-                            handlers.push(std::thread::spawn(move || serve(fd, &a3, &st3)));
-                        }
+                        let Some((state, fd)) = receive(conn) else {
+                            continue;
+                        };
+                        let answer = answer_of(&state);
+                        lock(&s2).states.push(state);
+                        n += 1;
+                        let held = h2.conn.load(Ordering::SeqCst) == n;
+                        let (s3, st3, h3) = (s2.clone(), st2.clone(), h2.clone());
+                        handlers.push(std::thread::spawn(move || {
+                            serve(fd, answer, &s3, &st3, held.then_some(&*h3))
+                        }));
                     }
                     Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
                 }
@@ -90,26 +120,49 @@ impl Agent {
         });
         Ok(Agent {
             path,
-            states,
-            answered,
+            seen,
             stop,
+            hold,
             thread: Some(thread),
         })
     }
 
     /// The containerProcessState of each connection so far.
     pub fn states(&self) -> Vec<Value> {
-        self.states.lock().map(|s| s.clone()).unwrap_or_default()
+        lock(&self.seen).states.clone()
     }
 
-    /// How many mkdir calls it answered.
-    pub fn answered(&self) -> usize {
-        self.answered.lock().map(|a| *a).unwrap_or(0)
+    /// The mkdir calls answered: (syscall number, host pid).
+    pub fn answered(&self) -> Vec<(i32, u32)> {
+        lock(&self.seen).answered.clone()
+    }
+
+    /// Holds the first notified non-mkdir syscall of connection `n` (1-based).
+    pub fn hold(&self, n: usize) {
+        self.hold.conn.store(n, Ordering::SeqCst);
+    }
+
+    /// Waits up to `timeout` for the held process; its host pid.
+    pub fn held(&self, timeout: std::time::Duration) -> Option<u32> {
+        let end = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < end {
+            if let Some(p) = lock(&self.seen).held {
+                return Some(p);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        None
+    }
+
+    /// Lets the held syscall continue.
+    pub fn release(&self) {
+        self.hold.released.store(true, Ordering::SeqCst);
     }
 }
 
 impl Drop for Agent {
     fn drop(&mut self) {
+        self.release();
         self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -117,8 +170,14 @@ impl Drop for Agent {
     }
 }
 
-/// One message: the fd from its SCM_RIGHTS, the JSON (read on while incomplete; runc keeps
-/// the connection open, so EOF is no end marker).
+/// What the agent saw so far; a poisoned lock (a panicking caller thread) still holds it.
+fn lock(seen: &Mutex<Seen>) -> std::sync::MutexGuard<'_, Seen> {
+    seen.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Reads one connection: the fd from the first message's SCM_RIGHTS and the JSON state (read
+/// on while incomplete: runc keeps the connection open, so EOF is no end marker). None when
+/// the message has no single fd or no valid state.
 fn receive(mut conn: UnixStream) -> Option<(Value, OwnedFd)> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     let mut buf = vec![0u8; 1 << 16];
@@ -140,8 +199,11 @@ fn receive(mut conn: UnixStream) -> Option<(Value, OwnedFd)> {
     }
     let n = msg.bytes;
     let mut data = buf[..n].to_vec();
-    let state = loop {
-        match serde_json::from_slice::<Value>(&data) {
+    if fds.len() != 1 {
+        return None;
+    }
+    let state: Value = loop {
+        match serde_json::from_slice(&data) {
             Ok(v) => break v,
             Err(e) if e.is_eof() => {
                 let mut more = [0u8; 4096];
@@ -151,10 +213,22 @@ fn receive(mut conn: UnixStream) -> Option<(Value, OwnedFd)> {
             Err(_) => return None,
         }
     };
-    Some((state, fds.into_iter().next()?))
+    Some((state, fds.pop()?))
 }
 
-fn serve(fd: OwnedFd, answered: &Mutex<usize>, stop: &AtomicBool) {
+/// The errno to answer mkdir with (0: fake success).
+fn answer_of(state: &Value) -> i32 {
+    state["metadata"]
+        .as_str()
+        .and_then(|m| m.strip_prefix("ERRNO="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Answers one listener's notifications until every process under the filter is gone (or the
+/// agent stops).
+fn serve(fd: OwnedFd, errno: i32, seen: &Mutex<Seen>, stop: &AtomicBool, hold: Option<&Hold>) {
+    let mut hold = hold;
     let (mkdir, mkdirat) = (libc::SYS_mkdir as i32, libc::SYS_mkdirat as i32);
     loop {
         let mut pfd = libc::pollfd {
@@ -171,22 +245,28 @@ fn serve(fd: OwnedFd, answered: &Mutex<usize>, stop: &AtomicBool) {
             continue;
         }
         if r < 0 || pfd.revents & libc::POLLIN == 0 {
+            // POLLHUP: every process under the filter has exited.
             return;
         }
         let mut n = Notif::default();
         // SAFETY: SECCOMP_IOCTL_NOTIF_RECV fills a zeroed struct seccomp_notif.
         if unsafe { libc::ioctl(fd.as_raw_fd(), NOTIF_RECV as _, &mut n) } < 0 {
-            continue;
+            continue; // ENOENT: the caller died meanwhile.
         }
         let mut resp = NotifResp {
             id: n.id,
             ..Default::default()
         };
         if n.data.nr == mkdir || n.data.nr == mkdirat {
-            if let Ok(mut a) = answered.lock() {
-                *a += 1;
-            }
+            resp.error = -errno;
+            lock(seen).answered.push((n.data.nr, n.pid));
         } else {
+            if let Some(h) = hold.take() {
+                lock(seen).held = Some(n.pid);
+                while !h.released.load(Ordering::SeqCst) && !stop.load(Ordering::SeqCst) {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+            }
             resp.flags = FLAG_CONTINUE;
         }
         // SAFETY: SECCOMP_IOCTL_NOTIF_SEND with a filled struct seccomp_notif_resp.

@@ -19,7 +19,8 @@ RUNS=${RUNS:-30}
 . hack/lib.sh
 need_packages busybox-static jq runc containerd
 cargo build --release -p berth >&2
-# The shim as it is meant to run (hack/build-shim.sh: static, size-optimised, hot code first).
+# The shim as it is built and installed: plain `cargo build --release` (hack/build-shim.sh;
+# shim/build.rs links it static non-PIE with its hot code first).
 SHIM_DIR=$(hack/build-shim.sh)
 # A freshly written binary sits in dirty page-cache pages, which would count as private memory.
 sync
@@ -105,7 +106,7 @@ section=$(cat <<MD
 <!-- bench:shim:start -->
 ## containerd shims: memory and \`ctr run --rm\` latency
 
-Command: \`hack/bench/shim.sh --write\` (RUNS=$RUNS, shim built by hack/build-shim.sh, containerd $(containerd --version | awk '{print $3}'), runc $(runc --version | awk 'NR==1 {print $3}'), $(date -u +%Y-%m-%d), load at start: $(cut -d' ' -f1-3 /proc/loadavg)).
+Command: \`hack/bench/shim.sh --write\` (RUNS=$RUNS, shim built by \`cargo build --release -p containerd-shim-berth-v2\` (hack/build-shim.sh, the binary hack/install.sh installs), containerd $(containerd --version | awk '{print $3}'), runc $(runc --version | awk 'NR==1 {print $3}'), $(date -u +%Y-%m-%d), load at start: $(cut -d' ' -f1-3 /proc/loadavg)).
 berth = containerd-shim-berth-v2 (containers created in-process); runc-shim = containerd-shim-runc-v2 driving runc; runc-shim+berth = containerd-shim-runc-v2 driving the berth binary.
 
 $(cat "$out")

@@ -2,13 +2,12 @@
 //! process caught in its handshake (while it is still the berth binary) and the descriptors
 //! that reach exec processes, hooks and the container's init.
 //!
-//! The handshake is caught deterministically with a seccomp agent (tests/agent): the profile
+//! The handshake is caught deterministically with a seccomp agent (berth_conformance::agent): the profile
 //! notifies `capset`, which berth calls after joining the container and before execve; the
 //! agent holds the victim `exec` there while a second `exec` attacks it.
 
-mod agent;
 mod common;
-use agent::Agent;
+use berth_conformance::agent::Agent;
 use common::*;
 use serde_json::json;
 use std::process::Command;
@@ -41,7 +40,7 @@ fn proc_exe_of_exec_process_in_handshake_is_not_reachable() {
         return;
     }
     let w = World::new(&["sleep", "100"]);
-    let agent = Agent::start(w.tmp.path());
+    let agent = Agent::start(w.tmp.path()).unwrap();
     let mut c = w.base_config(&["sleep", "100"]);
     // Without noNewPrivileges the filter goes on before the capability switch (capset).
     c["process"]["noNewPrivileges"] = json!(false);

@@ -305,10 +305,29 @@ fn version_flag() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("berth version "), "{text}");
-    assert!(
-        text.lines().nth(1).unwrap_or("").starts_with("spec: 1."),
+    // runc's shape (podman and containerd parse it): version, commit, spec.
+    let commit = std::env::var("BERTH_COMMIT").unwrap_or_else(|_| head_commit());
+    assert_eq!(
+        text.lines().nth(1).unwrap_or(""),
+        format!("commit: {commit}"),
         "{text}"
     );
+    assert!(
+        text.lines().nth(2).unwrap_or("").starts_with("spec: 1."),
+        "{text}"
+    );
+}
+
+/// The checkout's HEAD commit (what build.rs gave the binary), or "unknown" outside git.
+fn head_commit() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".to_string())
 }
 
 #[test]

@@ -3,9 +3,8 @@
 //! JSON, and answers the container's notified mkdir calls. The same cases run against runc
 //! (it implements the same protocol) to prove the test.
 
-mod agent;
 mod common;
-use agent::Agent;
+use berth_conformance::agent::Agent;
 use common::*;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -97,7 +96,7 @@ fn agent_answers_notified_syscalls_of_the_init() {
     for rt in runtimes() {
         for nnp in [true, false] {
             let w = World::new(&["true"]);
-            let agent = Agent::start(w.tmp.path());
+            let agent = Agent::start(w.tmp.path()).unwrap();
             notify_config(&w, &agent, &["sh", "-c", MKDIR], "MKDIR=fake", nnp);
             let id = w.id("notify");
             let (code, out, err) = rt.run(&w, &id);
@@ -131,7 +130,7 @@ fn agent_answers_notified_syscalls_of_exec_processes() {
     }
     for rt in runtimes() {
         let w = World::new(&["true"]);
-        let agent = Agent::start(w.tmp.path());
+        let agent = Agent::start(w.tmp.path()).unwrap();
         notify_config(&w, &agent, &["sleep", "30"], "ERRNO=18", true);
         let id = w.id("notify-exec");
         let bundle = w.bundle.to_string_lossy().into_owned();

@@ -5,15 +5,32 @@
 
 use prost::Message;
 
-/// google.protobuf.Any.
-#[derive(Clone, PartialEq, Message)]
-pub struct Any {
-    /// Type URL (containerd uses bare names such as `containerd.events.TaskExit`).
-    #[prost(string, tag = "1")]
-    pub type_url: String,
-    /// Encoded message.
-    #[prost(bytes = "vec", tag = "2")]
-    pub value: Vec<u8>,
+/// A protobuf message as a `prost` struct: `field: Type = TAG (prost kind),` per field (the
+/// kind as prost's attribute spells it: `string`, `message, optional`, `uint64, repeated`,
+/// ...). Every message derives Clone, PartialEq and prost's Message; more derives go on top.
+macro_rules! message {
+    (
+        $(#[$attr:meta])*
+        pub struct $name:ident {
+            $($(#[$fattr:meta])* $field:ident: $ty:ty = $tag:literal ($($kind:tt)*),)*
+        }
+    ) => {
+        $(#[$attr])*
+        #[derive(Clone, PartialEq, Message)]
+        pub struct $name {
+            $($(#[$fattr])* #[prost($($kind)*, tag = $tag)] pub $field: $ty,)*
+        }
+    };
+}
+
+message! {
+    /// google.protobuf.Any.
+    pub struct Any {
+        /// Type URL (containerd uses bare names such as `containerd.events.TaskExit`).
+        type_url: String = 1 (string),
+        /// Encoded message.
+        value: Vec<u8> = 2 (bytes = "vec"),
+    }
 }
 
 impl Any {
@@ -26,15 +43,15 @@ impl Any {
     }
 }
 
-/// google.protobuf.Timestamp.
-#[derive(Clone, Copy, PartialEq, Message)]
-pub struct Timestamp {
-    /// Seconds since the epoch.
-    #[prost(int64, tag = "1")]
-    pub seconds: i64,
-    /// Nanoseconds within the second.
-    #[prost(int32, tag = "2")]
-    pub nanos: i32,
+message! {
+    /// google.protobuf.Timestamp.
+    #[derive(Copy)]
+    pub struct Timestamp {
+        /// Seconds since the epoch.
+        seconds: i64 = 1 (int64),
+        /// Nanoseconds within the second.
+        nanos: i32 = 2 (int32),
+    }
 }
 
 impl Timestamp {
@@ -50,18 +67,16 @@ impl Timestamp {
     }
 }
 
-/// google.rpc.Status, as ttrpc carries errors.
-#[derive(Clone, PartialEq, Message)]
-pub struct Status {
-    /// gRPC code (see [`Code`]).
-    #[prost(int32, tag = "1")]
-    pub code: i32,
-    /// Human-readable message; reaches `ctr` verbatim.
-    #[prost(string, tag = "2")]
-    pub message: String,
-    /// Unused details.
-    #[prost(message, repeated, tag = "3")]
-    pub details: Vec<Any>,
+message! {
+    /// google.rpc.Status, as ttrpc carries errors.
+    pub struct Status {
+        /// gRPC code (see [`Code`]).
+        code: i32 = 1 (int32),
+        /// Human-readable message; reaches `ctr` verbatim.
+        message: String = 2 (string),
+        /// Unused details.
+        details: Vec<Any> = 3 (message, repeated),
+    }
 }
 
 /// gRPC status codes the shim returns.
@@ -81,63 +96,54 @@ pub enum Code {
     Unimplemented = 12,
 }
 
-/// A ttrpc metadata pair.
-#[derive(Clone, PartialEq, Message)]
-pub struct KeyValue {
-    /// Key.
-    #[prost(string, tag = "1")]
-    pub key: String,
-    /// Value.
-    #[prost(string, tag = "2")]
-    pub value: String,
+message! {
+    /// A ttrpc metadata pair.
+    pub struct KeyValue {
+        /// Key.
+        key: String = 1 (string),
+        /// Value.
+        value: String = 2 (string),
+    }
 }
 
-/// ttrpc request envelope.
-#[derive(Clone, PartialEq, Message)]
-pub struct Request {
-    /// Service, e.g. `containerd.task.v2.Task`.
-    #[prost(string, tag = "1")]
-    pub service: String,
-    /// Method, e.g. `Create`.
-    #[prost(string, tag = "2")]
-    pub method: String,
-    /// The encoded request message.
-    #[prost(bytes = "vec", tag = "3")]
-    pub payload: Vec<u8>,
-    /// Deadline in nanoseconds (0: none).
-    #[prost(int64, tag = "4")]
-    pub timeout_nano: i64,
-    /// Metadata.
-    #[prost(message, repeated, tag = "5")]
-    pub metadata: Vec<KeyValue>,
+message! {
+    /// ttrpc request envelope.
+    pub struct Request {
+        /// Service, e.g. `containerd.task.v2.Task`.
+        service: String = 1 (string),
+        /// Method, e.g. `Create`.
+        method: String = 2 (string),
+        /// The encoded request message.
+        payload: Vec<u8> = 3 (bytes = "vec"),
+        /// Deadline in nanoseconds (0: none).
+        timeout_nano: i64 = 4 (int64),
+        /// Metadata.
+        metadata: Vec<KeyValue> = 5 (message, repeated),
+    }
 }
 
-/// ttrpc response envelope.
-#[derive(Clone, PartialEq, Message)]
-pub struct Response {
-    /// Error status (absent or code 0: success).
-    #[prost(message, optional, tag = "1")]
-    pub status: Option<Status>,
-    /// The encoded response message.
-    #[prost(bytes = "vec", tag = "2")]
-    pub payload: Vec<u8>,
+message! {
+    /// ttrpc response envelope.
+    pub struct Response {
+        /// Error status (absent or code 0: success).
+        status: Option<Status> = 1 (message, optional),
+        /// The encoded response message.
+        payload: Vec<u8> = 2 (bytes = "vec"),
+    }
 }
 
-/// containerd.types.Mount.
-#[derive(Clone, PartialEq, Message)]
-pub struct Mount {
-    /// Filesystem type (`overlay`, `bind`, ...).
-    #[prost(string, tag = "1")]
-    pub r#type: String,
-    /// Source.
-    #[prost(string, tag = "2")]
-    pub source: String,
-    /// Target inside the rootfs (containerd 1.7+; empty means the rootfs itself).
-    #[prost(string, tag = "3")]
-    pub target: String,
-    /// mount(8)-style options.
-    #[prost(string, repeated, tag = "4")]
-    pub options: Vec<String>,
+message! {
+    /// containerd.types.Mount.
+    pub struct Mount {
+        /// Filesystem type (`overlay`, `bind`, ...).
+        r#type: String = 1 (string),
+        /// Source.
+        source: String = 2 (string),
+        /// Target inside the rootfs (containerd 1.7+; empty means the rootfs itself).
+        target: String = 3 (string),
+        /// mount(8)-style options.
+        options: Vec<String> = 4 (string, repeated),
+    }
 }
 
 /// containerd.v1.types.Status values.
@@ -153,477 +159,373 @@ pub enum TaskStatus {
     Paused = 4,
 }
 
-/// CreateTaskRequest.
-#[derive(Clone, PartialEq, Message)]
-pub struct CreateTaskRequest {
-    #[prost(string, tag = "1")]
-    pub id: String,
-    #[prost(string, tag = "2")]
-    pub bundle: String,
-    #[prost(message, repeated, tag = "3")]
-    pub rootfs: Vec<Mount>,
-    #[prost(bool, tag = "4")]
-    pub terminal: bool,
-    #[prost(string, tag = "5")]
-    pub stdin: String,
-    #[prost(string, tag = "6")]
-    pub stdout: String,
-    #[prost(string, tag = "7")]
-    pub stderr: String,
-    #[prost(string, tag = "8")]
-    pub checkpoint: String,
-    #[prost(string, tag = "9")]
-    pub parent_checkpoint: String,
-    #[prost(message, optional, tag = "10")]
-    pub options: Option<Any>,
+message! {
+    /// CreateTaskRequest.
+    pub struct CreateTaskRequest {
+        id: String = 1 (string),
+        bundle: String = 2 (string),
+        rootfs: Vec<Mount> = 3 (message, repeated),
+        terminal: bool = 4 (bool),
+        stdin: String = 5 (string),
+        stdout: String = 6 (string),
+        stderr: String = 7 (string),
+        checkpoint: String = 8 (string),
+        parent_checkpoint: String = 9 (string),
+        options: Option<Any> = 10 (message, optional),
+    }
 }
 
-/// CreateTaskResponse.
-#[derive(Clone, PartialEq, Message)]
-pub struct CreateTaskResponse {
-    #[prost(uint32, tag = "1")]
-    pub pid: u32,
+message! {
+    /// CreateTaskResponse.
+    pub struct CreateTaskResponse {
+        pid: u32 = 1 (uint32),
+    }
 }
 
-/// Requests that name a container and optionally one of its exec processes
-/// (StateRequest, DeleteRequest, StartRequest, WaitRequest).
-#[derive(Clone, PartialEq, Message)]
-pub struct ProcRequest {
-    #[prost(string, tag = "1")]
-    pub id: String,
-    #[prost(string, tag = "2")]
-    pub exec_id: String,
+message! {
+    /// Requests that name a container and optionally one of its exec processes
+    /// (StateRequest, DeleteRequest, StartRequest, WaitRequest).
+    pub struct ProcRequest {
+        id: String = 1 (string),
+        exec_id: String = 2 (string),
+    }
 }
 
-/// Requests that name only a container (PidsRequest, PauseRequest, ResumeRequest,
-/// StatsRequest, ConnectRequest).
-#[derive(Clone, PartialEq, Message)]
-pub struct IdRequest {
-    #[prost(string, tag = "1")]
-    pub id: String,
+message! {
+    /// Requests that name only a container (PidsRequest, PauseRequest, ResumeRequest,
+    /// StatsRequest, ConnectRequest).
+    pub struct IdRequest {
+        id: String = 1 (string),
+    }
 }
 
-/// DeleteResponse.
-#[derive(Clone, PartialEq, Message)]
-pub struct DeleteResponse {
-    #[prost(uint32, tag = "1")]
-    pub pid: u32,
-    #[prost(uint32, tag = "2")]
-    pub exit_status: u32,
-    #[prost(message, optional, tag = "3")]
-    pub exited_at: Option<Timestamp>,
+message! {
+    /// DeleteResponse.
+    pub struct DeleteResponse {
+        pid: u32 = 1 (uint32),
+        exit_status: u32 = 2 (uint32),
+        exited_at: Option<Timestamp> = 3 (message, optional),
+    }
 }
 
-/// ExecProcessRequest.
-#[derive(Clone, PartialEq, Message)]
-pub struct ExecProcessRequest {
-    #[prost(string, tag = "1")]
-    pub id: String,
-    #[prost(string, tag = "2")]
-    pub exec_id: String,
-    #[prost(bool, tag = "3")]
-    pub terminal: bool,
-    #[prost(string, tag = "4")]
-    pub stdin: String,
-    #[prost(string, tag = "5")]
-    pub stdout: String,
-    #[prost(string, tag = "6")]
-    pub stderr: String,
-    #[prost(message, optional, tag = "7")]
-    pub spec: Option<Any>,
+message! {
+    /// ExecProcessRequest.
+    pub struct ExecProcessRequest {
+        id: String = 1 (string),
+        exec_id: String = 2 (string),
+        terminal: bool = 3 (bool),
+        stdin: String = 4 (string),
+        stdout: String = 5 (string),
+        stderr: String = 6 (string),
+        spec: Option<Any> = 7 (message, optional),
+    }
 }
 
-/// ResizePtyRequest.
-#[derive(Clone, PartialEq, Message)]
-pub struct ResizePtyRequest {
-    #[prost(string, tag = "1")]
-    pub id: String,
-    #[prost(string, tag = "2")]
-    pub exec_id: String,
-    #[prost(uint32, tag = "3")]
-    pub width: u32,
-    #[prost(uint32, tag = "4")]
-    pub height: u32,
+message! {
+    /// ResizePtyRequest.
+    pub struct ResizePtyRequest {
+        id: String = 1 (string),
+        exec_id: String = 2 (string),
+        width: u32 = 3 (uint32),
+        height: u32 = 4 (uint32),
+    }
 }
 
-/// StateResponse.
-#[derive(Clone, PartialEq, Message)]
-pub struct StateResponse {
-    #[prost(string, tag = "1")]
-    pub id: String,
-    #[prost(string, tag = "2")]
-    pub bundle: String,
-    #[prost(uint32, tag = "3")]
-    pub pid: u32,
-    #[prost(int32, tag = "4")]
-    pub status: i32,
-    #[prost(string, tag = "5")]
-    pub stdin: String,
-    #[prost(string, tag = "6")]
-    pub stdout: String,
-    #[prost(string, tag = "7")]
-    pub stderr: String,
-    #[prost(bool, tag = "8")]
-    pub terminal: bool,
-    #[prost(uint32, tag = "9")]
-    pub exit_status: u32,
-    #[prost(message, optional, tag = "10")]
-    pub exited_at: Option<Timestamp>,
-    #[prost(string, tag = "11")]
-    pub exec_id: String,
+message! {
+    /// StateResponse.
+    pub struct StateResponse {
+        id: String = 1 (string),
+        bundle: String = 2 (string),
+        pid: u32 = 3 (uint32),
+        status: i32 = 4 (int32),
+        stdin: String = 5 (string),
+        stdout: String = 6 (string),
+        stderr: String = 7 (string),
+        terminal: bool = 8 (bool),
+        exit_status: u32 = 9 (uint32),
+        exited_at: Option<Timestamp> = 10 (message, optional),
+        exec_id: String = 11 (string),
+    }
 }
 
-/// KillRequest.
-#[derive(Clone, PartialEq, Message)]
-pub struct KillRequest {
-    #[prost(string, tag = "1")]
-    pub id: String,
-    #[prost(string, tag = "2")]
-    pub exec_id: String,
-    #[prost(uint32, tag = "3")]
-    pub signal: u32,
-    #[prost(bool, tag = "4")]
-    pub all: bool,
+message! {
+    /// KillRequest.
+    pub struct KillRequest {
+        id: String = 1 (string),
+        exec_id: String = 2 (string),
+        signal: u32 = 3 (uint32),
+        all: bool = 4 (bool),
+    }
 }
 
-/// CloseIORequest.
-#[derive(Clone, PartialEq, Message)]
-pub struct CloseIoRequest {
-    #[prost(string, tag = "1")]
-    pub id: String,
-    #[prost(string, tag = "2")]
-    pub exec_id: String,
-    #[prost(bool, tag = "3")]
-    pub stdin: bool,
+message! {
+    /// CloseIORequest.
+    pub struct CloseIoRequest {
+        id: String = 1 (string),
+        exec_id: String = 2 (string),
+        stdin: bool = 3 (bool),
+    }
 }
 
-/// containerd.v1.types.ProcessInfo.
-#[derive(Clone, PartialEq, Message)]
-pub struct ProcessInfo {
-    #[prost(uint32, tag = "1")]
-    pub pid: u32,
-    #[prost(message, optional, tag = "2")]
-    pub info: Option<Any>,
+message! {
+    /// containerd.v1.types.ProcessInfo.
+    pub struct ProcessInfo {
+        pid: u32 = 1 (uint32),
+        info: Option<Any> = 2 (message, optional),
+    }
 }
 
-/// containerd.runc.v1.ProcessDetails (the info of an exec process in PidsResponse).
-#[derive(Clone, PartialEq, Message)]
-pub struct ProcessDetails {
-    #[prost(string, tag = "1")]
-    pub exec_id: String,
+message! {
+    /// containerd.runc.v1.ProcessDetails (the info of an exec process in PidsResponse).
+    pub struct ProcessDetails {
+        exec_id: String = 1 (string),
+    }
 }
 
-/// PidsResponse.
-#[derive(Clone, PartialEq, Message)]
-pub struct PidsResponse {
-    #[prost(message, repeated, tag = "1")]
-    pub processes: Vec<ProcessInfo>,
+message! {
+    /// PidsResponse.
+    pub struct PidsResponse {
+        processes: Vec<ProcessInfo> = 1 (message, repeated),
+    }
 }
 
-/// CheckpointTaskRequest (refused).
-#[derive(Clone, PartialEq, Message)]
-pub struct CheckpointTaskRequest {
-    #[prost(string, tag = "1")]
-    pub id: String,
-    #[prost(string, tag = "2")]
-    pub path: String,
+message! {
+    /// CheckpointTaskRequest (refused).
+    pub struct CheckpointTaskRequest {
+        id: String = 1 (string),
+        path: String = 2 (string),
+    }
 }
 
-/// UpdateTaskRequest.
-#[derive(Clone, PartialEq, Message)]
-pub struct UpdateTaskRequest {
-    #[prost(string, tag = "1")]
-    pub id: String,
-    #[prost(message, optional, tag = "2")]
-    pub resources: Option<Any>,
+message! {
+    /// UpdateTaskRequest.
+    pub struct UpdateTaskRequest {
+        id: String = 1 (string),
+        resources: Option<Any> = 2 (message, optional),
+    }
 }
 
-/// StartResponse and the pid-only responses.
-#[derive(Clone, PartialEq, Message)]
-pub struct PidResponse {
-    #[prost(uint32, tag = "1")]
-    pub pid: u32,
+message! {
+    /// StartResponse and the pid-only responses.
+    pub struct PidResponse {
+        pid: u32 = 1 (uint32),
+    }
 }
 
-/// WaitResponse.
-#[derive(Clone, PartialEq, Message)]
-pub struct WaitResponse {
-    #[prost(uint32, tag = "1")]
-    pub exit_status: u32,
-    #[prost(message, optional, tag = "2")]
-    pub exited_at: Option<Timestamp>,
+message! {
+    /// WaitResponse.
+    pub struct WaitResponse {
+        exit_status: u32 = 1 (uint32),
+        exited_at: Option<Timestamp> = 2 (message, optional),
+    }
 }
 
-/// StatsResponse.
-#[derive(Clone, PartialEq, Message)]
-pub struct StatsResponse {
-    #[prost(message, optional, tag = "1")]
-    pub stats: Option<Any>,
+message! {
+    /// StatsResponse.
+    pub struct StatsResponse {
+        stats: Option<Any> = 1 (message, optional),
+    }
 }
 
-/// ConnectResponse.
-#[derive(Clone, PartialEq, Message)]
-pub struct ConnectResponse {
-    #[prost(uint32, tag = "1")]
-    pub shim_pid: u32,
-    #[prost(uint32, tag = "2")]
-    pub task_pid: u32,
-    #[prost(string, tag = "3")]
-    pub version: String,
+message! {
+    /// ConnectResponse.
+    pub struct ConnectResponse {
+        shim_pid: u32 = 1 (uint32),
+        task_pid: u32 = 2 (uint32),
+        version: String = 3 (string),
+    }
 }
 
-/// ShutdownRequest.
-#[derive(Clone, PartialEq, Message)]
-pub struct ShutdownRequest {
-    #[prost(string, tag = "1")]
-    pub id: String,
-    #[prost(bool, tag = "2")]
-    pub now: bool,
+message! {
+    /// ShutdownRequest.
+    pub struct ShutdownRequest {
+        id: String = 1 (string),
+        now: bool = 2 (bool),
+    }
 }
 
-/// The events envelope forwarded to containerd.
-#[derive(Clone, PartialEq, Message)]
-pub struct Envelope {
-    #[prost(message, optional, tag = "1")]
-    pub timestamp: Option<Timestamp>,
-    #[prost(string, tag = "2")]
-    pub namespace: String,
-    #[prost(string, tag = "3")]
-    pub topic: String,
-    #[prost(message, optional, tag = "4")]
-    pub event: Option<Any>,
+message! {
+    /// The events envelope forwarded to containerd.
+    pub struct Envelope {
+        timestamp: Option<Timestamp> = 1 (message, optional),
+        namespace: String = 2 (string),
+        topic: String = 3 (string),
+        event: Option<Any> = 4 (message, optional),
+    }
 }
 
-/// containerd.services.events.ttrpc.v1.ForwardRequest.
-#[derive(Clone, PartialEq, Message)]
-pub struct ForwardRequest {
-    #[prost(message, optional, tag = "1")]
-    pub envelope: Option<Envelope>,
+message! {
+    /// containerd.services.events.ttrpc.v1.ForwardRequest.
+    pub struct ForwardRequest {
+        envelope: Option<Envelope> = 1 (message, optional),
+    }
 }
 
-/// TaskIO (inside TaskCreate).
-#[derive(Clone, PartialEq, Message)]
-pub struct TaskIo {
-    #[prost(string, tag = "1")]
-    pub stdin: String,
-    #[prost(string, tag = "2")]
-    pub stdout: String,
-    #[prost(string, tag = "3")]
-    pub stderr: String,
-    #[prost(bool, tag = "4")]
-    pub terminal: bool,
+message! {
+    /// TaskIO (inside TaskCreate).
+    pub struct TaskIo {
+        stdin: String = 1 (string),
+        stdout: String = 2 (string),
+        stderr: String = 3 (string),
+        terminal: bool = 4 (bool),
+    }
 }
 
-/// TaskCreate event.
-#[derive(Clone, PartialEq, Message)]
-pub struct TaskCreate {
-    #[prost(string, tag = "1")]
-    pub container_id: String,
-    #[prost(string, tag = "2")]
-    pub bundle: String,
-    #[prost(message, repeated, tag = "3")]
-    pub rootfs: Vec<Mount>,
-    #[prost(message, optional, tag = "4")]
-    pub io: Option<TaskIo>,
-    #[prost(string, tag = "5")]
-    pub checkpoint: String,
-    #[prost(uint32, tag = "6")]
-    pub pid: u32,
+message! {
+    /// TaskCreate event.
+    pub struct TaskCreate {
+        container_id: String = 1 (string),
+        bundle: String = 2 (string),
+        rootfs: Vec<Mount> = 3 (message, repeated),
+        io: Option<TaskIo> = 4 (message, optional),
+        checkpoint: String = 5 (string),
+        pid: u32 = 6 (uint32),
+    }
 }
 
-/// TaskStart event.
-#[derive(Clone, PartialEq, Message)]
-pub struct TaskStart {
-    #[prost(string, tag = "1")]
-    pub container_id: String,
-    #[prost(uint32, tag = "2")]
-    pub pid: u32,
+message! {
+    /// TaskStart event.
+    pub struct TaskStart {
+        container_id: String = 1 (string),
+        pid: u32 = 2 (uint32),
+    }
 }
 
-/// TaskDelete event.
-#[derive(Clone, PartialEq, Message)]
-pub struct TaskDelete {
-    #[prost(string, tag = "1")]
-    pub container_id: String,
-    #[prost(uint32, tag = "2")]
-    pub pid: u32,
-    #[prost(uint32, tag = "3")]
-    pub exit_status: u32,
-    #[prost(message, optional, tag = "4")]
-    pub exited_at: Option<Timestamp>,
-    #[prost(string, tag = "5")]
-    pub id: String,
+message! {
+    /// TaskDelete event.
+    pub struct TaskDelete {
+        container_id: String = 1 (string),
+        pid: u32 = 2 (uint32),
+        exit_status: u32 = 3 (uint32),
+        exited_at: Option<Timestamp> = 4 (message, optional),
+        id: String = 5 (string),
+    }
 }
 
-/// TaskExit event.
-#[derive(Clone, PartialEq, Message)]
-pub struct TaskExit {
-    #[prost(string, tag = "1")]
-    pub container_id: String,
-    #[prost(string, tag = "2")]
-    pub id: String,
-    #[prost(uint32, tag = "3")]
-    pub pid: u32,
-    #[prost(uint32, tag = "4")]
-    pub exit_status: u32,
-    #[prost(message, optional, tag = "5")]
-    pub exited_at: Option<Timestamp>,
+message! {
+    /// TaskExit event.
+    pub struct TaskExit {
+        container_id: String = 1 (string),
+        id: String = 2 (string),
+        pid: u32 = 3 (uint32),
+        exit_status: u32 = 4 (uint32),
+        exited_at: Option<Timestamp> = 5 (message, optional),
+    }
 }
 
-/// TaskOOM, TaskPaused and TaskResumed events (only the container id).
-#[derive(Clone, PartialEq, Message)]
-pub struct ContainerEvent {
-    #[prost(string, tag = "1")]
-    pub container_id: String,
+message! {
+    /// TaskOOM, TaskPaused and TaskResumed events (only the container id).
+    pub struct ContainerEvent {
+        container_id: String = 1 (string),
+    }
 }
 
-/// TaskExecAdded and TaskExecStarted events.
-#[derive(Clone, PartialEq, Message)]
-pub struct TaskExec {
-    #[prost(string, tag = "1")]
-    pub container_id: String,
-    #[prost(string, tag = "2")]
-    pub exec_id: String,
-    #[prost(uint32, tag = "3")]
-    pub pid: u32,
+message! {
+    /// TaskExecAdded and TaskExecStarted events.
+    pub struct TaskExec {
+        container_id: String = 1 (string),
+        exec_id: String = 2 (string),
+        pid: u32 = 3 (uint32),
+    }
 }
 
 /// io.containerd.cgroups.v1 metrics.
 pub mod v1 {
     use prost::Message;
 
-    /// Metrics.
-    #[derive(Clone, PartialEq, Message)]
-    pub struct Metrics {
-        #[prost(message, optional, tag = "2")]
-        pub pids: Option<PidsStat>,
-        #[prost(message, optional, tag = "3")]
-        pub cpu: Option<CpuStat>,
-        #[prost(message, optional, tag = "4")]
-        pub memory: Option<MemoryStat>,
-        #[prost(message, optional, tag = "9")]
-        pub memory_oom_control: Option<MemoryOomControl>,
+    message! {
+        /// Metrics.
+        pub struct Metrics {
+            pids: Option<PidsStat> = 2 (message, optional),
+            cpu: Option<CpuStat> = 3 (message, optional),
+            memory: Option<MemoryStat> = 4 (message, optional),
+            memory_oom_control: Option<MemoryOomControl> = 9 (message, optional),
+        }
     }
 
-    /// PidsStat.
-    #[derive(Clone, PartialEq, Message)]
-    pub struct PidsStat {
-        #[prost(uint64, tag = "1")]
-        pub current: u64,
-        #[prost(uint64, tag = "2")]
-        pub limit: u64,
+    message! {
+        /// PidsStat.
+        pub struct PidsStat {
+            current: u64 = 1 (uint64),
+            limit: u64 = 2 (uint64),
+        }
     }
 
-    /// CPUStat.
-    #[derive(Clone, PartialEq, Message)]
-    pub struct CpuStat {
-        #[prost(message, optional, tag = "1")]
-        pub usage: Option<CpuUsage>,
-        #[prost(message, optional, tag = "2")]
-        pub throttling: Option<Throttle>,
+    message! {
+        /// CPUStat.
+        pub struct CpuStat {
+            usage: Option<CpuUsage> = 1 (message, optional),
+            throttling: Option<Throttle> = 2 (message, optional),
+        }
     }
 
-    /// CPUUsage (nanoseconds).
-    #[derive(Clone, PartialEq, Message)]
-    pub struct CpuUsage {
-        #[prost(uint64, tag = "1")]
-        pub total: u64,
-        #[prost(uint64, tag = "2")]
-        pub kernel: u64,
-        #[prost(uint64, tag = "3")]
-        pub user: u64,
-        #[prost(uint64, repeated, tag = "4")]
-        pub per_cpu: Vec<u64>,
+    message! {
+        /// CPUUsage (nanoseconds).
+        pub struct CpuUsage {
+            total: u64 = 1 (uint64),
+            kernel: u64 = 2 (uint64),
+            user: u64 = 3 (uint64),
+            per_cpu: Vec<u64> = 4 (uint64, repeated),
+        }
     }
 
-    /// Throttle.
-    #[derive(Clone, PartialEq, Message)]
-    pub struct Throttle {
-        #[prost(uint64, tag = "1")]
-        pub periods: u64,
-        #[prost(uint64, tag = "2")]
-        pub throttled_periods: u64,
-        #[prost(uint64, tag = "3")]
-        pub throttled_time: u64,
+    message! {
+        /// Throttle.
+        pub struct Throttle {
+            periods: u64 = 1 (uint64),
+            throttled_periods: u64 = 2 (uint64),
+            throttled_time: u64 = 3 (uint64),
+        }
     }
 
-    /// MemoryStat (the memory.stat keys plus the usage entries).
-    #[derive(Clone, PartialEq, Message)]
-    pub struct MemoryStat {
-        #[prost(uint64, tag = "1")]
-        pub cache: u64,
-        #[prost(uint64, tag = "2")]
-        pub rss: u64,
-        #[prost(uint64, tag = "3")]
-        pub rss_huge: u64,
-        #[prost(uint64, tag = "4")]
-        pub mapped_file: u64,
-        #[prost(uint64, tag = "5")]
-        pub dirty: u64,
-        #[prost(uint64, tag = "6")]
-        pub writeback: u64,
-        #[prost(uint64, tag = "7")]
-        pub pg_pg_in: u64,
-        #[prost(uint64, tag = "8")]
-        pub pg_pg_out: u64,
-        #[prost(uint64, tag = "9")]
-        pub pg_fault: u64,
-        #[prost(uint64, tag = "10")]
-        pub pg_maj_fault: u64,
-        #[prost(uint64, tag = "11")]
-        pub inactive_anon: u64,
-        #[prost(uint64, tag = "12")]
-        pub active_anon: u64,
-        #[prost(uint64, tag = "13")]
-        pub inactive_file: u64,
-        #[prost(uint64, tag = "14")]
-        pub active_file: u64,
-        #[prost(uint64, tag = "15")]
-        pub unevictable: u64,
-        #[prost(uint64, tag = "16")]
-        pub hierarchical_memory_limit: u64,
-        #[prost(uint64, tag = "17")]
-        pub hierarchical_swap_limit: u64,
-        #[prost(uint64, tag = "18")]
-        pub total_cache: u64,
-        #[prost(uint64, tag = "19")]
-        pub total_rss: u64,
-        #[prost(uint64, tag = "26")]
-        pub total_pg_fault: u64,
-        #[prost(uint64, tag = "27")]
-        pub total_pg_maj_fault: u64,
-        #[prost(message, optional, tag = "33")]
-        pub usage: Option<MemoryEntry>,
-        #[prost(message, optional, tag = "34")]
-        pub swap: Option<MemoryEntry>,
-        #[prost(message, optional, tag = "35")]
-        pub kernel: Option<MemoryEntry>,
-        #[prost(message, optional, tag = "36")]
-        pub kernel_tcp: Option<MemoryEntry>,
+    message! {
+        /// MemoryStat (the memory.stat keys plus the usage entries).
+        pub struct MemoryStat {
+            cache: u64 = 1 (uint64),
+            rss: u64 = 2 (uint64),
+            rss_huge: u64 = 3 (uint64),
+            mapped_file: u64 = 4 (uint64),
+            dirty: u64 = 5 (uint64),
+            writeback: u64 = 6 (uint64),
+            pg_pg_in: u64 = 7 (uint64),
+            pg_pg_out: u64 = 8 (uint64),
+            pg_fault: u64 = 9 (uint64),
+            pg_maj_fault: u64 = 10 (uint64),
+            inactive_anon: u64 = 11 (uint64),
+            active_anon: u64 = 12 (uint64),
+            inactive_file: u64 = 13 (uint64),
+            active_file: u64 = 14 (uint64),
+            unevictable: u64 = 15 (uint64),
+            hierarchical_memory_limit: u64 = 16 (uint64),
+            hierarchical_swap_limit: u64 = 17 (uint64),
+            total_cache: u64 = 18 (uint64),
+            total_rss: u64 = 19 (uint64),
+            total_pg_fault: u64 = 26 (uint64),
+            total_pg_maj_fault: u64 = 27 (uint64),
+            usage: Option<MemoryEntry> = 33 (message, optional),
+            swap: Option<MemoryEntry> = 34 (message, optional),
+            kernel: Option<MemoryEntry> = 35 (message, optional),
+            kernel_tcp: Option<MemoryEntry> = 36 (message, optional),
+        }
     }
 
-    /// MemoryEntry.
-    #[derive(Clone, PartialEq, Message)]
-    pub struct MemoryEntry {
-        #[prost(uint64, tag = "1")]
-        pub limit: u64,
-        #[prost(uint64, tag = "2")]
-        pub usage: u64,
-        #[prost(uint64, tag = "3")]
-        pub max: u64,
-        #[prost(uint64, tag = "4")]
-        pub failcnt: u64,
+    message! {
+        /// MemoryEntry.
+        pub struct MemoryEntry {
+            limit: u64 = 1 (uint64),
+            usage: u64 = 2 (uint64),
+            max: u64 = 3 (uint64),
+            failcnt: u64 = 4 (uint64),
+        }
     }
 
-    /// MemoryOomControl.
-    #[derive(Clone, PartialEq, Message)]
-    pub struct MemoryOomControl {
-        #[prost(uint64, tag = "1")]
-        pub oom_kill_disable: u64,
-        #[prost(uint64, tag = "2")]
-        pub under_oom: u64,
-        #[prost(uint64, tag = "3")]
-        pub oom_kill: u64,
+    message! {
+        /// MemoryOomControl.
+        pub struct MemoryOomControl {
+            oom_kill_disable: u64 = 1 (uint64),
+            under_oom: u64 = 2 (uint64),
+            oom_kill: u64 = 3 (uint64),
+        }
     }
 }
 
@@ -631,81 +533,56 @@ pub mod v1 {
 pub mod v2 {
     use prost::Message;
 
-    /// Metrics.
-    #[derive(Clone, PartialEq, Message)]
-    pub struct Metrics {
-        #[prost(message, optional, tag = "1")]
-        pub pids: Option<super::v1::PidsStat>,
-        #[prost(message, optional, tag = "2")]
-        pub cpu: Option<CpuStat>,
-        #[prost(message, optional, tag = "4")]
-        pub memory: Option<MemoryStat>,
-        #[prost(message, optional, tag = "8")]
-        pub memory_events: Option<MemoryEvents>,
+    message! {
+        /// Metrics.
+        pub struct Metrics {
+            pids: Option<super::v1::PidsStat> = 1 (message, optional),
+            cpu: Option<CpuStat> = 2 (message, optional),
+            memory: Option<MemoryStat> = 4 (message, optional),
+            memory_events: Option<MemoryEvents> = 8 (message, optional),
+        }
     }
 
-    /// CPUStat (microseconds).
-    #[derive(Clone, PartialEq, Message)]
-    pub struct CpuStat {
-        #[prost(uint64, tag = "1")]
-        pub usage_usec: u64,
-        #[prost(uint64, tag = "2")]
-        pub user_usec: u64,
-        #[prost(uint64, tag = "3")]
-        pub system_usec: u64,
-        #[prost(uint64, tag = "4")]
-        pub nr_periods: u64,
-        #[prost(uint64, tag = "5")]
-        pub nr_throttled: u64,
-        #[prost(uint64, tag = "6")]
-        pub throttled_usec: u64,
+    message! {
+        /// CPUStat (microseconds).
+        pub struct CpuStat {
+            usage_usec: u64 = 1 (uint64),
+            user_usec: u64 = 2 (uint64),
+            system_usec: u64 = 3 (uint64),
+            nr_periods: u64 = 4 (uint64),
+            nr_throttled: u64 = 5 (uint64),
+            throttled_usec: u64 = 6 (uint64),
+        }
     }
 
-    /// MemoryStat (a subset of memory.stat plus usage and limits).
-    #[derive(Clone, PartialEq, Message)]
-    pub struct MemoryStat {
-        #[prost(uint64, tag = "1")]
-        pub anon: u64,
-        #[prost(uint64, tag = "2")]
-        pub file: u64,
-        #[prost(uint64, tag = "3")]
-        pub kernel_stack: u64,
-        #[prost(uint64, tag = "4")]
-        pub slab: u64,
-        #[prost(uint64, tag = "5")]
-        pub sock: u64,
-        #[prost(uint64, tag = "6")]
-        pub shmem: u64,
-        #[prost(uint64, tag = "7")]
-        pub file_mapped: u64,
-        #[prost(uint64, tag = "18")]
-        pub pgfault: u64,
-        #[prost(uint64, tag = "19")]
-        pub pgmajfault: u64,
-        #[prost(uint64, tag = "32")]
-        pub usage: u64,
-        #[prost(uint64, tag = "33")]
-        pub usage_limit: u64,
-        #[prost(uint64, tag = "34")]
-        pub swap_usage: u64,
-        #[prost(uint64, tag = "35")]
-        pub swap_limit: u64,
-        #[prost(uint64, tag = "36")]
-        pub max_usage: u64,
+    message! {
+        /// MemoryStat (a subset of memory.stat plus usage and limits).
+        pub struct MemoryStat {
+            anon: u64 = 1 (uint64),
+            file: u64 = 2 (uint64),
+            kernel_stack: u64 = 3 (uint64),
+            slab: u64 = 4 (uint64),
+            sock: u64 = 5 (uint64),
+            shmem: u64 = 6 (uint64),
+            file_mapped: u64 = 7 (uint64),
+            pgfault: u64 = 18 (uint64),
+            pgmajfault: u64 = 19 (uint64),
+            usage: u64 = 32 (uint64),
+            usage_limit: u64 = 33 (uint64),
+            swap_usage: u64 = 34 (uint64),
+            swap_limit: u64 = 35 (uint64),
+            max_usage: u64 = 36 (uint64),
+        }
     }
 
-    /// MemoryEvents.
-    #[derive(Clone, PartialEq, Message)]
-    pub struct MemoryEvents {
-        #[prost(uint64, tag = "1")]
-        pub low: u64,
-        #[prost(uint64, tag = "2")]
-        pub high: u64,
-        #[prost(uint64, tag = "3")]
-        pub max: u64,
-        #[prost(uint64, tag = "4")]
-        pub oom: u64,
-        #[prost(uint64, tag = "5")]
-        pub oom_kill: u64,
+    message! {
+        /// MemoryEvents.
+        pub struct MemoryEvents {
+            low: u64 = 1 (uint64),
+            high: u64 = 2 (uint64),
+            max: u64 = 3 (uint64),
+            oom: u64 = 4 (uint64),
+            oom_kill: u64 = 5 (uint64),
+        }
     }
 }

@@ -6,24 +6,10 @@
 //! leftovers. The same scenario (tests/scenario.sh) runs against containerd's runc shim to prove
 //! the scenario itself.
 
-use std::path::{Path, PathBuf};
+mod support;
+use std::path::Path;
 use std::process::{Command, Stdio};
-
-fn shim_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_containerd-shim-berth-v2"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
-}
-
-fn missing(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| !s.success())
-        .unwrap_or(true)
-}
+use support::*;
 
 /// Runs tests/scenario.sh; None when it cannot run here (and CI is not set).
 fn scenario(runtime: &str, tag: &str) -> Option<String> {
@@ -32,19 +18,8 @@ fn scenario(runtime: &str, tag: &str) -> Option<String> {
 
 /// Runs `script` in a private containerd, inside a pure-cgroup2 mount namespace if `cgroup2`.
 fn run_script(script: &str, runtime: &str, tag: &str, cgroup2: bool) -> Option<String> {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: containerd tests need root");
+    if !can_run("containerd tests", &["containerd", "ctr", "script", "runc"]) {
         return None;
-    }
-    for tool in ["containerd", "ctr", "script", "runc"] {
-        if missing(tool) {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "{tool} is missing (hack/test.sh installs it)"
-            );
-            eprintln!("skipped: {tool} is not installed (hack/test.sh installs it)");
-            return None;
-        }
     }
     let berth = shim_dir().join("berth");
     if !berth.exists() {
@@ -92,22 +67,10 @@ fn run_script(script: &str, runtime: &str, tag: &str, cgroup2: bool) -> Option<S
     // Cgroup parents containerd's default path created for the namespace (/NS/ID): the
     // containers' own cgroups must be gone; the parents are removed here.
     // (In the cgroup2 namespace they sit in the unified hierarchy, seen here at /unified.)
-    let mut cgroups_left = Vec::new();
-    for base in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
-        let mut parents = vec![Path::new(base).join(&ns)];
-        if let Ok(entries) = std::fs::read_dir(base) {
-            parents.extend(entries.flatten().map(|e| e.path().join(&ns)));
-        }
-        for p in parents {
-            if let Ok(children) = std::fs::read_dir(&p) {
-                for c in children.flatten().filter(|c| c.path().is_dir()) {
-                    cgroups_left.push(c.path().display().to_string());
-                    let _ = std::fs::remove_dir(c.path());
-                }
-            }
-            let _ = std::fs::remove_dir(&p);
-        }
-    }
+    let cgroups_left: Vec<String> = cgroup_dirs(&ns)
+        .iter()
+        .flat_map(|p| remove_cgroup_parent(p))
+        .collect();
     let _ = std::fs::remove_dir_all(Path::new("/run/containerd/berth").join(&ns));
     // Shim sockets: the berth shim removes its own, also a killed one's (through `delete`);
     // containerd 1.6's runc shim leaves a killed shim's socket behind, which is removed here.
@@ -158,6 +121,10 @@ fn run_script(script: &str, runtime: &str, tag: &str, cgroup2: bool) -> Option<S
     assert!(
         stale.is_empty(),
         "shim sockets left behind: {stale:?}\n{text}"
+    );
+    assert!(
+        cgroups_left.is_empty(),
+        "container cgroups left behind: {cgroups_left:?}\n{text}"
     );
     Some(text)
 }

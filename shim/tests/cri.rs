@@ -4,42 +4,21 @@
 //! containers that share its network namespace and one shim, ExecSync, container logs, and
 //! cleanup through StopPodSandbox/RemovePodSandbox with no shim left. containerd runs in a
 //! network namespace of its own (unshare -n), so the bridge never touches the host's network.
-//! The same scenario runs with the handler `runc` (io.containerd.runc.v2) to prove it.
+//! The same scenario runs with the handler `runc` (io.containerd.runc.v2) to prove it, and,
+//! when BERTH_INSTALLED_PREFIX names a prefix hack/install.sh installed into
+//! (hack/test-install.sh), with only the installed files: the shim from PREFIX/bin, the runtime
+//! table PREFIX/share/berth/containerd/berth-runtime.toml appended to containerd's config, and
+//! the handler the RuntimeClass manifest PREFIX/share/berth/kubernetes/runtimeclass.yaml names.
 
+mod support;
 use hyper_util::rt::TokioIo;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::*;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::*;
 use tonic::transport::{Channel, Endpoint, Uri};
-
-fn shim_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_containerd-shim-berth-v2"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
-}
-
-fn can_run() -> bool {
-    let ci = std::env::var("CI").as_deref() == Ok("true");
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: CRI tests need root");
-        return false;
-    }
-    for p in [
-        "/usr/bin/containerd",
-        "/usr/lib/cni/bridge",
-        "/usr/lib/cni/host-local",
-    ] {
-        if !Path::new(p).exists() {
-            assert!(!ci, "{p} is missing (hack/test.sh installs it)");
-            eprintln!("skipped: {p} is missing (hack/test.sh installs it)");
-            return false;
-        }
-    }
-    true
-}
 
 /// A private CRI-enabled containerd in its own network namespace, stopped on drop.
 struct Containerd {
@@ -49,7 +28,7 @@ struct Containerd {
 }
 
 impl Containerd {
-    fn start(tag: &str) -> Containerd {
+    fn start(tag: &str, installed: Option<&Path>) -> Containerd {
         let dir = tempfile::Builder::new()
             .prefix(&format!("berth-cri-{tag}-"))
             .tempdir()
@@ -65,7 +44,17 @@ impl Containerd {
         )
         .unwrap();
         let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let child = Command::new("unshare")
+        let mut cmd = Command::new("unshare");
+        match installed {
+            Some(prefix) => cmd.env("SHIM_DIR", prefix.join("bin")).env(
+                "BERTH_CRI_RUNTIME_SNIPPET",
+                prefix.join("share/berth/containerd/berth-runtime.toml"),
+            ),
+            None => cmd
+                .env("BERTH_RUNTIME_CONFIG", &options)
+                .env("SHIM_DIR", shim_dir()),
+        };
+        let child = cmd
             .args(["-n", "sh", "-c", "ip link set lo up && exec \"$@\"", "sh"])
             .arg(here.join("../hack/with-containerd.sh"))
             .arg(dir.path().join("containerd"))
@@ -76,8 +65,6 @@ impl Containerd {
                 "touch \"$READY\"; while [ ! -e \"$DONE\" ]; do sleep 0.1; done",
             ])
             .env("CONTAINERD_CRI", "1")
-            .env("BERTH_RUNTIME_CONFIG", &options)
-            .env("SHIM_DIR", shim_dir())
             .env("READY", &ready)
             .env("DONE", &done)
             .stdin(Stdio::null())
@@ -348,36 +335,30 @@ fn channel(frames: &[(u8, Vec<u8>)], ch: u8) -> String {
 }
 
 /// Removes the pods' cgroup parents; returns container cgroups that were still there.
-fn remove_cgroup_parent(tag: &str) -> Vec<String> {
-    let parent = format!("berth-cri-{tag}");
+fn remove_pod_cgroups(tag: &str) -> Vec<String> {
     let mut left = Vec::new();
-    for base in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
-        let mut dirs = vec![Path::new(base).join(&parent)];
-        if let Ok(entries) = std::fs::read_dir(base) {
-            dirs.extend(entries.flatten().map(|e| e.path().join(&parent)));
+    for d in cgroup_dirs(&format!("berth-cri-{tag}")) {
+        for pod in ["pod-a", "pod-b"] {
+            left.extend(remove_cgroup_parent(&d.join(pod)));
         }
-        for d in dirs {
-            for pod in ["pod-a", "pod-b"] {
-                if let Ok(children) = std::fs::read_dir(d.join(pod)) {
-                    for c in children.flatten().filter(|c| c.path().is_dir()) {
-                        left.push(c.path().display().to_string());
-                        let _ = std::fs::remove_dir(c.path());
-                    }
-                }
-                let _ = std::fs::remove_dir(d.join(pod));
-            }
-            let _ = std::fs::remove_dir(&d);
-        }
+        let _ = std::fs::remove_dir(&d);
     }
     left
 }
 
-fn scenario(handler: &str) {
-    if !can_run() {
+fn scenario(handler: &str, installed: Option<&Path>) {
+    if !can_run(
+        "CRI tests",
+        &[
+            "/usr/bin/containerd",
+            "/usr/lib/cni/bridge",
+            "/usr/lib/cni/host-local",
+        ],
+    ) {
         return;
     }
     let tag = format!("{handler}-{}", std::process::id());
-    let cd = Containerd::start(handler);
+    let cd = Containerd::start(handler, installed);
     let logs = cd.dir.path().join("logs");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -402,7 +383,7 @@ fn scenario(handler: &str) {
             let side = cri.container(&a, &a_cfg, "side", "exec sleep 1000").await;
             // Two containers of one pod (and its sandbox) share one shim.
             assert_eq!(cd.shims(), 1, "shims after one pod");
-            if handler == "berth" {
+            if handler == "berth" && installed.is_none() {
                 // The runtime options' Root from containerd's config holds their state.
                 let root = cd.dir.path().join("berth-root/k8s.io");
                 for id in [&a, &web, &side] {
@@ -593,7 +574,7 @@ fn scenario(handler: &str) {
     });
     let log = cd.log();
     drop(cd);
-    let cgroups_left = remove_cgroup_parent(&tag);
+    let cgroups_left = remove_pod_cgroups(&tag);
     // The shim's state root for the namespace, when no other user has containers there.
     let _ = std::fs::remove_dir("/run/containerd/berth/k8s.io");
     if let Err(e) = result {
@@ -611,10 +592,31 @@ fn scenario(handler: &str) {
 
 #[test]
 fn cri_pods_on_berth() {
-    scenario("berth");
+    scenario("berth", None);
 }
 
 #[test]
 fn cri_pods_on_runc() {
-    scenario("runc");
+    scenario("runc", None);
+}
+
+/// The handler a RuntimeClass manifest names (its top-level `handler:`), as the kubelet passes
+/// it to the CRI.
+fn runtime_class_handler(manifest: &Path) -> String {
+    let text =
+        std::fs::read_to_string(manifest).unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
+    text.lines()
+        .find_map(|l| l.strip_prefix("handler:"))
+        .map(|h| h.trim().trim_matches('"').to_string())
+        .unwrap_or_else(|| panic!("{}: no handler", manifest.display()))
+}
+
+#[test]
+fn cri_pods_on_installed_berth() {
+    let Some(prefix) = std::env::var_os("BERTH_INSTALLED_PREFIX").map(PathBuf::from) else {
+        eprintln!("skipped: BERTH_INSTALLED_PREFIX is not set (hack/test-install.sh sets it)");
+        return;
+    };
+    let handler = runtime_class_handler(&prefix.join("share/berth/kubernetes/runtimeclass.yaml"));
+    scenario(&handler, Some(&prefix));
 }

@@ -265,8 +265,8 @@ fn seccomp_notify(ctx: &mut Ctx) -> Result<()> {
     );
     ctx.check(
         "the agent answered the notified mkdir",
-        agent.answered() > 0,
-        format!("{}", agent.answered()),
+        !agent.answered().is_empty(),
+        format!("{:?}", agent.answered()),
     );
     Ok(())
 }

@@ -41,7 +41,7 @@ pub struct Cli {
 /// The options before (or after) the command, global to every command.
 #[derive(clap::Args, Debug)]
 pub struct Globals {
-    /// Print the version (runc's format: "berth version X", then "spec: Y").
+    /// Print the version (runc's format: "berth version X", "commit: C", then "spec: Y").
     #[arg(short = 'v', long = "version")]
     version: bool,
     /// Root directory for container state (default /run/berth, or $XDG_RUNTIME_DIR/berth).
@@ -139,8 +139,9 @@ pub fn main() -> i32 {
     let g = cli.g;
     if g.version {
         println!(
-            "berth version {}\nspec: {}",
+            "berth version {}\ncommit: {}\nspec: {}",
             env!("CARGO_PKG_VERSION"),
+            env!("BERTH_COMMIT"),
             berth::OCI_VERSION
         );
         return 0;
