@@ -18,25 +18,18 @@ use crate::dockerfile::{Command, Dockerfile, Instruction, Location, ParseError};
 use crate::exec::ExecError;
 use crate::fsutil;
 use crate::layer::{self, Compression};
-use crate::oci::layout::ref_annotations;
 use crate::oci::registry::{PullPolicy, RegistryOptions};
 use crate::oci::types::{
     to_json, Descriptor, History, ImageConfig, Manifest, MEDIA_TYPE_CONFIG, MEDIA_TYPE_MANIFEST,
 };
-use crate::oci::{self, Layout, OciError};
+use crate::oci::{self, OciError};
 use crate::plan::{BaseRef, BuildOptions, Plan, PlanError, Platform, StageScope};
 use crate::progress::{Progress, ProgressMode, StepState};
 use crate::secret::{SecretError, SecretSource};
 use crate::store::{LayerRecord, Store, StoreError};
 
-/// Where to write the image besides the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output {
-    /// An OCI layout directory (created or updated).
-    Oci(PathBuf),
-    /// An OCI archive file.
-    OciArchive(PathBuf),
-}
+pub use crate::output::Output;
+use crate::output::{annotations_for, Annotation, AnnotationTarget, OutputError};
 
 /// What to build.
 #[derive(Debug, Clone)]
@@ -55,6 +48,10 @@ pub struct BuildRequest {
     pub no_cache: bool,
     /// Extra outputs.
     pub outputs: Vec<Output>,
+    /// `--label`: set on the final image's config (over the Dockerfile's).
+    pub labels: BTreeMap<String, String>,
+    /// `--annotation`: on the manifest or its descriptor.
+    pub annotations: Vec<Annotation>,
     /// Layer compression.
     pub compression: Compression,
     /// SOURCE_DATE_EPOCH: clamps file times, sets every timestamp.
@@ -63,6 +60,8 @@ pub struct BuildRequest {
     pub progress: ProgressMode,
     /// `--secret` values by id, for `RUN --mount=type=secret`.
     pub secrets: BTreeMap<String, SecretSource>,
+    /// `--ssh` agents by id, for `RUN --mount=type=ssh`.
+    pub ssh: crate::ssh::SshAgents,
     /// When FROM pulls from a registry.
     pub pull: PullPolicy,
     /// Registry settings (insecure registries, CA dirs, auth files).
@@ -164,9 +163,12 @@ pub enum BuildError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Writing an output failed.
+    /// Writing an image failed.
     #[error(transparent)]
     Oci(#[from] OciError),
+    /// Writing an output failed.
+    #[error(transparent)]
+    Output(#[from] OutputError),
     /// Bad request (context, Dockerfile path...).
     #[error("{0}")]
     Usage(String),
@@ -446,6 +448,9 @@ impl<'a> Shared<'a> {
         let created = now(self.req);
         st.config.created = Some(created.clone());
         st.config.rootfs.diff_ids = st.layers.iter().map(|l| l.diff_id.clone()).collect();
+        for (k, v) in &self.req.labels {
+            st.config.config.labels.insert(k.clone(), v.clone());
+        }
         let config_json = to_json(&st.config);
         let layout = self.store.layout();
         let config_digest = layout.write_blob(&config_json)?;
@@ -458,7 +463,7 @@ impl<'a> Shared<'a> {
                 config_json.len() as u64,
             ),
             layers: st.layers.iter().map(LayerRecord::descriptor).collect(),
-            annotations: None,
+            annotations: annotations_for(&self.req.annotations, AnnotationTarget::Manifest),
         };
         let manifest_json = to_json(&manifest);
         let manifest_digest = layout.write_blob(&manifest_json)?;
@@ -472,45 +477,28 @@ impl<'a> Shared<'a> {
             os: st.config.os.clone(),
             variant: st.config.variant.clone(),
         });
+        desc.annotations =
+            annotations_for(&self.req.annotations, AnnotationTarget::ManifestDescriptor);
         for t in &self.req.tags {
             self.store.tag(t, &desc)?;
         }
         let mut blobs: Vec<Digest> = st.layers.iter().map(|l| l.digest.clone()).collect();
         blobs.push(config_digest.clone());
         blobs.push(manifest_digest.clone());
+        let image = oci::ResolvedImage {
+            descriptor: desc.clone(),
+            manifest,
+            config: st.config.clone(),
+        };
         for out in &self.req.outputs {
-            match out {
-                Output::Oci(dir) => {
-                    let dest = Layout::create(dir)?;
-                    for d in &blobs {
-                        if !dest.has_blob(d) {
-                            let mut f = layout.open_blob(d)?;
-                            dest.import_blob(&mut f, d, None)?;
-                        }
-                    }
-                    if self.req.tags.is_empty() {
-                        dest.add_to_index(desc.clone())?;
-                    }
-                    for t in &self.req.tags {
-                        let mut d = desc.clone();
-                        d.annotations = Some(ref_annotations(t));
-                        dest.add_to_index(d)?;
-                    }
-                }
-                Output::OciArchive(file) => {
-                    let mut d = desc.clone();
-                    if let Some(t) = self.req.tags.first() {
-                        d.annotations = Some(ref_annotations(t));
-                    }
-                    oci::write_archive(
-                        layout,
-                        &d,
-                        &blobs,
-                        file,
-                        self.req.source_date_epoch.unwrap_or(0),
-                    )?;
-                }
-            }
+            crate::output::write(
+                self.store,
+                &image,
+                &blobs,
+                &self.req.tags,
+                self.req.source_date_epoch,
+                out,
+            )?;
         }
         let cached = self.cached.load(Ordering::SeqCst);
         self.progress.line(&format!(

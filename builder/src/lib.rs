@@ -14,7 +14,9 @@
 //!   snapshot), COPY/ADD (with `--parents` and http(s) URLs) and WORKDIR;
 //! - [`progress`]: plain and tty step progress on stderr;
 //! - [`secret`]: build secrets (`--secret`, `RUN --mount=type=secret`);
+//! - [`ssh`]: ssh agent forwarding (`--ssh`, `RUN --mount=type=ssh`);
 //! - [`images`]: tag, inspect, save, load and overlay bundles;
+//! - [`output`]: `--output` exporters, `--annotation`, `--label`, metadata;
 //! - [`build`]: the build driver tying it together.
 
 pub mod build;
@@ -27,10 +29,12 @@ mod glob;
 pub mod images;
 pub mod layer;
 pub mod oci;
+pub mod output;
 pub mod plan;
 pub mod progress;
 #[cfg(test)]
 mod robustness_tests;
 pub mod rootless;
 pub mod secret;
+pub mod ssh;
 pub mod store;

@@ -9,6 +9,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use nix::fcntl::{openat, openat2, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{fstat, Mode, SFlag};
 
+use super::Chmod;
 use super::ExecError;
 use crate::context::{clean_path, Dockerignore};
 use crate::digest::{Digest, Hasher};
@@ -246,10 +247,21 @@ fn hash_fd(fd: OwnedFd, rel: &str, filter: &SourceFilter, h: &mut Hasher) -> Res
 pub struct CopyAttrs {
     /// `--chown` (uid, gid); default 0:0.
     pub chown: Option<(u32, u32)>,
-    /// `--chmod` (octal).
-    pub chmod: Option<u32>,
+    /// `--chmod` (octal or symbolic).
+    pub chmod: Option<Chmod>,
     /// ADD: unpack local tar archives.
     pub unpack_archives: bool,
+}
+
+impl CopyAttrs {
+    /// The mode a copied file (or directory) whose source mode is
+    /// `src_mode` gets.
+    pub fn mode(&self, src_mode: u32, is_dir: bool) -> u32 {
+        match &self.chmod {
+            Some(c) => c.apply(src_mode, is_dir),
+            None => src_mode & 0o7777,
+        }
+    }
 }
 
 /// Copies `matches` from `src_root` to `dest` (an absolute path in the
@@ -387,7 +399,7 @@ fn write_file(
     io::copy(data, &mut out).map_err(io_err)?;
     drop(out);
     let (uid, gid) = attrs.chown.unwrap_or((0, 0));
-    let mode = attrs.chmod.unwrap_or(st.st_mode & 0o7777);
+    let mode = attrs.mode(st.st_mode, false);
     fsutil::set_meta_at(parent, name, uid, gid, Some(mode), st.st_mtime).map_err(io_err)
 }
 
@@ -468,7 +480,7 @@ fn copy_dir_contents(
                 let s = fsutil::open_dir_at(src, &name, Resolve::NoSymlinks).map_err(io_err)?;
                 let d = fsutil::open_dir_at(dst, &name, Resolve::NoSymlinks).map_err(io_err)?;
                 count += copy_dir_contents(s.as_fd(), &child, filter, d.as_fd(), attrs)?;
-                let mode = attrs.chmod.unwrap_or(st.st_mode & 0o7777);
+                let mode = attrs.mode(st.st_mode, true);
                 fsutil::set_meta_at(dst, &name, uid, gid, Some(mode), st.st_mtime)
                     .map_err(io_err)?;
             }

@@ -1,8 +1,10 @@
 //! COPY and ADD: the step (sources, destination, --from, --chown, --chmod,
 //! --parents, heredocs, URLs) on top of [`files`] (matching and copying).
 
+mod chmod;
 mod files;
 
+pub use chmod::Chmod;
 pub use files::*;
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -65,16 +67,7 @@ impl<'a> Builder<'a> {
         let chmod = match &c.chmod {
             Some(s) => {
                 let v = scope.expand(s).map_err(|x| e(x.into()))?;
-                Some(
-                    u32::from_str_radix(&v, 8)
-                        .ok()
-                        .filter(|m| *m <= 0o7777)
-                        .ok_or_else(|| {
-                            e(StepErrorKind::Unsupported(format!(
-                                "--chmod={v} (only octal modes are)"
-                            )))
-                        })?,
-                )
+                Some(Chmod::parse(&v).map_err(|x| e(StepErrorKind::Invalid(x)))?)
             }
             None => None,
         };
@@ -288,7 +281,7 @@ impl<'a> Builder<'a> {
                     .unwrap_or_default();
                 // Remote files: mode 0600 unless --chmod, never unpacked.
                 let url_attrs = CopyAttrs {
-                    chmod: Some(chmod.unwrap_or(0o600)),
+                    chmod: Some(chmod.unwrap_or(Chmod::octal(0o600))),
                     unpack_archives: false,
                     ..attrs
                 };

@@ -16,6 +16,7 @@ use crate::exec::{self, ExecError};
 use crate::oci::types::to_json;
 use crate::plan::StageScope;
 use crate::secret::{SecretError, SecretFile};
+use crate::ssh::AgentRelay;
 use mounts::MountPlanKind;
 
 impl<'a> Builder<'a> {
@@ -74,8 +75,15 @@ impl<'a> Builder<'a> {
         };
         let user = st.config.config.user.clone();
         let mut mounts = Vec::new();
+        let mut ssh_n = 0;
         for m in &r.mounts {
-            match self.plan_mount(stage, scope, &cwd, m) {
+            let planned = if m.kind == crate::dockerfile::MountType::Ssh {
+                ssh_n += 1;
+                self.plan_ssh(scope, &cwd, m, ssh_n - 1)
+            } else {
+                self.plan_mount(stage, scope, &cwd, m)
+            };
+            match planned {
                 Ok(p) => mounts.push(p),
                 Err(k) => return Err(self.err(inst, k)),
             }
@@ -133,6 +141,8 @@ impl<'a> Builder<'a> {
             // Secret files live until the container is done; their
             // environment variables are for this RUN only (not in the key).
             let mut secret_files = Vec::new();
+            // Ssh relays serve until the container is done.
+            let mut relays = Vec::new();
             let mut env = env.clone();
             // Cache mounts with sharing=locked|private: one RUN at a time.
             let locks = b
@@ -150,6 +160,31 @@ impl<'a> Builder<'a> {
                 .map(|l| l.lock().unwrap_or_else(|p| p.into_inner()))
                 .collect();
             for m in &mounts {
+                if let MountPlanKind::Ssh {
+                    id,
+                    agent,
+                    mode,
+                    uid,
+                    gid,
+                } = &m.kind
+                {
+                    let Some(agent) = agent else { continue };
+                    let dir = b.store.scratch("ssh")?;
+                    let sock = dir.path().join("agent.sock");
+                    let relay = AgentRelay::start(id, agent, &sock, *mode, *uid, *gid)
+                        .map_err(|x| StepErrorKind::Invalid(x.to_string()))?;
+                    run_mounts.push(RunMount::Bind {
+                        source: sock.display().to_string(),
+                        destination: m.target.clone(),
+                        read_only: false,
+                    });
+                    // The first agent is the one ssh clients use by default.
+                    if !env.iter().any(|kv| kv.starts_with("SSH_AUTH_SOCK=")) {
+                        env.push(format!("SSH_AUTH_SOCK={}", m.target));
+                    }
+                    relays.push((relay, dir));
+                    continue;
+                }
                 if let MountPlanKind::Secret {
                     id,
                     source,

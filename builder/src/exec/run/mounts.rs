@@ -51,6 +51,15 @@ pub(crate) enum MountPlanKind {
         uid: u32,
         gid: u32,
     },
+    /// An ssh agent given with `--ssh` (None: not given, and not required);
+    /// the RUN gets a relay socket at `MountPlan::target`.
+    Ssh {
+        id: String,
+        agent: Option<std::path::PathBuf>,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
     Bind {
         /// The layers of the stage or image to mount from; None: the context.
         from: Option<Vec<LayerRecord>>,
@@ -92,9 +101,9 @@ impl<'a> Builder<'a> {
         }
         let ro = m.read_only;
         match m.kind {
-            MountType::Secret | MountType::Ssh => {
-                Err(StepErrorKind::Unsupported("RUN --mount=type=ssh".into()))
-            }
+            MountType::Secret | MountType::Ssh => Err(StepErrorKind::Invalid(
+                "internal: secret and ssh mounts are planned on their own".into(),
+            )),
             MountType::Tmpfs => Ok(MountPlan {
                 material: format!("tmpfs target={target} size={:?}", m.size),
                 kind: MountPlanKind::Tmpfs { size: m.size },
@@ -178,6 +187,58 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// Plans the `n`th ssh mount of a RUN: checks that a required agent was
+    /// given; the target defaults to `/run/buildkit/ssh_agent.N` as in
+    /// BuildKit. Its cache key part names the id and target only.
+    pub(crate) fn plan_ssh(
+        &self,
+        scope: &StageScope<'a>,
+        cwd: &str,
+        m: &Mount,
+        n: usize,
+    ) -> Result<MountPlan, StepErrorKind> {
+        let id = match &m.id {
+            Some(v) => scope.expand(v)?,
+            None => String::new(),
+        };
+        let id = if id.is_empty() {
+            "default".to_string()
+        } else {
+            id
+        };
+        let target = match &m.target {
+            Some(t) => scope.expand(t)?,
+            None => String::new(),
+        };
+        let target = match target {
+            t if t.is_empty() => format!("/run/buildkit/ssh_agent.{n}"),
+            t if t.starts_with('/') => clean_path(&t),
+            t => clean_path(&format!("{cwd}/{t}")),
+        };
+        if target == "/" {
+            return Err(StepErrorKind::Invalid(
+                "RUN --mount=type=ssh target=/ would hide the whole root filesystem".into(),
+            ));
+        }
+        let agent = self.req.ssh.get(&id).cloned();
+        if agent.is_none() && m.required {
+            return Err(StepErrorKind::Invalid(
+                crate::ssh::SshError::Missing(id).to_string(),
+            ));
+        }
+        Ok(MountPlan {
+            material: format!("ssh id={id:?} target={target}"),
+            kind: MountPlanKind::Ssh {
+                id,
+                agent,
+                mode: m.mode.unwrap_or(0o600),
+                uid: m.uid.unwrap_or(0),
+                gid: m.gid.unwrap_or(0),
+            },
+            target,
+        })
+    }
+
     /// Plans a secret mount: checks that a required secret was given. Its
     /// cache key part names the id and the targets, never the content.
     pub(crate) fn plan_secret(
@@ -239,9 +300,9 @@ impl<'a> Builder<'a> {
                 destination,
                 size: *size,
             }),
-            MountPlanKind::Secret { .. } => Err(StepErrorKind::Invalid(
-                "a secret mount has no host directory".into(),
-            )),
+            MountPlanKind::Secret { .. } | MountPlanKind::Ssh { .. } => Err(
+                StepErrorKind::Invalid("a secret or ssh mount has no host directory".into()),
+            ),
             MountPlanKind::Cache {
                 id,
                 read_only,

@@ -1,0 +1,418 @@
+//! End-to-end tests of the BuildKit-compatible build CLI and Dockerfile
+//! flags: `--output` exporters, `--label`, `--annotation`, `--iidfile`,
+//! `--metadata-file`, `COPY/ADD --chmod` symbolic modes, and `--ssh` with
+//! `RUN --mount=type=ssh` against a real ssh-agent. Root only (RUN).
+
+mod common;
+
+use common::*;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn tar_list(file: &Path) -> Vec<String> {
+    let o = Command::new("tar")
+        .arg("-tvf")
+        .arg(file)
+        .output()
+        .expect("tar");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn outputs_labels_annotations_iidfile_and_metadata() {
+    if seed().is_none() {
+        return;
+    }
+    let env = Env::new(
+        "FROM oci:@SEED@\nLABEL from.dockerfile=1 over=dockerfile\nCOPY a.txt /data/a.txt\nRUN echo built > /data/b.txt && rm /bin/true\n",
+        &[("a.txt", "from the context\n")],
+    );
+    let d = env.dir.path();
+    let p = |n: &str| d.join(n).display().to_string();
+    let (digest, _) = env.ok(
+        &[
+            "-t",
+            "out:1",
+            "--label",
+            "over=cli",
+            "--label",
+            "org.example.cli=yes",
+            "--annotation",
+            "org.opencontainers.image.title=demo",
+            "--annotation",
+            "manifest-descriptor:org.example.desc=d",
+            "--iidfile",
+            &p("iid"),
+            "--metadata-file",
+            &p("meta.json"),
+            "-o",
+            &format!("type=local,dest={}", p("local")),
+            "-o",
+            &format!("type=tar,dest={}", p("fs.tar")),
+            "-o",
+            &format!("type=docker,dest={}", p("docker.tar")),
+            "-o",
+            &format!("type=oci,dest={},tar=true", p("oci.tar")),
+            "-o",
+            &format!("type=oci,dest={}", p("layout")),
+            "-o",
+            "type=image,name=out:2",
+        ],
+        Some("0"),
+    );
+    // The image: labels merged (the CLI wins), the manifest annotated.
+    let inspect: serde_json::Value =
+        serde_json::from_str(&berth_build(&env, &["inspect", "out:1"])).expect("inspect");
+    let labels = &inspect["Config"]["config"]["Labels"];
+    assert_eq!(labels["over"], "cli", "{inspect}");
+    assert_eq!(labels["from.dockerfile"], "1");
+    assert_eq!(labels["org.example.cli"], "yes");
+    assert_eq!(
+        inspect["Manifest"]["annotations"]["org.opencontainers.image.title"],
+        "demo"
+    );
+    // type=image,name= tagged a second name.
+    let images = berth_build(&env, &["images"]);
+    assert!(images.contains("out:2"), "{images}");
+    // iidfile: the config digest; metadata: buildx's keys.
+    let config_digest = inspect["Manifest"]["config"]["digest"]
+        .as_str()
+        .expect("config digest")
+        .to_string();
+    assert_eq!(
+        std::fs::read_to_string(d.join("iid")).expect("iid"),
+        config_digest
+    );
+    let meta = json(&d.join("meta.json"));
+    assert_eq!(meta["containerimage.digest"], digest.as_str());
+    assert_eq!(meta["containerimage.config.digest"], config_digest.as_str());
+    assert_eq!(meta["containerimage.descriptor"]["digest"], digest.as_str());
+    assert!(meta["image.name"]
+        .as_str()
+        .expect("names")
+        .contains("out:1"));
+    // type=local: the final file tree, whiteouts applied.
+    let local = d.join("local");
+    assert_eq!(read(&local, "data/a.txt"), "from the context\n");
+    assert_eq!(read(&local, "data/b.txt"), "built\n");
+    assert!(local.join("bin/busybox").is_file());
+    assert!(!local.join("bin/true").exists(), "deleted file exported");
+    // type=tar: the same tree in one tar (not an image).
+    let list = tar_list(&d.join("fs.tar"));
+    assert!(list.iter().any(|l| l.ends_with("data/b.txt")), "{list:?}");
+    assert!(!list.iter().any(|l| l.ends_with("oci-layout")));
+    assert!(!list.iter().any(|l| l.ends_with("bin/true")));
+    // type=docker: a docker-archive with the tags.
+    let x = d.join("docker-x");
+    std::fs::create_dir(&x).expect("mkdir");
+    let o = Command::new("tar")
+        .arg("-xf")
+        .arg(d.join("docker.tar"))
+        .arg("-C")
+        .arg(&x)
+        .output()
+        .expect("tar");
+    assert!(o.status.success());
+    let m = json(&x.join("manifest.json"));
+    assert_eq!(m.as_array().expect("entries").len(), 1, "{m}");
+    assert_eq!(
+        m[0]["RepoTags"],
+        serde_json::json!(["out:1", "out:2"]),
+        "{m}"
+    );
+    // skopeo reads the docker archive and the OCI archive.
+    for src in [
+        format!("docker-archive:{}", p("docker.tar")),
+        format!("oci-archive:{}", p("oci.tar")),
+    ] {
+        let o = Command::new("skopeo")
+            .args(["inspect", "--config", &src])
+            .output()
+            .expect("skopeo");
+        assert!(
+            o.status.success(),
+            "{src}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let c: serde_json::Value = serde_json::from_slice(&o.stdout).expect("config");
+        assert_eq!(c["config"]["Labels"]["over"], "cli");
+    }
+    // The descriptor annotation is in the layout's index.
+    let index = json(&d.join("layout/index.json"));
+    assert_eq!(
+        index["manifests"][0]["annotations"]["org.example.desc"], "d",
+        "{index}"
+    );
+    env.assert_clean();
+}
+
+#[test]
+fn bad_outputs_and_flags_fail_before_building() {
+    if seed().is_none() {
+        return;
+    }
+    let env = Env::new("FROM oci:@SEED@\nRUN echo never > /x\n", &[]);
+    for (args, want) in [
+        (vec!["-o", "type=local"], "needs dest"),
+        (vec!["-o", "type=s3,dest=x"], "unsupported type"),
+        (vec!["--annotation", "index:k=v"], "index"),
+        (vec!["--label", "novalue"], "--label"),
+        (
+            vec!["--ssh", "default=/nonexistent/agent"],
+            "/nonexistent/agent",
+        ),
+    ] {
+        let o = env.build(&args, None);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    // Nothing was built.
+    assert!(
+        !env.root().join("cache").exists() || {
+            std::fs::read_dir(env.root().join("cache"))
+                .map(|r| r.count() == 0)
+                .unwrap_or(true)
+        }
+    );
+}
+
+fn mode_of(root: &Path, p: &str) -> u32 {
+    std::fs::symlink_metadata(root.join(p))
+        .unwrap_or_else(|e| panic!("{p}: {e}"))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+#[test]
+fn copy_chmod_symbolic_modes() {
+    if seed().is_none() {
+        return;
+    }
+    let env = Env::new(
+        "FROM oci:@SEED@\n\
+         COPY --chmod=u+x,go-w f644 /o/f1\n\
+         COPY --chmod=a=rX dir/ /o/d/\n\
+         ARG M=g=u\n\
+         COPY --chmod=$M f640 /o/f2\n\
+         COPY --chmod=0750 f644 /o/f3\n\
+         COPY --chmod=u=rw,o= <<EOF /o/inline\n\
+         hi\n\
+         EOF\n",
+        &[
+            ("f644", "a"),
+            ("f640", "b"),
+            ("dir/plain", "c"),
+            ("dir/tool", "d"),
+            ("dir/sub/x", "e"),
+        ],
+    );
+    let ctx = env.ctx();
+    let set = |p: &str, m: u32| {
+        std::fs::set_permissions(ctx.join(p), std::fs::Permissions::from_mode(m)).expect("chmod")
+    };
+    set("f644", 0o664);
+    set("f640", 0o640);
+    set("dir/plain", 0o600);
+    set("dir/tool", 0o700);
+    set("dir/sub", 0o700);
+    env.ok(&["-t", "chmod:1"], Some("0"));
+    let root = unpacked(&env, "chmod:1", "b");
+    assert_eq!(mode_of(&root, "o/f1"), 0o744);
+    assert_eq!(mode_of(&root, "o/d/plain"), 0o444);
+    assert_eq!(mode_of(&root, "o/d/tool"), 0o555);
+    assert_eq!(mode_of(&root, "o/d/sub"), 0o555);
+    assert_eq!(mode_of(&root, "o/d/sub/x"), 0o444);
+    assert_eq!(mode_of(&root, "o/f2"), 0o660);
+    assert_eq!(mode_of(&root, "o/f3"), 0o750);
+    assert_eq!(mode_of(&root, "o/inline"), 0o640);
+    // A bad mode names the instruction's line.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM oci:{}\nCOPY --chmod=u+q f644 /x\n",
+            seed().expect("seed").display()
+        ),
+    )
+    .expect("df");
+    let o = env.build(&[], None);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("Dockerfile:2") && err.contains("--chmod=u+q"),
+        "{err}"
+    );
+    env.assert_clean();
+}
+
+/// A real ssh-agent on a socket of its own, with one fresh key.
+struct Agent {
+    pid: u32,
+    sock: PathBuf,
+    listing: String,
+}
+
+impl Agent {
+    fn start(dir: &Path) -> Option<Agent> {
+        if !have("ssh-agent") || !have("ssh-add") || !have("ssh-keygen") {
+            eprintln!("skipping: needs openssh-client (ssh-agent, ssh-add, ssh-keygen)");
+            return None;
+        }
+        let sock = dir.join("agent.sock");
+        let o = Command::new("ssh-agent")
+            .arg("-a")
+            .arg(&sock)
+            .arg("-s")
+            .output()
+            .expect("ssh-agent");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let text = String::from_utf8_lossy(&o.stdout);
+        let pid: u32 = text
+            .split("SSH_AGENT_PID=")
+            .nth(1)
+            .and_then(|s| s.split(';').next())
+            .and_then(|s| s.parse().ok())
+            .expect("agent pid");
+        let mut agent = Agent {
+            pid,
+            sock,
+            listing: String::new(),
+        };
+        let key = dir.join("id_test");
+        let o = Command::new("ssh-keygen")
+            .args([
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "berth-test-key",
+                "-f",
+            ])
+            .arg(&key)
+            .output()
+            .expect("ssh-keygen");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let add = Command::new("ssh-add")
+            .arg(&key)
+            .env("SSH_AUTH_SOCK", &agent.sock)
+            .output()
+            .expect("ssh-add");
+        assert!(
+            add.status.success(),
+            "{}",
+            String::from_utf8_lossy(&add.stderr)
+        );
+        let l = Command::new("ssh-add")
+            .arg("-l")
+            .env("SSH_AUTH_SOCK", &agent.sock)
+            .output()
+            .expect("ssh-add -l");
+        agent.listing = String::from_utf8_lossy(&l.stdout).into_owned();
+        Some(agent)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.pid.to_string()).status();
+    }
+}
+
+/// Copies the host's ssh-add and the libraries it loads into `dest`
+/// (to be COPYed into the busybox image).
+fn ssh_add_tree(dest: &Path) {
+    let o = Command::new("ldd")
+        .arg("/usr/bin/ssh-add")
+        .output()
+        .expect("ldd");
+    let mut files = vec![PathBuf::from("/usr/bin/ssh-add")];
+    for line in String::from_utf8_lossy(&o.stdout).lines() {
+        let path = match line.split_once("=>") {
+            Some((_, r)) => r.split_whitespace().next(),
+            None => line.split_whitespace().next(),
+        };
+        if let Some(p) = path.filter(|p| p.starts_with('/')) {
+            files.push(PathBuf::from(p));
+        }
+    }
+    for f in files {
+        let to = dest.join(f.strip_prefix("/").expect("absolute"));
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(&f, &to).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+    }
+}
+
+#[test]
+fn run_mount_ssh_reaches_a_real_agent() {
+    if seed().is_none() {
+        return;
+    }
+    let env = Env::new(
+        "FROM oci:@SEED@\n\
+         COPY sshroot/ /\n\
+         RUN --mount=type=ssh ssh-add -l > /as-root.txt; echo \"$SSH_AUTH_SOCK\" > /sock.txt\n\
+         RUN echo 'u:x:1000:1000::/:/bin/sh' >> /etc/passwd && mkdir -m 777 /out\n\
+         USER 1000\n\
+         RUN --mount=type=ssh,id=work,target=/tmp/agent,uid=1000,mode=0600,required \\\n\
+             ssh-add -l > /out/as-user.txt\n\
+         USER root\n\
+         RUN --mount=type=ssh,id=absent ls -a /run > /run-listing.txt; test ! -e /run/buildkit/ssh_agent.0\n",
+        &[],
+    );
+    let Some(agent) = Agent::start(env.dir.path()) else {
+        return;
+    };
+    assert!(
+        agent.listing.contains("berth-test-key"),
+        "{}",
+        agent.listing
+    );
+    ssh_add_tree(&env.ctx().join("sshroot"));
+    let sock = agent.sock.display().to_string();
+    // Without the agent, a required ssh mount fails and names the flag.
+    let o = env.build(&["--ssh", &format!("default={sock}")], None);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("\"work\" is required")
+            && err.contains("--ssh work=")
+            && err.contains("Dockerfile:6"),
+        "{err}"
+    );
+    let mut c = Command::new(env!("CARGO_BIN_EXE_berth-build"));
+    c.arg("--root")
+        .arg(env.root())
+        .args(["build", "-t", "ssh:1", "--ssh", "default", "--ssh"])
+        .arg(format!("work={sock}"))
+        .arg(env.ctx())
+        .env("SSH_AUTH_SOCK", &agent.sock);
+    let o = c.output().expect("berth-build");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let root = unpacked(&env, "ssh:1", "b");
+    // The agent's keys, seen from inside as root and as uid 1000.
+    assert_eq!(read(&root, "as-root.txt"), agent.listing);
+    assert_eq!(read(&root, "sock.txt"), "/run/buildkit/ssh_agent.0\n");
+    assert_eq!(read(&root, "out/as-user.txt"), agent.listing);
+    // The socket and its mount point are not part of the image.
+    assert!(!root.join("run/buildkit/ssh_agent.0").exists());
+    assert!(!root.join("tmp/agent").exists());
+    assert!(!read(&root, "run-listing.txt").contains("buildkit"));
+    // The agent's socket path never reaches the image config or history.
+    let inspect = berth_build(&env, &["inspect", "ssh:1"]);
+    assert!(!inspect.contains(&sock), "{inspect}");
+    env.assert_clean();
+}
