@@ -251,9 +251,21 @@ pub struct CopyAttrs {
     pub chmod: Option<Chmod>,
     /// ADD: unpack local tar archives.
     pub unpack_archives: bool,
+    /// Without `--chown`: keep the source's owners (COPY --from a stage or
+    /// image) instead of 0:0 (the build context).
+    pub keep_owner: bool,
 }
 
 impl CopyAttrs {
+    /// The owner a copied file whose source has `uid:gid` gets.
+    pub fn owner(&self, uid: u32, gid: u32) -> (u32, u32) {
+        match self.chown {
+            Some(o) => o,
+            None if self.keep_owner => (uid, gid),
+            None => (0, 0),
+        }
+    }
+
     /// The mode a copied file (or directory) whose source mode is
     /// `src_mode` gets.
     pub fn mode(&self, src_mode: u32, is_dir: bool) -> u32 {
@@ -283,9 +295,24 @@ pub fn copy_sources(
     for m in matches {
         let src = open_in_root(src_root, &m.rel).map_err(|e| ExecError::io(&m.rel, e))?;
         if m.is_dir {
+            let created = !dest_parts.is_empty()
+                && fsutil::open_dir_at(dst_root, &dest_clean, Resolve::InRoot).is_err();
             let dir = fsutil::ensure_dir(dst_root, &dest_parts, Resolve::InRoot)
                 .map_err(|e| ExecError::io(format!("COPY destination {dest}"), e))?;
             count += copy_dir_contents(src.as_fd(), &m.rel, filter, dir.as_fd(), attrs)?;
+            if created {
+                // A directory this COPY made takes the source directory's
+                // owner (after --chown) and mode (after --chmod), as in BuildKit.
+                let st = fstat(src.as_fd()).map_err(|e| ExecError::io(&m.rel, errno_io(e)))?;
+                let (uid, gid) = attrs.owner(st.st_uid, st.st_gid);
+                nix::unistd::fchown(dir.as_fd(), Some(uid.into()), Some(gid.into()))
+                    .map_err(|e| ExecError::io(format!("COPY destination {dest}"), errno_io(e)))?;
+                nix::sys::stat::fchmod(
+                    dir.as_fd(),
+                    Mode::from_bits_truncate(attrs.mode(st.st_mode, true)),
+                )
+                .map_err(|e| ExecError::io(format!("COPY destination {dest}"), errno_io(e)))?;
+            }
             continue;
         }
         let base = m.rel.rsplit('/').next().unwrap_or(&m.rel).to_string();
@@ -398,7 +425,7 @@ fn write_file(
     let mut out = File::from(fd);
     io::copy(data, &mut out).map_err(io_err)?;
     drop(out);
-    let (uid, gid) = attrs.chown.unwrap_or((0, 0));
+    let (uid, gid) = attrs.owner(st.st_uid, st.st_gid);
     let mode = attrs.mode(st.st_mode, false);
     fsutil::set_meta_at(parent, name, uid, gid, Some(mode), st.st_mtime).map_err(io_err)
 }
@@ -458,7 +485,7 @@ fn copy_dir_contents(
             continue;
         }
         let io_err = |e| ExecError::io(format!("copying {child}"), e);
-        let (uid, gid) = attrs.chown.unwrap_or((0, 0));
+        let (uid, gid) = attrs.owner(st.st_uid, st.st_gid);
         match ft {
             SFlag::S_IFDIR => {
                 match fsutil::lstat_at(dst, &name).map_err(io_err)? {

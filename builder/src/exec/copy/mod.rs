@@ -197,9 +197,10 @@ impl<'a> Builder<'a> {
                 Some(spec) => {
                     let passwd = exec::read_root_file(root, "/etc/passwd");
                     let group = exec::read_root_file(root, "/etc/group");
-                    let u =
-                        exec::user::resolve_user(spec, &passwd, &group).map_err(ExecError::User)?;
-                    Some((u.uid, u.gid))
+                    Some(
+                        exec::user::resolve_chown(spec, &passwd, &group)
+                            .map_err(ExecError::User)?,
+                    )
                 }
                 None => None,
             };
@@ -207,6 +208,9 @@ impl<'a> Builder<'a> {
                 chown: owner,
                 chmod,
                 unpack_archives: add,
+                // Files of a stage or image keep their owners (BuildKit);
+                // the context's belong to root.
+                keep_owner: src_state.is_some(),
             };
             // Mount the source stage/image read-only when needed.
             let src_scratch;
