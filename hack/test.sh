@@ -10,9 +10,11 @@ cd "$(dirname "$0")/.."
 # tests); debootstrap (the systemd driver tests boot systemd from a debootstrap rootfs,
 # hack/with-systemd.sh, cached in /var/cache/berth-test; the first build takes a few minutes);
 # protoc and CNI plugins (the shim's CRI tests); docker-registry, htpasswd and openssl (the
-# builder's registry tests, hack/with-registry.sh).
+# builder's registry tests, hack/with-registry.sh); git and openssh-client (ADD of a git
+# repository and RUN --mount=type=ssh with a real ssh-agent, builder/tests/frontend.rs).
 need_packages busybox-static jq skopeo umoci runc podman containerd docker.io libc6-dev uidmap slirp4netns \
-  debootstrap protobuf-compiler containernetworking-plugins docker-registry apache2-utils openssl
+  debootstrap protobuf-compiler containernetworking-plugins docker-registry apache2-utils openssl \
+  git openssh-client
 command -v cargo >/dev/null || { echo "test.sh: cargo is required (rustup)" >&2; exit 1; }
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy >/dev/null 2>&1 || true
 

@@ -416,3 +416,195 @@ fn run_mount_ssh_reaches_a_real_agent() {
     assert!(!inspect.contains(&sock), "{inspect}");
     env.assert_clean();
 }
+
+/// A real git server (`git daemon`, git:// protocol) serving `base`.
+struct GitDaemon {
+    child: std::process::Child,
+    pid_file: PathBuf,
+    port: u16,
+}
+
+impl GitDaemon {
+    fn start(base: &Path) -> GitDaemon {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        // `git daemon` runs git-daemon as its child: the pid file names it.
+        let pid_file = base.with_extension("pid");
+        let child = Command::new("git")
+            .arg("daemon")
+            .arg(format!("--pid-file={}", pid_file.display()))
+            .arg("--reuseaddr")
+            .arg("--export-all")
+            .arg("--listen=127.0.0.1")
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", base.display()))
+            .arg(base)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("git daemon");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        GitDaemon {
+            child,
+            pid_file,
+            port,
+        }
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        if let Some(pid) = std::fs::read_to_string(&self.pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+        {
+            // SAFETY: kill(2) on the daemon this test started.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn git_in(dir: &Path, args: &[&str]) -> String {
+    let o = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.name=berth test",
+            "-c",
+            "user.email=test@example.invalid",
+        ])
+        .args(args)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .expect("git");
+    assert!(
+        o.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+#[test]
+fn add_git_repository_from_a_real_git_server() {
+    if seed().is_none() {
+        return;
+    }
+    if !have("git") {
+        eprintln!("skipping: needs git");
+        return;
+    }
+    let env = Env::new("FROM scratch\n", &[]);
+    let d = env.dir.path();
+    // A work repo: main with docs/, tag v1, branch feature; pushed to a bare one.
+    let work = d.join("work");
+    std::fs::create_dir_all(work.join("docs")).expect("mkdir");
+    git_in(&work, &["init", "-q", "-b", "main"]);
+    std::fs::write(work.join("README"), "v1\n").expect("w");
+    std::fs::write(work.join("docs/guide.txt"), "guide v1\n").expect("w");
+    git_in(&work, &["add", "."]);
+    git_in(&work, &["commit", "-q", "-m", "one"]);
+    git_in(&work, &["tag", "v1"]);
+    git_in(&work, &["checkout", "-q", "-b", "feature"]);
+    std::fs::write(work.join("feature.txt"), "feature\n").expect("w");
+    git_in(&work, &["add", "."]);
+    git_in(&work, &["commit", "-q", "-m", "feature"]);
+    git_in(&work, &["checkout", "-q", "main"]);
+    std::fs::write(work.join("docs/guide.txt"), "guide v2\n").expect("w");
+    git_in(&work, &["commit", "-q", "-am", "two"]);
+    let served = d.join("served");
+    std::fs::create_dir(&served).expect("mkdir");
+    git_in(
+        &served,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            &work.display().to_string(),
+            "repo.git",
+        ],
+    );
+    let daemon = GitDaemon::start(&served);
+    let url = format!("git://127.0.0.1:{}/repo.git", daemon.port);
+    let seed = seed().expect("seed").display().to_string();
+    std::fs::write(
+        env.ctx().join("Dockerfile"),
+        format!(
+            "FROM oci:{seed}\n\
+             ADD {url}#v1:docs /docs-v1/\n\
+             ADD --keep-git-dir --chmod=a-w {url}#feature /feat/\n\
+             ADD {url} /src/\n"
+        ),
+    )
+    .expect("df");
+    env.ok(&["-t", "git:1"], Some("0"));
+    let root = unpacked(&env, "git:1", "b1");
+    assert_eq!(read(&root, "src/README"), "v1\n");
+    assert_eq!(read(&root, "src/docs/guide.txt"), "guide v2\n");
+    assert!(
+        !root.join("src/.git").exists(),
+        ".git kept without --keep-git-dir"
+    );
+    assert_eq!(read(&root, "docs-v1/guide.txt"), "guide v1\n");
+    assert!(!root.join("docs-v1/README").exists());
+    assert_eq!(read(&root, "feat/feature.txt"), "feature\n");
+    assert!(root.join("feat/.git/HEAD").is_file(), "--keep-git-dir");
+    assert_eq!(
+        std::fs::metadata(root.join("feat/feature.txt"))
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o444
+    );
+    // Same commits: every step is cached. A new commit on main reruns
+    // the last ADD only (the key holds the commit, not the URL).
+    let (_, again) = env.ok(&["-t", "git:2"], Some("0"));
+    assert_eq!(again.matches("CACHED").count(), 3, "{again}");
+    std::fs::write(work.join("README"), "v2\n").expect("w");
+    git_in(&work, &["commit", "-q", "-am", "three"]);
+    git_in(
+        &work,
+        &[
+            "push",
+            "-q",
+            &served.join("repo.git").display().to_string(),
+            "main",
+        ],
+    );
+    let (_, third) = env.ok(&["-t", "git:3"], Some("0"));
+    assert_eq!(third.matches("CACHED").count(), 2, "{third}");
+    let root = unpacked(&env, "git:3", "b3");
+    assert_eq!(read(&root, "src/README"), "v2\n");
+    // A missing reference, and a transport git must not use, are errors.
+    for (src, want) in [
+        (format!("{url}#nosuch"), "nosuch"),
+        ("https://127.0.0.1:1/x.git".to_string(), "git clone"),
+    ] {
+        std::fs::write(
+            env.ctx().join("Dockerfile"),
+            format!("FROM oci:{seed}\nADD {src} /x/\n"),
+        )
+        .expect("df");
+        let o = env.build(&[], None);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{src}");
+        assert!(
+            err.contains(want) && err.contains("Dockerfile:2"),
+            "{src}: {err}"
+        );
+    }
+    env.assert_clean();
+}

@@ -5,6 +5,7 @@ pub mod config;
 pub mod copy;
 pub mod fetch;
 pub mod from;
+pub mod git;
 pub mod overlay;
 pub mod run;
 pub mod snapshot;

@@ -7,13 +7,14 @@ mod files;
 pub use chmod::Chmod;
 pub use files::*;
 use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
 
 use crate::build::{json_list, Builder, StageState, StepError, StepErrorKind};
 use crate::context::{clean_path, Dockerignore};
 use crate::digest::Digest;
 use crate::dockerfile::{CopySpec, Instruction, Source};
 use crate::exec::copy;
-use crate::exec::{self, fetch, ExecError, Overlay};
+use crate::exec::{self, fetch, git, ExecError, Overlay};
 use crate::fsutil;
 use crate::plan::{SourceRef, StageScope};
 
@@ -77,18 +78,16 @@ impl<'a> Builder<'a> {
         let mut pivots = Vec::new();
         let mut urls = Vec::new();
         let mut inline = Vec::new();
+        let mut gits = Vec::new();
         for s in &c.sources {
             match s {
                 Source::Path(p) => {
                     let p = scope.expand(p).map_err(|x| e(x.into()))?;
-                    let git = p.starts_with("git@")
-                        || p.starts_with("git://")
-                        || p.ends_with(".git")
-                        || p.contains(".git#");
-                    if add && git {
-                        return Err(e(StepErrorKind::Unsupported(
-                            "ADD from a git repository".into(),
-                        )));
+                    if add && git::is_git_source(&p) {
+                        gits.push(
+                            git::parse_git_source(&p).map_err(|x| e(StepErrorKind::Invalid(x)))?,
+                        );
+                        continue;
                     }
                     if add && fetch::is_http_url(&p) {
                         urls.push(p);
@@ -107,7 +106,14 @@ impl<'a> Builder<'a> {
                 }
             }
         }
-        if checksum.is_some() && (urls.is_empty() || !patterns.is_empty() || !inline.is_empty()) {
+        if c.keep_git_dir && gits.is_empty() {
+            return Err(e(StepErrorKind::Invalid(
+                "ADD --keep-git-dir needs a git repository source".into(),
+            )));
+        }
+        if checksum.is_some()
+            && (urls.is_empty() || !patterns.is_empty() || !inline.is_empty() || !gits.is_empty())
+        {
             return Err(e(StepErrorKind::Invalid(
                 "ADD --checksum needs http(s) URL sources only".into(),
             )));
@@ -127,6 +133,31 @@ impl<'a> Builder<'a> {
                     .push(fetch::download(u, &sub, checksum.as_ref()).map_err(|x| e(x.into()))?);
             }
         }
+        // Git repositories are cloned first too: the key holds the commit.
+        let git_dir = if gits.is_empty() {
+            None
+        } else {
+            Some(self.store.scratch("git").map_err(|x| e(x.into()))?)
+        };
+        let mut checkouts = Vec::new();
+        if let Some(dir) = &git_dir {
+            let ssh = self.req.ssh.get("default").map(PathBuf::as_path);
+            for (i, g) in gits.iter().enumerate() {
+                let sub = dir.path().join(i.to_string());
+                std::fs::create_dir(&sub).map_err(|x| e(ExecError::io(sub.display(), x).into()))?;
+                let co = git::checkout(g, &sub, c.keep_git_dir, ssh).map_err(|x| e(x.into()))?;
+                checkouts.push((g.clone(), co));
+            }
+        }
+        let git_ids: Vec<String> = checkouts
+            .iter()
+            .map(|(g, co)| {
+                format!(
+                    "{} {} {:?} keep={}",
+                    g.url, co.commit, g.subdir, c.keep_git_dir
+                )
+            })
+            .collect();
         let download_ids: Vec<String> = downloads
             .iter()
             .map(|d| format!("{} {} {} {}", d.url, d.name, d.digest, d.mtime))
@@ -186,7 +217,7 @@ impl<'a> Builder<'a> {
                 .join(","),
         };
         let material = format!(
-            "{word} {}\ndest={dest}\ndir={dest_dir_hint}\nchown={chown:?}\nchmod={chmod:?}\nexclude={:?}\nsources={identity}\ninline={inline:?}\nparents={parents}\nurls={download_ids:?}",
+            "{word} {}\ndest={dest}\ndir={dest_dir_hint}\nchown={chown:?}\nchmod={chmod:?}\nexclude={:?}\nsources={identity}\ninline={inline:?}\nparents={parents}\nurls={download_ids:?}\ngit={git_ids:?}",
             json_list(&patterns),
             c.excludes,
         );
@@ -238,8 +269,10 @@ impl<'a> Builder<'a> {
                     matches.push(copy::match_sources(src_fd.as_fd(), p, &filter)?);
                 }
             }
-            let total: usize =
-                matches.iter().map(Vec::len).sum::<usize>() + inline.len() + downloads.len();
+            let total: usize = matches.iter().map(Vec::len).sum::<usize>()
+                + inline.len()
+                + downloads.len()
+                + checkouts.len();
             let dest_dir = dest_dir_hint || total > 1;
             for (m, pivot) in matches.iter().zip(&pivots) {
                 if !parents {
@@ -304,6 +337,30 @@ impl<'a> Builder<'a> {
                 )?;
             }
             drop(download_dir);
+            for (g, co) in &checkouts {
+                // The repository (or its subdirectory) is copied like a
+                // directory source; nothing in it is unpacked.
+                let tree = fsutil::open_dir(&co.dir).map_err(|x| ExecError::io(&g.url, x))?;
+                let m = [Matched {
+                    rel: g.subdir.clone(),
+                    is_dir: true,
+                }];
+                let git_attrs = CopyAttrs {
+                    unpack_archives: false,
+                    keep_owner: false,
+                    ..attrs
+                };
+                copy::copy_sources(
+                    tree.as_fd(),
+                    &m,
+                    &SourceFilter::default(),
+                    root,
+                    &dest,
+                    true,
+                    git_attrs,
+                )?;
+            }
+            drop(git_dir);
             for (name, content) in &inline {
                 copy::write_inline(
                     root,
