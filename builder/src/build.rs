@@ -60,6 +60,8 @@ pub struct BuildRequest {
     pub progress: ProgressMode,
     /// `--secret` values by id, for `RUN --mount=type=secret`.
     pub secrets: BTreeMap<String, SecretSource>,
+    /// `--allow security.insecure`: `RUN --security=insecure` may run.
+    pub allow_insecure: bool,
     /// `--ssh` agents by id, for `RUN --mount=type=ssh`.
     pub ssh: crate::ssh::SshAgents,
     /// When FROM pulls from a registry.

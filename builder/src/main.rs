@@ -215,6 +215,10 @@ struct BuildArgs {
     /// $SSH_AUTH_SOCK, e.g. `default`) or ID=SOCKET; may be repeated.
     #[arg(long = "ssh")]
     ssh: Vec<String>,
+    /// Allow an entitlement: `security.insecure` (RUN --security=insecure:
+    /// all capabilities, nothing masked) or `network.host` (always allowed).
+    #[arg(long = "allow")]
+    allow: Vec<String>,
     /// Progress output: plain (default), tty (redraw the current step's
     /// line), auto (tty when stderr is a terminal, else plain) or quiet.
     #[arg(long, default_value = "plain")]
@@ -322,6 +326,14 @@ fn run_build(root: &std::path::Path, reg: RegistryOptions, a: BuildArgs) -> Resu
         let (id, path) = parse_ssh_flag(spec, env_sock.as_deref())?;
         ssh.insert(id, path);
     }
+    let mut allow_insecure = false;
+    for a in a.allow.iter().flat_map(|v| v.split(',')) {
+        match a {
+            "security.insecure" => allow_insecure = true,
+            "network.host" => {}
+            other => bail!("unknown --allow {other:?}: use security.insecure or network.host"),
+        }
+    }
     let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) if !v.is_empty() => Some(
             v.trim()
@@ -349,6 +361,7 @@ fn run_build(root: &std::path::Path, reg: RegistryOptions, a: BuildArgs) -> Resu
         progress,
         secrets,
         ssh,
+        allow_insecure,
         pull: PullPolicy::parse(&a.pull).map_err(anyhow::Error::msg)?,
         registry: reg.clone(),
         jobs: a.jobs,

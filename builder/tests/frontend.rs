@@ -608,3 +608,36 @@ fn add_git_repository_from_a_real_git_server() {
     }
     env.assert_clean();
 }
+
+#[test]
+fn run_security_insecure_needs_the_entitlement() {
+    if seed().is_none() {
+        return;
+    }
+    let env = Env::new(
+        "FROM oci:@SEED@\n\
+         RUN grep CapEff /proc/self/status > /sandbox.txt; mkdir /m; mount -t tmpfs none /m 2>/dev/null && echo mounted > /sandbox-mount.txt; true\n\
+         RUN --security=insecure grep CapEff /proc/self/status > /insecure.txt && mount -t tmpfs none /m && umount /m && echo mounted > /insecure-mount.txt\n",
+        &[],
+    );
+    let o = env.build(&[], None);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("--allow security.insecure") && err.contains("Dockerfile:3"),
+        "{err}"
+    );
+    env.ok(&["-t", "insecure:1", "--allow", "security.insecure"], None);
+    let root = unpacked(&env, "insecure:1", "b");
+    let cap = |f: &str| {
+        let t = read(&root, f);
+        u64::from_str_radix(t.split_whitespace().nth(1).expect("mask"), 16).expect("hex")
+    };
+    // CAP_SYS_ADMIN (21) only in the insecure RUN, which can mount.
+    assert_eq!(cap("sandbox.txt") & (1 << 21), 0);
+    assert_ne!(cap("insecure.txt") & (1 << 21), 0);
+    assert!(cap("insecure.txt") > cap("sandbox.txt"));
+    assert!(!root.join("sandbox-mount.txt").exists());
+    assert_eq!(read(&root, "insecure-mount.txt"), "mounted\n");
+    env.assert_clean();
+}

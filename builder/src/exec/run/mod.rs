@@ -29,9 +29,12 @@ impl<'a> Builder<'a> {
         r: &crate::dockerfile::Run,
     ) -> Result<bool, StepError> {
         let e = |k: StepErrorKind| self.err(inst, k);
-        if matches!(r.security, Some(crate::dockerfile::SecurityMode::Insecure)) {
-            return Err(e(StepErrorKind::Unsupported(
-                "RUN --security=insecure".into(),
+        let insecure = matches!(r.security, Some(crate::dockerfile::SecurityMode::Insecure));
+        if insecure && !self.req.allow_insecure {
+            return Err(e(StepErrorKind::Invalid(
+                "RUN --security=insecure is not allowed: pass --allow security.insecure to \
+                 berth-build build"
+                    .into(),
             )));
         }
         let host_network = matches!(r.network, Some(NetworkMode::Host));
@@ -89,7 +92,7 @@ impl<'a> Builder<'a> {
             }
         }
         let mut material = format!(
-            "RUN {}\nenv={}\nuser={user}\ncwd={cwd}\nnetwork={host_network}\nscript={}",
+            "RUN {}\nenv={}\nuser={user}\ncwd={cwd}\nnetwork={host_network}\ninsecure={insecure}\nscript={}",
             json_list(&args),
             json_list(&env),
             script_file.as_ref().map(|(_, c)| c.as_str()).unwrap_or("")
@@ -238,6 +241,7 @@ impl<'a> Builder<'a> {
                 nofile: run::nofile_limit(),
                 binds,
                 mounts: run_mounts,
+                insecure,
             };
             let spec = run::run_spec(&settings);
             let missing = exec::missing_paths(root, &run::mount_destinations(&spec));
