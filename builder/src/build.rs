@@ -60,6 +60,8 @@ pub struct BuildRequest {
     pub progress: ProgressMode,
     /// `--secret` values by id, for `RUN --mount=type=secret`.
     pub secrets: BTreeMap<String, SecretSource>,
+    /// `--build-context NAME=...` by lower-cased name.
+    pub named_contexts: BTreeMap<String, crate::plan::NamedContext>,
     /// `--allow security.insecure`: `RUN --security=insecure` may run.
     pub allow_insecure: bool,
     /// `--ssh` agents by id, for `RUN --mount=type=ssh`.
@@ -225,6 +227,7 @@ pub fn build(store: &Store, req: &BuildRequest) -> Result<BuildOutcome, BuildErr
     opts.target_platform = req.platform.clone();
     opts.target = req.target.clone();
     opts.build_args = req.build_args.clone();
+    opts.named_contexts = req.named_contexts.clone();
     let plan = Plan::new(&df, &opts)?;
     let context = std::fs::canonicalize(&req.context)
         .map_err(|e| BuildError::Usage(format!("build context {}: {e}", req.context.display())))?;

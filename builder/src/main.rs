@@ -13,7 +13,7 @@ use berth_build::oci::registry::{
     self, PullOptions, PullPolicy, PushOptions, Reference, RegistryOptions,
 };
 use berth_build::output;
-use berth_build::plan::Platform;
+use berth_build::plan::{NamedContext, Platform};
 use berth_build::progress::{stderr_is_tty, ProgressMode};
 use berth_build::secret::parse_secret_flag;
 use berth_build::ssh::parse_ssh_flag;
@@ -215,6 +215,11 @@ struct BuildArgs {
     /// $SSH_AUTH_SOCK, e.g. `default`) or ID=SOCKET; may be repeated.
     #[arg(long = "ssh")]
     ssh: Vec<String>,
+    /// A named context: NAME=DIR, NAME=docker-image://REF or
+    /// NAME=oci-layout://DIR[:TAG]; replaces stage or image NAME in FROM
+    /// (images only), COPY --from and RUN --mount from= (images only).
+    #[arg(long = "build-context")]
+    build_contexts: Vec<String>,
     /// Allow an entitlement: `security.insecure` (RUN --security=insecure:
     /// all capabilities, nothing masked) or `network.host` (always allowed).
     #[arg(long = "allow")]
@@ -326,6 +331,11 @@ fn run_build(root: &std::path::Path, reg: RegistryOptions, a: BuildArgs) -> Resu
         let (id, path) = parse_ssh_flag(spec, env_sock.as_deref())?;
         ssh.insert(id, path);
     }
+    let mut named_contexts = BTreeMap::new();
+    for spec in &a.build_contexts {
+        let (name, ctx) = NamedContext::parse(spec).map_err(anyhow::Error::msg)?;
+        named_contexts.insert(name, ctx);
+    }
     let mut allow_insecure = false;
     for a in a.allow.iter().flat_map(|v| v.split(',')) {
         match a {
@@ -361,6 +371,7 @@ fn run_build(root: &std::path::Path, reg: RegistryOptions, a: BuildArgs) -> Resu
         progress,
         secrets,
         ssh,
+        named_contexts,
         allow_insecure,
         pull: PullPolicy::parse(&a.pull).map_err(anyhow::Error::msg)?,
         registry: reg.clone(),

@@ -641,3 +641,56 @@ fn run_security_insecure_needs_the_entitlement() {
     assert_eq!(read(&root, "insecure-mount.txt"), "mounted\n");
     env.assert_clean();
 }
+
+#[test]
+fn build_contexts_replace_stages_images_and_name_directories() {
+    if seed().is_none() {
+        return;
+    }
+    let env = Env::new("FROM oci:@SEED@\nRUN echo tool > /tool.txt\n", &[]);
+    env.ok(&["-t", "local/tool:1"], Some("0"));
+    let extra = env.dir.path().join("extra");
+    std::fs::create_dir_all(extra.join("sub")).expect("mkdir");
+    std::fs::write(extra.join("sub/f.txt"), "from a named dir\n").expect("w");
+    std::fs::write(
+        env.ctx().join("Dockerfile"),
+        "FROM base\n\
+         COPY --from=extra sub/f.txt /f.txt\n\
+         FROM tools AS tools\n\
+         FROM base\n\
+         COPY --from=tools /tool.txt /tool.txt\n\
+         COPY --from=extra sub/ /sub/\n",
+    )
+    .expect("df");
+    let seed = seed().expect("seed").display().to_string();
+    env.ok(
+        &[
+            "-t",
+            "ctx:1",
+            "--build-context",
+            &format!("base=oci-layout://{seed}"),
+            "--build-context",
+            &format!("extra={}", extra.display()),
+            "--build-context",
+            "tools=docker-image://local/tool:1",
+        ],
+        Some("0"),
+    );
+    let root = unpacked(&env, "ctx:1", "b");
+    assert_eq!(read(&root, "tool.txt"), "tool\n");
+    assert_eq!(read(&root, "sub/f.txt"), "from a named dir\n");
+    assert!(root.join("bin/busybox").is_file());
+    // A named directory as a base image is refused, naming the line.
+    std::fs::write(env.ctx().join("Dockerfile"), "FROM extra\n").expect("df");
+    let o = env.build(
+        &["--build-context", &format!("extra={}", extra.display())],
+        None,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("--build-context directory") && err.contains("Dockerfile:1"),
+        "{err}"
+    );
+    env.assert_clean();
+}

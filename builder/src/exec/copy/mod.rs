@@ -170,7 +170,29 @@ impl<'a> Builder<'a> {
                 .map_err(|k| e(StepErrorKind::Invalid(k.to_string())))?,
             None => SourceRef::Context,
         };
+        // A --build-context directory: like the context, without its
+        // .dockerignore.
+        let dir_fd: Option<OwnedFd> = match &from {
+            SourceRef::Dir(d) => Some(fsutil::open_dir(d).map_err(|x| {
+                e(StepErrorKind::Invalid(format!(
+                    "--build-context directory {}: {x}",
+                    d.display()
+                )))
+            })?),
+            _ => None,
+        };
+        let local_fd = dir_fd
+            .as_ref()
+            .map(|f| f.as_fd())
+            .unwrap_or(self.context_fd);
         let (src_state, filter) = match &from {
+            SourceRef::Dir(_) => (
+                None,
+                SourceFilter {
+                    exclude: exclude.clone(),
+                    ..SourceFilter::default()
+                },
+            ),
             SourceRef::Context => (
                 None,
                 SourceFilter {
@@ -199,13 +221,11 @@ impl<'a> Builder<'a> {
         let identity = match &src_state {
             None => {
                 for p in &patterns {
-                    matches.push(
-                        copy::match_sources(self.context_fd.as_fd(), p, &filter)
-                            .map_err(|x| e(x.into()))?,
-                    );
+                    matches
+                        .push(copy::match_sources(local_fd, p, &filter).map_err(|x| e(x.into()))?);
                 }
                 let flat: Vec<Matched> = matches.iter().flatten().cloned().collect();
-                copy::hash_sources(self.context_fd.as_fd(), &flat, &filter)
+                copy::hash_sources(local_fd, &flat, &filter)
                     .map_err(|x| e(x.into()))?
                     .to_string()
             }
@@ -247,10 +267,11 @@ impl<'a> Builder<'a> {
             let src_scratch;
             let src_overlay;
             let src_fd: OwnedFd = match &src_state {
-                None => b
-                    .context_fd
-                    .try_clone_to_owned()
-                    .map_err(|x| ExecError::io("build context", x))?,
+                None => match &dir_fd {
+                    Some(fd) => fd.try_clone(),
+                    None => b.context_fd.try_clone_to_owned(),
+                }
+                .map_err(|x| ExecError::io("build context", x))?,
                 Some(s) => {
                     src_scratch = b.store.scratch("from")?;
                     let lowers = b.lowers(&s.layers)?;

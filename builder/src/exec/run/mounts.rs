@@ -144,6 +144,12 @@ impl<'a> Builder<'a> {
                     _ => SourceRef::Context,
                 };
                 let (state, identity) = match &from {
+                    SourceRef::Dir(d) => {
+                        return Err(StepErrorKind::Unsupported(format!(
+                            "RUN --mount from= a --build-context directory ({})",
+                            d.display()
+                        )))
+                    }
                     SourceRef::Context => {
                         let filter = SourceFilter {
                             ignore: self.ignore.clone(),
