@@ -60,6 +60,10 @@ pub struct BuildRequest {
     pub progress: ProgressMode,
     /// `--secret` values by id, for `RUN --mount=type=secret`.
     pub secrets: BTreeMap<String, SecretSource>,
+    /// `--cache-from type=local,src=DIR`: cache layouts imported first.
+    pub cache_from: Vec<PathBuf>,
+    /// `--cache-to type=local,...`: where the used steps are exported.
+    pub cache_to: Vec<crate::cache_io::CacheTo>,
     /// `--build-context NAME=...` by lower-cased name.
     pub named_contexts: BTreeMap<String, crate::plan::NamedContext>,
     /// `--allow security.insecure`: `RUN --security=insecure` may run.
@@ -229,6 +233,11 @@ pub fn build(store: &Store, req: &BuildRequest) -> Result<BuildOutcome, BuildErr
     opts.build_args = req.build_args.clone();
     opts.named_contexts = req.named_contexts.clone();
     let plan = Plan::new(&df, &opts)?;
+    for src in &req.cache_from {
+        let n =
+            crate::cache_io::import(store, src).map_err(|e| BuildError::Usage(e.to_string()))?;
+        tracing::debug!(entries = n, src = %src.display(), "cache imported");
+    }
     let context = std::fs::canonicalize(&req.context)
         .map_err(|e| BuildError::Usage(format!("build context {}: {e}", req.context.display())))?;
     if !context.is_dir() {
@@ -260,6 +269,7 @@ pub fn build(store: &Store, req: &BuildRequest) -> Result<BuildOutcome, BuildErr
         cached: AtomicUsize::new(0),
         cancel: AtomicBool::new(false),
         progress: Progress::new(req.progress),
+        used_steps: Mutex::new(Vec::new()),
     };
     for name in &plan.unused_build_args {
         shared.progress.line(&format!(
@@ -274,7 +284,13 @@ pub fn build(store: &Store, req: &BuildRequest) -> Result<BuildOutcome, BuildErr
         .lock_results()
         .remove(&plan.target)
         .ok_or_else(|| BuildError::Usage("target stage was not built".into()))?;
-    shared.finish(final_state)
+    let out = shared.finish(final_state)?;
+    let used = std::mem::take(&mut *shared.used_steps.lock().unwrap_or_else(|p| p.into_inner()));
+    for to in &req.cache_to {
+        crate::cache_io::export(store, &used, plan.target, to)
+            .map_err(|e| BuildError::Usage(e.to_string()))?;
+    }
+    Ok(out)
 }
 
 /// The stages to build, their step numbers and their dependencies.
@@ -352,6 +368,8 @@ pub(crate) struct Shared<'a> {
     /// running RUN containers are killed.
     pub(crate) cancel: AtomicBool,
     pub(crate) progress: Progress,
+    /// Every filesystem step's key and result, for `--cache-to`.
+    pub(crate) used_steps: Mutex<Vec<crate::cache_io::UsedStep>>,
 }
 
 impl<'a> Shared<'a> {
@@ -555,6 +573,8 @@ pub(crate) struct Builder<'a> {
     /// The current step's number.
     pub(crate) step: usize,
     pub(crate) total: usize,
+    /// The stage being built.
+    pub(crate) stage: usize,
 }
 
 impl<'a> Builder<'a> {
@@ -571,6 +591,7 @@ impl<'a> Builder<'a> {
             progress: &shared.progress,
             step: first_step,
             total: shared.total,
+            stage: 0,
         }
     }
 
@@ -603,6 +624,7 @@ impl<'a> Builder<'a> {
     /// Builds stage `index`; on an error its current step is shown as
     /// failed (or canceled).
     fn run_stage(&mut self, index: usize) -> Result<StageState, BuildError> {
+        self.stage = index;
         let r = self.stage_steps(index);
         if let Err(e) = &r {
             let canceled =

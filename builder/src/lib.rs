@@ -10,6 +10,7 @@
 //! - [`oci`]: image layouts, OCI and Docker archives, the image-spec
 //!   JSON types and the registry client ([`oci::registry`]);
 //! - [`store`]: the local content store and build cache;
+//! - [`cache_io`]: `--cache-to` / `--cache-from` type=local (BuildKit's layout);
 //! - [`exec`]: RUN (through the berth runtime library on an overlay
 //!   snapshot), COPY/ADD (with `--parents` and http(s) URLs) and WORKDIR;
 //! - [`progress`]: plain and tty step progress on stderr;
@@ -20,6 +21,7 @@
 //! - [`build`]: the build driver tying it together.
 
 pub mod build;
+pub mod cache_io;
 pub mod context;
 pub mod digest;
 pub mod dockerfile;

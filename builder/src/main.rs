@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use berth_build::build::{build, BuildRequest};
+use berth_build::cache_io;
 use berth_build::images;
 use berth_build::layer::Compression;
 use berth_build::oci::normalize_tag;
@@ -215,6 +216,13 @@ struct BuildArgs {
     /// $SSH_AUTH_SOCK, e.g. `default`) or ID=SOCKET; may be repeated.
     #[arg(long = "ssh")]
     ssh: Vec<String>,
+    /// Export the build cache: type=local,dest=DIR[,mode=min|max]
+    /// (BuildKit's local cache layout); may be repeated.
+    #[arg(long = "cache-to")]
+    cache_to: Vec<String>,
+    /// Import a build cache first: type=local,src=DIR; may be repeated.
+    #[arg(long = "cache-from")]
+    cache_from: Vec<String>,
     /// A named context: NAME=DIR, NAME=docker-image://REF or
     /// NAME=oci-layout://DIR[:TAG]; replaces stage or image NAME in FROM
     /// (images only), COPY --from and RUN --mount from= (images only).
@@ -331,6 +339,16 @@ fn run_build(root: &std::path::Path, reg: RegistryOptions, a: BuildArgs) -> Resu
         let (id, path) = parse_ssh_flag(spec, env_sock.as_deref())?;
         ssh.insert(id, path);
     }
+    let cache_to = a
+        .cache_to
+        .iter()
+        .map(|s| cache_io::parse_cache_to(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cache_from = a
+        .cache_from
+        .iter()
+        .map(|s| cache_io::parse_cache_from(s))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut named_contexts = BTreeMap::new();
     for spec in &a.build_contexts {
         let (name, ctx) = NamedContext::parse(spec).map_err(anyhow::Error::msg)?;
@@ -371,6 +389,8 @@ fn run_build(root: &std::path::Path, reg: RegistryOptions, a: BuildArgs) -> Resu
         progress,
         secrets,
         ssh,
+        cache_from,
+        cache_to,
         named_contexts,
         allow_insecure,
         pull: PullPolicy::parse(&a.pull).map_err(anyhow::Error::msg)?,

@@ -694,3 +694,95 @@ fn build_contexts_replace_stages_images_and_name_directories() {
     );
     env.assert_clean();
 }
+
+/// The records of a cache layout's BuildKit cache config.
+fn cache_records(dir: &Path) -> Vec<serde_json::Value> {
+    let index = json(&dir.join("index.json"));
+    let d = index["manifests"][0]["digest"].as_str().expect("digest");
+    assert_eq!(
+        index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
+        "latest"
+    );
+    let blob = |d: &str| {
+        dir.join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+    let cache_index = json(&blob(d));
+    let manifests = cache_index["manifests"].as_array().expect("manifests");
+    let cfg = manifests
+        .iter()
+        .find(|m| m["mediaType"] == "application/vnd.buildkit.cacheconfig.v0")
+        .expect("cache config");
+    for m in manifests.iter().filter(|m| m != &cfg) {
+        assert!(m["annotations"]["containerd.io/uncompressed"]
+            .as_str()
+            .expect("diff id")
+            .starts_with("sha256:"));
+        assert!(blob(m["digest"].as_str().expect("d")).is_file());
+    }
+    let cfg = json(&blob(cfg["digest"].as_str().expect("cfg digest")));
+    cfg["records"].as_array().expect("records").clone()
+}
+
+#[test]
+fn cache_to_and_from_a_local_layout_moves_the_cache_between_stores() {
+    if seed().is_none() {
+        return;
+    }
+    let env = Env::new(
+        "FROM oci:@SEED@ AS build\n\
+         RUN echo built > /b.txt\n\
+         FROM oci:@SEED@\n\
+         COPY --from=build /b.txt /b.txt\n\
+         RUN cat /b.txt > /c.txt\n\
+         ENV X=1\n",
+        &[],
+    );
+    let d = env.dir.path();
+    let max = d.join("cache-max");
+    let min = d.join("cache-min");
+    let (first, _) = env.ok(
+        &[
+            "--cache-to",
+            &format!("type=local,dest={},mode=max", max.display()),
+            "--cache-to",
+            &format!("type=local,dest={}", min.display()),
+        ],
+        Some("0"),
+    );
+    // mode=max has the build stage's RUN too; each record after the first
+    // of its stage links to the step before it.
+    let (rmax, rmin) = (cache_records(&max), cache_records(&min));
+    assert_eq!(rmax.len(), 3, "{rmax:?}");
+    assert_eq!(rmin.len(), 2, "{rmin:?}");
+    assert!(rmin[1]["inputs"][0][0]["link"] == 0, "{rmin:?}");
+    // A fresh store with the cache: nothing runs, the same image comes out.
+    let other = |n: &str| d.join(n).display().to_string();
+    let run = |store: &str, extra: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_berth-build"));
+        c.arg("--root")
+            .arg(other(store))
+            .arg("build")
+            .args(extra)
+            .arg(env.ctx())
+            .env("SOURCE_DATE_EPOCH", "0");
+        let o = c.output().expect("berth-build");
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{err}");
+        (String::from_utf8_lossy(&o.stdout).trim().to_string(), err)
+    };
+    let (again, log) = run(
+        "store2",
+        &["--cache-from", &format!("type=local,src={}", max.display())],
+    );
+    assert_eq!(again, first);
+    assert_eq!(log.matches("CACHED").count(), 3, "{log}");
+    // Without the cache, the steps run.
+    let (_, cold) = run("store3", &[]);
+    assert_eq!(cold.matches("CACHED").count(), 0, "{cold}");
+    // A bad cache source is an error naming it.
+    let o = env.build(&["--cache-from", "type=local,src=/nonexistent/cache"], None);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/cache"));
+    env.assert_clean();
+}
