@@ -60,6 +60,9 @@ pub struct BuildRequest {
     pub progress: ProgressMode,
     /// `--secret` values by id, for `RUN --mount=type=secret`.
     pub secrets: BTreeMap<String, SecretSource>,
+    /// `--provenance`: attach an SLSA provenance attestation (in an image
+    /// index) to the OCI outputs.
+    pub provenance: Option<crate::attest::ProvenanceMode>,
     /// `--cache-from type=local,src=DIR`: cache layouts imported first.
     pub cache_from: Vec<PathBuf>,
     /// `--cache-to type=local,...`: where the used steps are exported.
@@ -270,6 +273,9 @@ pub fn build(store: &Store, req: &BuildRequest) -> Result<BuildOutcome, BuildErr
         cancel: AtomicBool::new(false),
         progress: Progress::new(req.progress),
         used_steps: Mutex::new(Vec::new()),
+        materials: Mutex::new(Vec::new()),
+        started: now(req),
+        dockerfile_text: (name.clone(), text.clone()),
     };
     for name in &plan.unused_build_args {
         shared.progress.line(&format!(
@@ -370,6 +376,12 @@ pub(crate) struct Shared<'a> {
     pub(crate) progress: Progress,
     /// Every filesystem step's key and result, for `--cache-to`.
     pub(crate) used_steps: Mutex<Vec<crate::cache_io::UsedStep>>,
+    /// Images loaded (reference, manifest digest), for `--provenance`.
+    pub(crate) materials: Mutex<Vec<(String, Digest)>>,
+    /// When the build started (RFC 3339), for `--provenance`.
+    pub(crate) started: String,
+    /// The Dockerfile's name and text, for `--provenance=mode=max`.
+    pub(crate) dockerfile_text: (String, String),
 }
 
 impl<'a> Shared<'a> {
@@ -513,10 +525,40 @@ impl<'a> Shared<'a> {
             manifest,
             config: st.config.clone(),
         };
+        // With --provenance the OCI outputs name an index of the image and
+        // its attestation (the store keeps the image manifest).
+        let top = match self.req.provenance {
+            Some(mode) => {
+                let platform = match &st.config.variant {
+                    Some(v) => format!("{}/{}/{v}", st.config.os, st.config.architecture),
+                    None => format!("{}/{}", st.config.os, st.config.architecture),
+                };
+                let facts = crate::attest::BuildFacts {
+                    names: self.req.tags.clone(),
+                    platform,
+                    materials: self
+                        .materials
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone(),
+                    started: self.started.clone(),
+                    finished: created.clone(),
+                    dockerfile: self.dockerfile_text.clone(),
+                    build_args: self.req.build_args.clone(),
+                    target: self.req.target.clone(),
+                };
+                let statement = crate::attest::statement(&manifest_digest, &facts, mode);
+                let (index, extra) = crate::attest::attach(layout, &desc, &statement)?;
+                blobs.extend(extra);
+                index
+            }
+            None => desc.clone(),
+        };
         for out in &self.req.outputs {
             crate::output::write(
                 self.store,
                 &image,
+                &top,
                 &blobs,
                 &self.req.tags,
                 self.req.source_date_epoch,

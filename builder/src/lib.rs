@@ -18,8 +18,10 @@
 //! - [`ssh`]: ssh agent forwarding (`--ssh`, `RUN --mount=type=ssh`);
 //! - [`images`]: tag, inspect, save, load and overlay bundles;
 //! - [`output`]: `--output` exporters, `--annotation`, `--label`, metadata;
+//! - [`attest`]: `--provenance` (SLSA provenance attestations in an index);
 //! - [`build`]: the build driver tying it together.
 
+pub mod attest;
 pub mod build;
 pub mod cache_io;
 pub mod context;

@@ -216,6 +216,14 @@ struct BuildArgs {
     /// $SSH_AUTH_SOCK, e.g. `default`) or ID=SOCKET; may be repeated.
     #[arg(long = "ssh")]
     ssh: Vec<String>,
+    /// Attach an SLSA provenance attestation to the OCI outputs (in an
+    /// image index, as BuildKit): true (mode=min), mode=max or false
+    /// (default).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    provenance: Option<String>,
+    /// SBOM attestations: only false is supported.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    sbom: Option<String>,
     /// Export the build cache: type=local,dest=DIR[,mode=min|max]
     /// (BuildKit's local cache layout); may be repeated.
     #[arg(long = "cache-to")]
@@ -339,6 +347,19 @@ fn run_build(root: &std::path::Path, reg: RegistryOptions, a: BuildArgs) -> Resu
         let (id, path) = parse_ssh_flag(spec, env_sock.as_deref())?;
         ssh.insert(id, path);
     }
+    let provenance = match &a.provenance {
+        Some(p) => berth_build::attest::parse_provenance(p).map_err(anyhow::Error::msg)?,
+        None => None,
+    };
+    if !matches!(a.sbom.as_deref(), None | Some("false") | Some("0")) {
+        bail!("--sbom is not supported by berth-build yet (no SBOM scanner): use --sbom=false");
+    }
+    if provenance.is_some() && push {
+        bail!(
+            "--provenance is attached to type=oci and oci-archive outputs; pushing it to a registry \
+             is not supported yet (use --provenance=false with --push)"
+        );
+    }
     let cache_to = a
         .cache_to
         .iter()
@@ -389,6 +410,7 @@ fn run_build(root: &std::path::Path, reg: RegistryOptions, a: BuildArgs) -> Resu
         progress,
         secrets,
         ssh,
+        provenance,
         cache_from,
         cache_to,
         named_contexts,

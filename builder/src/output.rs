@@ -274,19 +274,20 @@ pub fn metadata_json(
 }
 
 /// Writes one output of the built `image` (its blobs in `store`), named
-/// `names`; `blobs` are every blob of the image. A file output appears
+/// `names`; `blobs` are every blob of the image. The OCI outputs list
+/// `top`: the image manifest, or an index of it and its attestations. A file output appears
 /// only when complete; a directory output that fails is removed if this
 /// call created it.
 pub fn write(
     store: &Store,
     image: &ResolvedImage,
+    top: &Descriptor,
     blobs: &[Digest],
     names: &[String],
     epoch: Option<i64>,
     out: &Output,
 ) -> Result<(), OutputError> {
     let layout = store.layout();
-    let desc = &image.descriptor;
     match out {
         Output::Oci(dir) => {
             let dest = Layout::create(dir)?;
@@ -297,17 +298,17 @@ pub fn write(
                 }
             }
             if names.is_empty() {
-                dest.add_to_index(desc.clone())?;
+                dest.add_to_index(top.clone())?;
             }
             for t in names {
-                dest.add_to_index(named(desc, t))?;
+                dest.add_to_index(named(top, t))?;
             }
             Ok(())
         }
         Output::OciArchive(file) => {
             let d = match names.first() {
-                Some(t) => named(desc, t),
-                None => desc.clone(),
+                Some(t) => named(top, t),
+                None => top.clone(),
             };
             Ok(oci::write_archive(
                 layout,
@@ -322,7 +323,7 @@ pub fn write(
                 vec![(
                     StoredImage {
                         name: String::new(),
-                        manifest: desc.clone(),
+                        manifest: image.descriptor.clone(),
                     },
                     image.clone(),
                 )]
@@ -333,7 +334,7 @@ pub fn write(
                         (
                             StoredImage {
                                 name: n.clone(),
-                                manifest: desc.clone(),
+                                manifest: image.descriptor.clone(),
                             },
                             image.clone(),
                         )

@@ -786,3 +786,114 @@ fn cache_to_and_from_a_local_layout_moves_the_cache_between_stores() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/cache"));
     env.assert_clean();
 }
+
+#[test]
+fn provenance_attestation_in_the_image_index() {
+    if seed().is_none() {
+        return;
+    }
+    let env = Env::new(
+        "FROM oci:@SEED@\nARG V=1\nLABEL v=$V\nRUN echo $V > /v.txt\n",
+        &[],
+    );
+    let d = env.dir.path();
+    let layout = d.join("layout");
+    let archive = d.join("img.tar");
+    let (digest, _) = env.ok(
+        &[
+            "-t",
+            "prov:1",
+            "--build-arg",
+            "V=2",
+            "--provenance=mode=max",
+            "-o",
+            &format!("type=oci,dest={}", layout.display()),
+            "-o",
+            &format!("type=oci-archive,dest={}", archive.display()),
+        ],
+        Some("0"),
+    );
+    let blob = |dg: &str| {
+        json(
+            &layout
+                .join("blobs/sha256")
+                .join(dg.trim_start_matches("sha256:")),
+        )
+    };
+    let top = json(&layout.join("index.json"));
+    let entry = &top["manifests"][0];
+    assert_eq!(
+        entry["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    assert_eq!(
+        entry["annotations"]["org.opencontainers.image.ref.name"],
+        "prov:1"
+    );
+    let index = blob(entry["digest"].as_str().expect("index digest"));
+    let m = index["manifests"].as_array().expect("manifests");
+    assert_eq!(m.len(), 2, "{index}");
+    assert_eq!(m[0]["digest"], digest.as_str());
+    assert_eq!(m[1]["platform"]["os"], "unknown");
+    assert_eq!(
+        m[1]["annotations"]["vnd.docker.reference.type"],
+        "attestation-manifest"
+    );
+    assert_eq!(
+        m[1]["annotations"]["vnd.docker.reference.digest"],
+        digest.as_str()
+    );
+    let att = blob(m[1]["digest"].as_str().expect("att"));
+    let layer = &att["layers"][0];
+    assert_eq!(layer["mediaType"], "application/vnd.in-toto+json");
+    assert_eq!(
+        layer["annotations"]["in-toto.io/predicate-type"],
+        "https://slsa.dev/provenance/v0.2"
+    );
+    let st = blob(layer["digest"].as_str().expect("layer"));
+    assert_eq!(st["_type"], "https://in-toto.io/Statement/v0.1");
+    assert_eq!(
+        st["subject"][0]["digest"]["sha256"],
+        digest.trim_start_matches("sha256:")
+    );
+    assert!(st["subject"][0]["name"]
+        .as_str()
+        .expect("purl")
+        .starts_with("pkg:docker/"));
+    let materials = st["predicate"]["materials"].as_array().expect("materials");
+    assert_eq!(materials.len(), 1, "{st}");
+    assert_eq!(
+        st["predicate"]["invocation"]["parameters"]["args"]["build-arg:V"],
+        "2"
+    );
+    // Readers pick the image for their platform from the index.
+    for src in [
+        format!("oci:{}:prov:1", layout.display()),
+        format!("oci-archive:{}", archive.display()),
+    ] {
+        let o = Command::new("skopeo")
+            .args(["inspect", "--config", &src])
+            .output()
+            .expect("skopeo");
+        assert!(
+            o.status.success(),
+            "{src}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let c: serde_json::Value = serde_json::from_slice(&o.stdout).expect("config");
+        assert_eq!(c["config"]["Labels"]["v"], "2", "{src}");
+    }
+    // Unsupported combinations say so.
+    for (args, want) in [
+        (vec!["--sbom=true"], "--sbom"),
+        (vec!["--provenance", "-t", "x:1", "--push"], "--provenance"),
+    ] {
+        let o = env.build(&args, None);
+        assert!(!o.status.success());
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(want),
+            "{args:?}"
+        );
+    }
+    env.assert_clean();
+}
