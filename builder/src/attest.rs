@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use crate::digest::Digest;
-use crate::oci::types::{to_json, Descriptor, Index, Manifest, PlatformDesc, MEDIA_TYPE_CONFIG};
+use crate::oci::types::{to_json, Descriptor, Index, PlatformDesc};
 use crate::oci::{Layout, OciError};
 
 /// In-toto statement media type.
@@ -19,7 +19,6 @@ pub const MEDIA_TYPE_IN_TOTO: &str = "application/vnd.in-toto+json";
 /// The SLSA provenance predicate type BuildKit writes by default.
 pub const SLSA_V02: &str = "https://slsa.dev/provenance/v0.2";
 const MEDIA_TYPE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-const MEDIA_TYPE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 /// `--provenance` modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,25 +179,8 @@ pub fn attach(
         "config": {},
         "rootfs": {"type": "layers", "diff_ids": [layer_digest.to_string()]},
     }));
-    let config_digest = layout.write_blob(&config)?;
-    let manifest = Manifest {
-        schema_version: 2,
-        media_type: Some(MEDIA_TYPE_MANIFEST.into()),
-        config: Descriptor::new(
-            MEDIA_TYPE_CONFIG,
-            config_digest.clone(),
-            config.len() as u64,
-        ),
-        layers: vec![layer],
-        annotations: None,
-    };
-    let manifest_json = to_json(&manifest);
-    let manifest_digest = layout.write_blob(&manifest_json)?;
-    let mut att = Descriptor::new(
-        MEDIA_TYPE_MANIFEST,
-        manifest_digest.clone(),
-        manifest_json.len() as u64,
-    );
+    let (manifest, mut att) = crate::build::write_manifest(layout, &config, vec![layer], None)?;
+    let (config_digest, manifest_digest) = (manifest.config.digest, att.digest.clone());
     att.platform = Some(PlatformDesc {
         architecture: "unknown".into(),
         os: "unknown".into(),

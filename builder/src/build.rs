@@ -486,27 +486,15 @@ impl<'a> Shared<'a> {
         for (k, v) in &self.req.labels {
             st.config.config.labels.insert(k.clone(), v.clone());
         }
-        let config_json = to_json(&st.config);
         let layout = self.store.layout();
-        let config_digest = layout.write_blob(&config_json)?;
-        let manifest = Manifest {
-            schema_version: 2,
-            media_type: Some(MEDIA_TYPE_MANIFEST.into()),
-            config: Descriptor::new(
-                MEDIA_TYPE_CONFIG,
-                config_digest.clone(),
-                config_json.len() as u64,
-            ),
-            layers: st.layers.iter().map(LayerRecord::descriptor).collect(),
-            annotations: annotations_for(&self.req.annotations, AnnotationTarget::Manifest),
-        };
-        let manifest_json = to_json(&manifest);
-        let manifest_digest = layout.write_blob(&manifest_json)?;
-        let mut desc = Descriptor::new(
-            MEDIA_TYPE_MANIFEST,
-            manifest_digest.clone(),
-            manifest_json.len() as u64,
-        );
+        let (manifest, mut desc) = write_manifest(
+            layout,
+            &to_json(&st.config),
+            st.layers.iter().map(LayerRecord::descriptor).collect(),
+            annotations_for(&self.req.annotations, AnnotationTarget::Manifest),
+        )?;
+        let config_digest = manifest.config.digest.clone();
+        let manifest_digest = desc.digest.clone();
         desc.platform = Some(crate::oci::types::PlatformDesc {
             architecture: st.config.architecture.clone(),
             os: st.config.os.clone(),
@@ -580,6 +568,28 @@ impl<'a> Shared<'a> {
             cached,
         })
     }
+}
+
+/// Writes the image config `config_json` and a manifest of it and
+/// `layers` into `layout`; returns the manifest and its descriptor.
+pub(crate) fn write_manifest(
+    layout: &oci::Layout,
+    config_json: &[u8],
+    layers: Vec<Descriptor>,
+    annotations: Option<BTreeMap<String, String>>,
+) -> Result<(Manifest, Descriptor), OciError> {
+    let config_digest = layout.write_blob(config_json)?;
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(MEDIA_TYPE_MANIFEST.into()),
+        config: Descriptor::new(MEDIA_TYPE_CONFIG, config_digest, config_json.len() as u64),
+        layers,
+        annotations,
+    };
+    let manifest_json = to_json(&manifest);
+    let digest = layout.write_blob(&manifest_json)?;
+    let desc = Descriptor::new(MEDIA_TYPE_MANIFEST, digest, manifest_json.len() as u64);
+    Ok((manifest, desc))
 }
 
 fn failure_canceled(f: &Option<BuildError>) -> bool {

@@ -15,6 +15,20 @@ fn json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// The image config skopeo reads from `src` (a transport:reference).
+fn skopeo_config(src: &str) -> serde_json::Value {
+    let o = Command::new("skopeo")
+        .args(["inspect", "--config", src])
+        .output()
+        .expect("skopeo");
+    assert!(
+        o.status.success(),
+        "{src}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).expect("config")
+}
+
 fn tar_list(file: &Path) -> Vec<String> {
     let o = Command::new("tar")
         .arg("-tvf")
@@ -135,16 +149,7 @@ fn outputs_labels_annotations_iidfile_and_metadata() {
         format!("docker-archive:{}", p("docker.tar")),
         format!("oci-archive:{}", p("oci.tar")),
     ] {
-        let o = Command::new("skopeo")
-            .args(["inspect", "--config", &src])
-            .output()
-            .expect("skopeo");
-        assert!(
-            o.status.success(),
-            "{src}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        let c: serde_json::Value = serde_json::from_slice(&o.stdout).expect("config");
+        let c = skopeo_config(&src);
         assert_eq!(c["config"]["Labels"]["over"], "cli");
     }
     // The descriptor annotation is in the layout's index.
@@ -871,16 +876,7 @@ fn provenance_attestation_in_the_image_index() {
         format!("oci:{}:prov:1", layout.display()),
         format!("oci-archive:{}", archive.display()),
     ] {
-        let o = Command::new("skopeo")
-            .args(["inspect", "--config", &src])
-            .output()
-            .expect("skopeo");
-        assert!(
-            o.status.success(),
-            "{src}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        let c: serde_json::Value = serde_json::from_slice(&o.stdout).expect("config");
+        let c = skopeo_config(&src);
         assert_eq!(c["config"]["Labels"]["v"], "2", "{src}");
     }
     // Unsupported combinations say so.

@@ -87,15 +87,7 @@ pub fn resolve_user(spec: &str, passwd: &str, group: &str) -> Result<ResolvedUse
     let mut additional = Vec::new();
     match grp {
         Some(g) => {
-            gid = match g.parse::<u32>() {
-                Ok(n) => n,
-                Err(_) => group_entries(group)
-                    .find(|(n, _, _)| *n == g)
-                    .map(|(_, id, _)| id)
-                    .ok_or_else(|| {
-                        format!("unable to find group {g}: no matching entries in group file")
-                    })?,
-            };
+            gid = group_id(g, group)?;
         }
         None if !name.is_empty() => {
             for (_, id, members) in group_entries(group) {
@@ -133,17 +125,20 @@ pub fn resolve_chown(spec: &str, passwd: &str, group: &str) -> Result<(u32, u32)
     };
     let gid = match grp {
         None => uid,
-        Some(g) => match g.parse::<u32>() {
-            Ok(n) => n,
-            Err(_) => group_entries(group)
-                .find(|(n, _, _)| *n == g)
-                .map(|(_, id, _)| id)
-                .ok_or_else(|| {
-                    format!("unable to find group {g}: no matching entries in group file")
-                })?,
-        },
+        Some(g) => group_id(g, group)?,
     };
     Ok((uid, gid))
+}
+
+/// A group given by number or by name (looked up in the group text).
+fn group_id(g: &str, group: &str) -> Result<u32, String> {
+    match g.parse::<u32>() {
+        Ok(n) => Ok(n),
+        Err(_) => group_entries(group)
+            .find(|(n, _, _)| *n == g)
+            .map(|(_, id, _)| id)
+            .ok_or_else(|| format!("unable to find group {g}: no matching entries in group file")),
+    }
 }
 
 #[cfg(test)]
