@@ -725,9 +725,10 @@ impl<'a> Builder<'a> {
             .collect();
         let mut scope = self.plan.scope(base_env);
         let mut cmd_set = false;
-        // ONBUILD triggers of a base image run first.
+        // ONBUILD triggers of the base (an image, or a stage: BuildKit runs
+        // those too) run first; the stage's own config starts without them.
         let triggers = std::mem::take(&mut st.config.config.on_build);
-        if matches!(stage.base, BaseRef::Image(_)) && !triggers.is_empty() {
+        if matches!(stage.base, BaseRef::Image(_) | BaseRef::Stage(_)) && !triggers.is_empty() {
             let text = triggers.join("\n");
             let parsed = Dockerfile::parse("ONBUILD", &text).map_err(|e| {
                 self.err(
