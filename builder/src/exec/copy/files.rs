@@ -344,25 +344,85 @@ pub fn copy_sources(
     Ok(count)
 }
 
+/// Whether ADD unpacks this file: a tar, or a gzip whose content is a tar
+/// (a gzip of anything else is copied as it is, as BuildKit does).
 fn is_archive(fd: BorrowedFd<'_>) -> bool {
-    let mut head = [0u8; 512];
     let Ok(dup) = fd.try_clone_to_owned() else {
         return false;
     };
-    let mut f = File::from(dup);
-    let n = read_at_start(&mut f, &mut head);
-    n >= 2 && head[..2] == [0x1f, 0x8b] || n >= 262 && &head[257..262] == b"ustar"
+    let f = File::from(dup);
+    let mut head = [0u8; 512];
+    let mut magic = [0u8; 2];
+    let gz = read_at_start(&f, &mut magic) == 2 && magic == [0x1f, 0x8b];
+    let n = if gz {
+        // Positional reads only: the descriptor's offset is shared.
+        let mut dec = flate2::read::GzDecoder::new(ReadAt { f: &f, pos: 0 });
+        read_full(&mut dec, &mut head)
+    } else {
+        read_at_start(&f, &mut head)
+    };
+    n == 512 && looks_like_tar(&head)
 }
 
-fn read_at_start(f: &mut File, buf: &mut [u8]) -> usize {
+/// A tar header: the ustar magic, or (old v7 archives) a valid checksum.
+fn looks_like_tar(h: &[u8; 512]) -> bool {
+    if &h[257..262] == b"ustar" {
+        return true;
+    }
+    let field = String::from_utf8_lossy(&h[148..156]);
+    let Ok(want) = u32::from_str_radix(field.trim_matches(|c: char| c == '\0' || c == ' '), 8)
+    else {
+        return false;
+    };
+    let sum: u32 = h
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(*b)
+            }
+        })
+        .sum();
+    h[0] != 0 && sum == want
+}
+
+/// `Read` over a file by positional reads.
+struct ReadAt<'f> {
+    f: &'f File,
+    pos: u64,
+}
+
+impl Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = self.f.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+    }
+    n
+}
+
+fn read_at_start(f: &File, buf: &mut [u8]) -> usize {
     use std::os::unix::fs::FileExt;
     f.read_at(buf, 0).unwrap_or(0)
 }
 
 fn unpack_archive(src: OwnedFd, dir: BorrowedFd<'_>, rel: &str) -> Result<u64, ExecError> {
-    let mut f = File::from(src);
+    let f = File::from(src);
     let mut magic = [0u8; 2];
-    let gz = read_at_start(&mut f, &mut magic) == 2 && magic == [0x1f, 0x8b];
+    let gz = read_at_start(&f, &mut magic) == 2 && magic == [0x1f, 0x8b];
     let reader: Box<dyn Read> = if gz {
         Box::new(flate2::read::GzDecoder::new(io::BufReader::new(f)))
     } else {
