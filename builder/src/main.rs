@@ -313,6 +313,14 @@ fn run_build(root: &std::path::Path, reg: RegistryOptions, a: BuildArgs) -> Resu
         push |= spec.push;
         outputs.extend(spec.output);
     }
+    if outputs
+        .iter()
+        .filter(|o| output::writes_stdout(std::slice::from_ref(*o)))
+        .count()
+        > 1
+    {
+        bail!("only one --output can go to stdout (dest=-)");
+    }
     let mut tags = Vec::new();
     for t in &names {
         let t = normalize_tag(t).map_err(anyhow::Error::msg)?;
@@ -458,7 +466,10 @@ fn run_build(root: &std::path::Path, reg: RegistryOptions, a: BuildArgs) -> Resu
             }
         }
     }
-    println!("{}", out.manifest.digest);
+    // An archive on stdout (-o -) is all stdout carries, as with buildx.
+    if !output::writes_stdout(&req.outputs) {
+        println!("{}", out.manifest.digest);
+    }
     Ok(())
 }
 

@@ -86,10 +86,14 @@ fn parse_bool(key: &str, v: &str) -> Result<bool, String> {
 /// bare path meaning `type=local,dest=PATH`.
 pub fn parse_output(s: &str) -> Result<OutputSpec, String> {
     if !s.contains('=') {
-        if s.is_empty() || s == "-" {
-            return Err(format!(
-                "--output {s:?}: writing to stdout is not supported; give dest=PATH"
-            ));
+        if s.is_empty() {
+            return Err("--output \"\": give DIR, - (a tar on stdout) or type=...".into());
+        }
+        if s == "-" {
+            return Ok(OutputSpec {
+                output: Some(Output::Tar(PathBuf::from("-"))),
+                ..OutputSpec::default()
+            });
         }
         return Ok(OutputSpec {
             output: Some(Output::Local(PathBuf::from(s))),
@@ -120,9 +124,14 @@ pub fn parse_output(s: &str) -> Result<OutputSpec, String> {
             }
         }
     }
-    if dest.as_deref() == Some(Path::new("-")) {
+    if dest.as_deref() == Some(Path::new("-"))
+        && !matches!(
+            kind.as_deref(),
+            Some("tar" | "oci" | "oci-archive" | "docker")
+        )
+    {
         return Err(format!(
-            "--output {s:?}: writing to stdout is not supported; give dest=PATH"
+            "--output {s:?}: only tar, oci and docker outputs can go to stdout (dest=-)"
         ));
     }
     let need_dest = |what: &str| {
@@ -135,8 +144,9 @@ pub fn parse_output(s: &str) -> Result<OutputSpec, String> {
             "--output {s:?}: push= is for type=image (type=registry always pushes)"
         ));
     }
+    let to_stdout = dest.as_deref() == Some(Path::new("-"));
     spec.output = match kind.as_str() {
-        "oci" if tar == Some(true) => Some(Output::OciArchive(need_dest("oci")?)),
+        "oci" if tar == Some(true) || to_stdout => Some(Output::OciArchive(need_dest("oci")?)),
         "oci" => Some(Output::Oci(need_dest("oci")?)),
         "oci-archive" => Some(Output::OciArchive(need_dest("oci-archive")?)),
         "docker" => Some(Output::Docker(need_dest("docker")?)),
@@ -287,6 +297,19 @@ pub fn write(
     epoch: Option<i64>,
     out: &Output,
 ) -> Result<(), OutputError> {
+    if let Some(redirected) = via_scratch(out, Path::new("")) {
+        // dest=-: the archive is made in scratch space, then streamed.
+        let scratch = store.scratch("stdout")?;
+        let tmp = scratch.path().join("out.tar");
+        let redirected = via_scratch(out, &tmp).unwrap_or(redirected);
+        write(store, image, top, blobs, names, epoch, &redirected)?;
+        let io_err = |e| OciError::io("stdout", e);
+        let mut f = fs::File::open(&tmp).map_err(io_err)?;
+        let mut stdout = std::io::stdout().lock();
+        std::io::copy(&mut f, &mut stdout).map_err(io_err)?;
+        std::io::Write::flush(&mut stdout).map_err(io_err)?;
+        return Ok(());
+    }
     let layout = store.layout();
     match out {
         Output::Oci(dir) => {
@@ -370,6 +393,24 @@ pub fn write(
     }
 }
 
+/// True when one of `outputs` goes to stdout (then nothing else may).
+pub fn writes_stdout(outputs: &[Output]) -> bool {
+    outputs
+        .iter()
+        .any(|o| via_scratch(o, Path::new("")).is_some())
+}
+
+/// For an archive output to stdout (`dest=-`): the same output into `tmp`.
+fn via_scratch(out: &Output, tmp: &Path) -> Option<Output> {
+    let stdout = |p: &Path| p == Path::new("-");
+    match out {
+        Output::OciArchive(p) if stdout(p) => Some(Output::OciArchive(tmp.to_path_buf())),
+        Output::Docker(p) if stdout(p) => Some(Output::Docker(tmp.to_path_buf())),
+        Output::Tar(p) if stdout(p) => Some(Output::Tar(tmp.to_path_buf())),
+        _ => None,
+    }
+}
+
 fn named(desc: &Descriptor, name: &str) -> Descriptor {
     let mut d = desc.clone();
     let mut a = d.annotations.take().unwrap_or_default();
@@ -419,7 +460,7 @@ mod tests {
             ("type=nope,dest=x", "unsupported type"),
             ("type=oci,dest=x,compression=zstd", "compression"),
             ("type=local,dest=-", "stdout"),
-            ("-", "stdout"),
+            ("", "give DIR"),
             ("type=local,dest=x,push=true", "push="),
             ("type=tar,dest=x,tar=true", "tar="),
             ("type=oci,dest=\"x", "quote"),

@@ -893,3 +893,30 @@ fn provenance_attestation_in_the_image_index() {
     }
     env.assert_clean();
 }
+
+#[test]
+fn output_to_stdout_is_a_tar_and_nothing_else() {
+    if seed().is_none() {
+        return;
+    }
+    let env = Env::new("FROM oci:@SEED@\nRUN echo hi > /hi.txt\n", &[]);
+    for (spec, member) in [
+        ("-", " hi.txt"),
+        ("type=oci,dest=-", " index.json"),
+        ("type=docker,dest=-", " manifest.json"),
+    ] {
+        let o = env.build(&["-t", "stdout:1", "-o", spec], Some("0"));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let file = env.dir.path().join("stdout.tar");
+        std::fs::write(&file, &o.stdout).expect("write");
+        let list = tar_list(&file);
+        assert!(
+            list.iter().any(|l| l.ends_with(member)),
+            "{spec}: {member} not in {list:?}"
+        );
+    }
+    let o = env.build(&["-o", "-", "-o", "type=docker,dest=-"], None);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("only one --output"));
+    env.assert_clean();
+}
