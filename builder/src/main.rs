@@ -233,7 +233,7 @@ struct BuildArgs {
     cache_from: Vec<String>,
     /// A named context: NAME=DIR, NAME=docker-image://REF or
     /// NAME=oci-layout://DIR[:TAG]; replaces stage or image NAME in FROM
-    /// (images only), COPY --from and RUN --mount from= (images only).
+    /// (images only), COPY --from and RUN --mount from=.
     #[arg(long = "build-context")]
     build_contexts: Vec<String>,
     /// Allow an entitlement: `security.insecure` (RUN --security=insecure:

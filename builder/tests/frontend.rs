@@ -664,7 +664,9 @@ fn build_contexts_replace_stages_images_and_name_directories() {
          FROM tools AS tools\n\
          FROM base\n\
          COPY --from=tools /tool.txt /tool.txt\n\
-         COPY --from=extra sub/ /sub/\n",
+         COPY --from=extra sub/ /sub/\n\
+         RUN --mount=from=extra,target=/mnt cat /mnt/sub/f.txt > /mounted.txt\n\
+         RUN --mount=from=extra,source=sub,target=/mnt,rw echo x > /mnt/f.txt && cat /mnt/f.txt > /rw.txt\n",
     )
     .expect("df");
     let seed = seed().expect("seed").display().to_string();
@@ -684,6 +686,13 @@ fn build_contexts_replace_stages_images_and_name_directories() {
     let root = unpacked(&env, "ctx:1", "b");
     assert_eq!(read(&root, "tool.txt"), "tool\n");
     assert_eq!(read(&root, "sub/f.txt"), "from a named dir\n");
+    assert_eq!(read(&root, "mounted.txt"), "from a named dir\n");
+    assert_eq!(read(&root, "rw.txt"), "x\n");
+    // A read-write mount's writes never reach the named directory.
+    assert_eq!(
+        std::fs::read_to_string(extra.join("sub/f.txt")).expect("f"),
+        "from a named dir\n"
+    );
     assert!(root.join("bin/busybox").is_file());
     // A named directory as a base image is refused, naming the line.
     std::fs::write(env.ctx().join("Dockerfile"), "FROM extra\n").expect("df");

@@ -61,6 +61,9 @@ pub(crate) enum MountPlanKind {
         gid: u32,
     },
     Bind {
+        /// A `--build-context` directory to mount from instead of the
+        /// context (when `from` is None).
+        dir: Option<std::path::PathBuf>,
         /// The layers of the stage or image to mount from; None: the context.
         from: Option<Vec<LayerRecord>>,
         /// Path inside it (relative).
@@ -144,25 +147,40 @@ impl<'a> Builder<'a> {
                     _ => SourceRef::Context,
                 };
                 let (state, identity) = match &from {
-                    SourceRef::Dir(d) => {
-                        return Err(StepErrorKind::Unsupported(format!(
-                            "RUN --mount from= a --build-context directory ({})",
-                            d.display()
-                        )))
-                    }
-                    SourceRef::Context => {
-                        let filter = SourceFilter {
-                            ignore: self.ignore.clone(),
-                            exclude: Dockerignore::default(),
+                    SourceRef::Context | SourceRef::Dir(_) => {
+                        // The context (with its .dockerignore) or a
+                        // --build-context directory (without).
+                        let (dir_fd, filter, what) = match &from {
+                            SourceRef::Dir(d) => (
+                                Some(fsutil::open_dir(d).map_err(|e| {
+                                    StepErrorKind::Invalid(format!(
+                                        "--build-context directory {}: {e}",
+                                        d.display()
+                                    ))
+                                })?),
+                                SourceFilter::default(),
+                                "the --build-context directory",
+                            ),
+                            _ => (
+                                None,
+                                SourceFilter {
+                                    ignore: self.ignore.clone(),
+                                    exclude: Dockerignore::default(),
+                                },
+                                "the build context (or excluded by .dockerignore)",
+                            ),
                         };
+                        let fd = dir_fd
+                            .as_ref()
+                            .map(|f| f.as_fd())
+                            .unwrap_or(self.context_fd);
                         let shown = if source.is_empty() { "." } else { &source };
-                        let found = copy::match_sources(self.context_fd.as_fd(), shown, &filter)
-                            .map_err(|_| {
-                                StepErrorKind::Invalid(format!(
-                                    "RUN --mount source {shown:?} not found in the build context (or excluded by .dockerignore)"
-                                ))
-                            })?;
-                        let hash = copy::hash_sources(self.context_fd.as_fd(), &found, &filter)?;
+                        let found = copy::match_sources(fd, shown, &filter).map_err(|_| {
+                            StepErrorKind::Invalid(format!(
+                                "RUN --mount source {shown:?} not found in {what}"
+                            ))
+                        })?;
+                        let hash = copy::hash_sources(fd, &found, &filter)?;
                         (None, format!("context:{hash}"))
                     }
                     SourceRef::Stage(j) => {
@@ -183,6 +201,10 @@ impl<'a> Builder<'a> {
                         "bind source={source:?} from={identity} target={target} ro={ro}"
                     ),
                     kind: MountPlanKind::Bind {
+                        dir: match &from {
+                            SourceRef::Dir(d) => Some(d.clone()),
+                            _ => None,
+                        },
                         from: state.map(|s| s.layers),
                         source,
                         read_only: ro,
@@ -347,6 +369,7 @@ impl<'a> Builder<'a> {
                 })
             }
             MountPlanKind::Bind {
+                dir,
                 from,
                 source,
                 read_only,
@@ -359,8 +382,15 @@ impl<'a> Builder<'a> {
                 };
                 let real = match from {
                     None => {
-                        let real = exec::resolve_in_root(self.context_fd.as_fd(), source)
-                            .map_err(not_found)?;
+                        let dir_fd = match dir {
+                            Some(d) => Some(fsutil::open_dir(d).map_err(not_found)?),
+                            None => None,
+                        };
+                        let fd = dir_fd
+                            .as_ref()
+                            .map(|f| f.as_fd())
+                            .unwrap_or(self.context_fd);
+                        let real = exec::resolve_in_root(fd, source).map_err(not_found)?;
                         if *read_only {
                             real
                         } else {
