@@ -11,10 +11,11 @@ cd "$(dirname "$0")/.."
 # hack/with-systemd.sh, cached in /var/cache/berth-test; the first build takes a few minutes);
 # protoc and CNI plugins (the shim's CRI tests); docker-registry, htpasswd and openssl (the
 # builder's registry tests, hack/with-registry.sh); man-db, bash-completion, zsh and fish (the
-# installed man pages and completions, hack/test-install.sh).
+# installed man pages and completions, hack/test-install.sh); git and openssh-client (ADD of a git
+# repository and RUN --mount=type=ssh with a real ssh-agent, builder/tests/frontend.rs).
 need_packages busybox-static jq skopeo umoci runc podman containerd docker.io libc6-dev uidmap slirp4netns \
   debootstrap protobuf-compiler containernetworking-plugins docker-registry apache2-utils openssl \
-  man-db bash-completion zsh fish
+  man-db bash-completion zsh fish git openssh-client
 command -v cargo >/dev/null || { echo "test.sh: cargo is required (rustup)" >&2; exit 1; }
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy >/dev/null 2>&1 || true
 

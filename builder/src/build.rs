@@ -18,25 +18,18 @@ use crate::dockerfile::{Command, Dockerfile, Instruction, Location, ParseError};
 use crate::exec::ExecError;
 use crate::fsutil;
 use crate::layer::{self, Compression};
-use crate::oci::layout::ref_annotations;
 use crate::oci::registry::{PullPolicy, RegistryOptions};
 use crate::oci::types::{
     to_json, Descriptor, History, ImageConfig, Manifest, MEDIA_TYPE_CONFIG, MEDIA_TYPE_MANIFEST,
 };
-use crate::oci::{self, Layout, OciError};
+use crate::oci::{self, OciError};
 use crate::plan::{BaseRef, BuildOptions, Plan, PlanError, Platform, StageScope};
 use crate::progress::{Progress, ProgressMode, StepState};
 use crate::secret::{SecretError, SecretSource};
 use crate::store::{LayerRecord, Store, StoreError};
 
-/// Where to write the image besides the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output {
-    /// An OCI layout directory (created or updated).
-    Oci(PathBuf),
-    /// An OCI archive file.
-    OciArchive(PathBuf),
-}
+pub use crate::output::Output;
+use crate::output::{annotations_for, Annotation, AnnotationTarget, OutputError};
 
 /// What to build.
 #[derive(Debug, Clone)]
@@ -55,6 +48,10 @@ pub struct BuildRequest {
     pub no_cache: bool,
     /// Extra outputs.
     pub outputs: Vec<Output>,
+    /// `--label`: set on the final image's config (over the Dockerfile's).
+    pub labels: BTreeMap<String, String>,
+    /// `--annotation`: on the manifest or its descriptor.
+    pub annotations: Vec<Annotation>,
     /// Layer compression.
     pub compression: Compression,
     /// SOURCE_DATE_EPOCH: clamps file times, sets every timestamp.
@@ -63,6 +60,19 @@ pub struct BuildRequest {
     pub progress: ProgressMode,
     /// `--secret` values by id, for `RUN --mount=type=secret`.
     pub secrets: BTreeMap<String, SecretSource>,
+    /// `--provenance`: attach an SLSA provenance attestation (in an image
+    /// index) to the OCI outputs.
+    pub provenance: Option<crate::attest::ProvenanceMode>,
+    /// `--cache-from type=local,src=DIR`: cache layouts imported first.
+    pub cache_from: Vec<PathBuf>,
+    /// `--cache-to type=local,...`: where the used steps are exported.
+    pub cache_to: Vec<crate::cache_io::CacheTo>,
+    /// `--build-context NAME=...` by lower-cased name.
+    pub named_contexts: BTreeMap<String, crate::plan::NamedContext>,
+    /// `--allow security.insecure`: `RUN --security=insecure` may run.
+    pub allow_insecure: bool,
+    /// `--ssh` agents by id, for `RUN --mount=type=ssh`.
+    pub ssh: crate::ssh::SshAgents,
     /// When FROM pulls from a registry.
     pub pull: PullPolicy,
     /// Registry settings (insecure registries, CA dirs, auth files).
@@ -164,9 +174,12 @@ pub enum BuildError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Writing an output failed.
+    /// Writing an image failed.
     #[error(transparent)]
     Oci(#[from] OciError),
+    /// Writing an output failed.
+    #[error(transparent)]
+    Output(#[from] OutputError),
     /// Bad request (context, Dockerfile path...).
     #[error("{0}")]
     Usage(String),
@@ -221,7 +234,13 @@ pub fn build(store: &Store, req: &BuildRequest) -> Result<BuildOutcome, BuildErr
     opts.target_platform = req.platform.clone();
     opts.target = req.target.clone();
     opts.build_args = req.build_args.clone();
+    opts.named_contexts = req.named_contexts.clone();
     let plan = Plan::new(&df, &opts)?;
+    for src in &req.cache_from {
+        let n =
+            crate::cache_io::import(store, src).map_err(|e| BuildError::Usage(e.to_string()))?;
+        tracing::debug!(entries = n, src = %src.display(), "cache imported");
+    }
     let context = std::fs::canonicalize(&req.context)
         .map_err(|e| BuildError::Usage(format!("build context {}: {e}", req.context.display())))?;
     if !context.is_dir() {
@@ -253,6 +272,10 @@ pub fn build(store: &Store, req: &BuildRequest) -> Result<BuildOutcome, BuildErr
         cached: AtomicUsize::new(0),
         cancel: AtomicBool::new(false),
         progress: Progress::new(req.progress),
+        used_steps: Mutex::new(Vec::new()),
+        materials: Mutex::new(Vec::new()),
+        started: now(req),
+        dockerfile_text: (name.clone(), text.clone()),
     };
     for name in &plan.unused_build_args {
         shared.progress.line(&format!(
@@ -267,7 +290,13 @@ pub fn build(store: &Store, req: &BuildRequest) -> Result<BuildOutcome, BuildErr
         .lock_results()
         .remove(&plan.target)
         .ok_or_else(|| BuildError::Usage("target stage was not built".into()))?;
-    shared.finish(final_state)
+    let out = shared.finish(final_state)?;
+    let used = std::mem::take(&mut *shared.used_steps.lock().unwrap_or_else(|p| p.into_inner()));
+    for to in &req.cache_to {
+        crate::cache_io::export(store, &used, plan.target, to)
+            .map_err(|e| BuildError::Usage(e.to_string()))?;
+    }
+    Ok(out)
 }
 
 /// The stages to build, their step numbers and their dependencies.
@@ -345,6 +374,14 @@ pub(crate) struct Shared<'a> {
     /// running RUN containers are killed.
     pub(crate) cancel: AtomicBool,
     pub(crate) progress: Progress,
+    /// Every filesystem step's key and result, for `--cache-to`.
+    pub(crate) used_steps: Mutex<Vec<crate::cache_io::UsedStep>>,
+    /// Images loaded (reference, manifest digest), for `--provenance`.
+    pub(crate) materials: Mutex<Vec<(String, Digest)>>,
+    /// When the build started (RFC 3339), for `--provenance`.
+    pub(crate) started: String,
+    /// The Dockerfile's name and text, for `--provenance=mode=max`.
+    pub(crate) dockerfile_text: (String, String),
 }
 
 impl<'a> Shared<'a> {
@@ -446,71 +483,75 @@ impl<'a> Shared<'a> {
         let created = now(self.req);
         st.config.created = Some(created.clone());
         st.config.rootfs.diff_ids = st.layers.iter().map(|l| l.diff_id.clone()).collect();
-        let config_json = to_json(&st.config);
+        for (k, v) in &self.req.labels {
+            st.config.config.labels.insert(k.clone(), v.clone());
+        }
         let layout = self.store.layout();
-        let config_digest = layout.write_blob(&config_json)?;
-        let manifest = Manifest {
-            schema_version: 2,
-            media_type: Some(MEDIA_TYPE_MANIFEST.into()),
-            config: Descriptor::new(
-                MEDIA_TYPE_CONFIG,
-                config_digest.clone(),
-                config_json.len() as u64,
-            ),
-            layers: st.layers.iter().map(LayerRecord::descriptor).collect(),
-            annotations: None,
-        };
-        let manifest_json = to_json(&manifest);
-        let manifest_digest = layout.write_blob(&manifest_json)?;
-        let mut desc = Descriptor::new(
-            MEDIA_TYPE_MANIFEST,
-            manifest_digest.clone(),
-            manifest_json.len() as u64,
-        );
+        let (manifest, mut desc) = write_manifest(
+            layout,
+            &to_json(&st.config),
+            st.layers.iter().map(LayerRecord::descriptor).collect(),
+            annotations_for(&self.req.annotations, AnnotationTarget::Manifest),
+        )?;
+        let config_digest = manifest.config.digest.clone();
+        let manifest_digest = desc.digest.clone();
         desc.platform = Some(crate::oci::types::PlatformDesc {
             architecture: st.config.architecture.clone(),
             os: st.config.os.clone(),
             variant: st.config.variant.clone(),
         });
+        desc.annotations =
+            annotations_for(&self.req.annotations, AnnotationTarget::ManifestDescriptor);
         for t in &self.req.tags {
             self.store.tag(t, &desc)?;
         }
         let mut blobs: Vec<Digest> = st.layers.iter().map(|l| l.digest.clone()).collect();
         blobs.push(config_digest.clone());
         blobs.push(manifest_digest.clone());
-        for out in &self.req.outputs {
-            match out {
-                Output::Oci(dir) => {
-                    let dest = Layout::create(dir)?;
-                    for d in &blobs {
-                        if !dest.has_blob(d) {
-                            let mut f = layout.open_blob(d)?;
-                            dest.import_blob(&mut f, d, None)?;
-                        }
-                    }
-                    if self.req.tags.is_empty() {
-                        dest.add_to_index(desc.clone())?;
-                    }
-                    for t in &self.req.tags {
-                        let mut d = desc.clone();
-                        d.annotations = Some(ref_annotations(t));
-                        dest.add_to_index(d)?;
-                    }
-                }
-                Output::OciArchive(file) => {
-                    let mut d = desc.clone();
-                    if let Some(t) = self.req.tags.first() {
-                        d.annotations = Some(ref_annotations(t));
-                    }
-                    oci::write_archive(
-                        layout,
-                        &d,
-                        &blobs,
-                        file,
-                        self.req.source_date_epoch.unwrap_or(0),
-                    )?;
-                }
+        let image = oci::ResolvedImage {
+            descriptor: desc.clone(),
+            manifest,
+            config: st.config.clone(),
+        };
+        // With --provenance the OCI outputs name an index of the image and
+        // its attestation (the store keeps the image manifest).
+        let top = match self.req.provenance {
+            Some(mode) => {
+                let platform = match &st.config.variant {
+                    Some(v) => format!("{}/{}/{v}", st.config.os, st.config.architecture),
+                    None => format!("{}/{}", st.config.os, st.config.architecture),
+                };
+                let facts = crate::attest::BuildFacts {
+                    names: self.req.tags.clone(),
+                    platform,
+                    materials: self
+                        .materials
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone(),
+                    started: self.started.clone(),
+                    finished: created.clone(),
+                    dockerfile: self.dockerfile_text.clone(),
+                    build_args: self.req.build_args.clone(),
+                    target: self.req.target.clone(),
+                };
+                let statement = crate::attest::statement(&manifest_digest, &facts, mode);
+                let (index, extra) = crate::attest::attach(layout, &desc, &statement)?;
+                blobs.extend(extra);
+                index
             }
+            None => desc.clone(),
+        };
+        for out in &self.req.outputs {
+            crate::output::write(
+                self.store,
+                &image,
+                &top,
+                &blobs,
+                &self.req.tags,
+                self.req.source_date_epoch,
+                out,
+            )?;
         }
         let cached = self.cached.load(Ordering::SeqCst);
         self.progress.line(&format!(
@@ -527,6 +568,28 @@ impl<'a> Shared<'a> {
             cached,
         })
     }
+}
+
+/// Writes the image config `config_json` and a manifest of it and
+/// `layers` into `layout`; returns the manifest and its descriptor.
+pub(crate) fn write_manifest(
+    layout: &oci::Layout,
+    config_json: &[u8],
+    layers: Vec<Descriptor>,
+    annotations: Option<BTreeMap<String, String>>,
+) -> Result<(Manifest, Descriptor), OciError> {
+    let config_digest = layout.write_blob(config_json)?;
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(MEDIA_TYPE_MANIFEST.into()),
+        config: Descriptor::new(MEDIA_TYPE_CONFIG, config_digest, config_json.len() as u64),
+        layers,
+        annotations,
+    };
+    let manifest_json = to_json(&manifest);
+    let digest = layout.write_blob(&manifest_json)?;
+    let desc = Descriptor::new(MEDIA_TYPE_MANIFEST, digest, manifest_json.len() as u64);
+    Ok((manifest, desc))
 }
 
 fn failure_canceled(f: &Option<BuildError>) -> bool {
@@ -562,6 +625,8 @@ pub(crate) struct Builder<'a> {
     /// The current step's number.
     pub(crate) step: usize,
     pub(crate) total: usize,
+    /// The stage being built.
+    pub(crate) stage: usize,
 }
 
 impl<'a> Builder<'a> {
@@ -578,6 +643,7 @@ impl<'a> Builder<'a> {
             progress: &shared.progress,
             step: first_step,
             total: shared.total,
+            stage: 0,
         }
     }
 
@@ -610,6 +676,7 @@ impl<'a> Builder<'a> {
     /// Builds stage `index`; on an error its current step is shown as
     /// failed (or canceled).
     fn run_stage(&mut self, index: usize) -> Result<StageState, BuildError> {
+        self.stage = index;
         let r = self.stage_steps(index);
         if let Err(e) = &r {
             let canceled =
@@ -658,9 +725,10 @@ impl<'a> Builder<'a> {
             .collect();
         let mut scope = self.plan.scope(base_env);
         let mut cmd_set = false;
-        // ONBUILD triggers of a base image run first.
+        // ONBUILD triggers of the base (an image, or a stage: BuildKit runs
+        // those too) run first; the stage's own config starts without them.
         let triggers = std::mem::take(&mut st.config.config.on_build);
-        if matches!(stage.base, BaseRef::Image(_)) && !triggers.is_empty() {
+        if matches!(stage.base, BaseRef::Image(_) | BaseRef::Stage(_)) && !triggers.is_empty() {
             let text = triggers.join("\n");
             let parsed = Dockerfile::parse("ONBUILD", &text).map_err(|e| {
                 self.err(

@@ -125,7 +125,8 @@ fn header(path: &str, size: u64) -> TarHeader {
 /// A Docker archive: `<config hex>.json`, `<layer hex>/layer.tar` (the
 /// blobs as stored; docker and podman detect the compression) and
 /// `manifest.json` with each image's `RepoTags`.
-fn write_docker_archive(
+/// Writes a Docker archive of `images` (an empty name: no RepoTags).
+pub(crate) fn write_docker_archive(
     layout: &Layout,
     images: &[(StoredImage, ResolvedImage)],
     file: &Path,
@@ -136,7 +137,7 @@ fn write_docker_archive(
         let f = fs::File::create(&tmp).map_err(io_err)?;
         let mut tw = TarWriter::new(std::io::BufWriter::new(f));
         let mut written = std::collections::HashSet::new();
-        let mut entries = Vec::new();
+        let mut entries: Vec<serde_json::Value> = Vec::new();
         for (img, r) in images {
             let mut add = |path: String, digest: &Digest| -> Result<(), StoreError> {
                 if !written.insert(path.clone()) {
@@ -159,9 +160,21 @@ fn write_docker_archive(
                 .name
                 .strip_prefix("docker.io/library/")
                 .unwrap_or(&img.name);
+            // One entry per image, with all its names (as `docker save`).
+            if let Some(e) = entries.iter_mut().find(|e| e["Config"] == config.as_str()) {
+                if let Some(t) = e["RepoTags"].as_array_mut().filter(|_| !short.is_empty()) {
+                    t.push(short.into());
+                }
+                continue;
+            }
+            let tags: Vec<&str> = if short.is_empty() {
+                vec![]
+            } else {
+                vec![short]
+            };
             entries.push(serde_json::json!({
                 "Config": config,
-                "RepoTags": [short],
+                "RepoTags": tags,
                 "Layers": layers,
             }));
         }

@@ -10,14 +10,20 @@
 //! - [`oci`]: image layouts, OCI and Docker archives, the image-spec
 //!   JSON types and the registry client ([`oci::registry`]);
 //! - [`store`]: the local content store and build cache;
+//! - [`cache_io`]: `--cache-to` / `--cache-from` type=local (BuildKit's layout);
 //! - [`exec`]: RUN (through the berth runtime library on an overlay
 //!   snapshot), COPY/ADD (with `--parents` and http(s) URLs) and WORKDIR;
 //! - [`progress`]: plain and tty step progress on stderr;
 //! - [`secret`]: build secrets (`--secret`, `RUN --mount=type=secret`);
+//! - [`ssh`]: ssh agent forwarding (`--ssh`, `RUN --mount=type=ssh`);
 //! - [`images`]: tag, inspect, save, load and overlay bundles;
+//! - [`output`]: `--output` exporters, `--annotation`, `--label`, metadata;
+//! - [`attest`]: `--provenance` (SLSA provenance attestations in an index);
 //! - [`build`]: the build driver tying it together.
 
+pub mod attest;
 pub mod build;
+pub mod cache_io;
 pub mod context;
 pub mod digest;
 pub mod dockerfile;
@@ -27,10 +33,12 @@ mod glob;
 pub mod images;
 pub mod layer;
 pub mod oci;
+pub mod output;
 pub mod plan;
 pub mod progress;
 #[cfg(test)]
 mod robustness_tests;
 pub mod rootless;
 pub mod secret;
+pub mod ssh;
 pub mod store;

@@ -5,16 +5,19 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use berth_build::build::{build, BuildRequest, Output};
+use berth_build::build::{build, BuildRequest};
+use berth_build::cache_io;
 use berth_build::images;
 use berth_build::layer::Compression;
 use berth_build::oci::normalize_tag;
 use berth_build::oci::registry::{
     self, PullOptions, PullPolicy, PushOptions, Reference, RegistryOptions,
 };
-use berth_build::plan::Platform;
+use berth_build::output;
+use berth_build::plan::{NamedContext, Platform};
 use berth_build::progress::{stderr_is_tty, ProgressMode};
 use berth_build::secret::parse_secret_flag;
+use berth_build::ssh::parse_ssh_flag;
 use berth_build::store::Store;
 use clap::{Parser, Subcommand};
 
@@ -48,7 +51,7 @@ pub(crate) struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Build an image from a Dockerfile.
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// List the images in the store.
     Images,
     /// Unpack an image into a runtime bundle (DEST/rootfs + DEST/config.json).
@@ -186,13 +189,58 @@ struct BuildArgs {
     /// Do not use the build cache.
     #[arg(long)]
     no_cache: bool,
-    /// Also write the image: type=oci,dest=DIR or type=oci-archive,dest=FILE.
+    /// Also write the image or its files (buildx's exporters):
+    /// type=oci,dest=DIR[,tar=true], type=oci-archive,dest=FILE,
+    /// type=docker,dest=FILE, type=local,dest=DIR (or just DIR),
+    /// type=tar,dest=FILE, type=image,name=N[,push=true],
+    /// type=registry,name=N; may be repeated.
     #[arg(short = 'o', long = "output")]
     outputs: Vec<String>,
+    /// Set a label on the image (KEY=VALUE; over the Dockerfile's LABEL).
+    #[arg(long = "label")]
+    labels: Vec<String>,
+    /// Annotate the image: [manifest|manifest-descriptor:]KEY=VALUE.
+    #[arg(long = "annotation")]
+    annotations: Vec<String>,
+    /// Write the image id (the config digest) to this file.
+    #[arg(long)]
+    iidfile: Option<PathBuf>,
+    /// Write build result metadata (digests, descriptor, names) as JSON
+    /// to this file, with buildx's keys.
+    #[arg(long)]
+    metadata_file: Option<PathBuf>,
     /// Expose a secret to RUN --mount=type=secret: id=ID,src=PATH,
     /// id=ID,env=VAR, or id=ID (environment variable ID); may be repeated.
     #[arg(long = "secret")]
     secrets: Vec<String>,
+    /// Forward an ssh agent to RUN --mount=type=ssh: ID (the agent at
+    /// $SSH_AUTH_SOCK, e.g. `default`) or ID=SOCKET; may be repeated.
+    #[arg(long = "ssh")]
+    ssh: Vec<String>,
+    /// Attach an SLSA provenance attestation to the OCI outputs (in an
+    /// image index, as BuildKit): true (mode=min), mode=max or false
+    /// (default).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    provenance: Option<String>,
+    /// SBOM attestations: only false is supported.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    sbom: Option<String>,
+    /// Export the build cache: type=local,dest=DIR[,mode=min|max]
+    /// (BuildKit's local cache layout); may be repeated.
+    #[arg(long = "cache-to")]
+    cache_to: Vec<String>,
+    /// Import a build cache first: type=local,src=DIR; may be repeated.
+    #[arg(long = "cache-from")]
+    cache_from: Vec<String>,
+    /// A named context: NAME=DIR, NAME=docker-image://REF or
+    /// NAME=oci-layout://DIR[:TAG]; replaces stage or image NAME in FROM
+    /// (images only), COPY --from and RUN --mount from=.
+    #[arg(long = "build-context")]
+    build_contexts: Vec<String>,
+    /// Allow an entitlement: `security.insecure` (RUN --security=insecure:
+    /// all capabilities, nothing masked) or `network.host` (always allowed).
+    #[arg(long = "allow")]
+    allow: Vec<String>,
     /// Progress output: plain (default), tty (redraw the current step's
     /// line), auto (tty when stderr is a terminal, else plain) or quiet.
     #[arg(long, default_value = "plain")]
@@ -219,28 +267,6 @@ struct BuildArgs {
     platform: Option<String>,
     /// The build context directory.
     context: PathBuf,
-}
-
-fn parse_output(s: &str) -> Result<Output> {
-    let mut kind = None;
-    let mut dest = None;
-    for part in s.split(',') {
-        match part.split_once('=') {
-            Some(("type", v)) => kind = Some(v.to_string()),
-            Some(("dest", v)) => dest = Some(PathBuf::from(v)),
-            _ => {
-                bail!("invalid --output {s:?}: use type=oci,dest=DIR or type=oci-archive,dest=FILE")
-            }
-        }
-    }
-    let Some(dest) = dest else {
-        bail!("--output {s:?} needs dest=PATH");
-    };
-    match kind.as_deref() {
-        Some("oci") => Ok(Output::Oci(dest)),
-        Some("oci-archive") | Some("tar") => Ok(Output::OciArchive(dest)),
-        other => bail!("unsupported --output type {other:?}: use oci or oci-archive"),
-    }
 }
 
 fn registry_options(cli: &Cli) -> RegistryOptions {
@@ -279,39 +305,92 @@ fn run_build(root: &std::path::Path, reg: RegistryOptions, a: BuildArgs) -> Resu
             },
         };
     }
-    let tags = a
-        .tags
+    let mut names: Vec<String> = a.tags.clone();
+    let mut outputs = Vec::new();
+    let mut push = a.push;
+    for o in &a.outputs {
+        let spec = output::parse_output(o).map_err(anyhow::Error::msg)?;
+        names.extend(spec.names);
+        push |= spec.push;
+        outputs.extend(spec.output);
+    }
+    if outputs
         .iter()
-        .map(|t| normalize_tag(t).map_err(anyhow::Error::msg))
-        .collect::<Result<Vec<_>>>()?;
-    let outputs = a
-        .outputs
-        .iter()
-        .map(|o| parse_output(o))
-        .collect::<Result<Vec<_>>>()?;
+        .filter(|o| output::writes_stdout(std::slice::from_ref(*o)))
+        .count()
+        > 1
+    {
+        bail!("only one --output can go to stdout (dest=-)");
+    }
+    let mut tags = Vec::new();
+    for t in &names {
+        let t = normalize_tag(t).map_err(anyhow::Error::msg)?;
+        if !tags.contains(&t) {
+            tags.push(t);
+        }
+    }
+    let mut labels = BTreeMap::new();
+    for l in &a.labels {
+        let (k, v) = output::parse_label(l).map_err(anyhow::Error::msg)?;
+        labels.insert(k, v);
+    }
+    let mut annotations = Vec::new();
+    for s in &a.annotations {
+        annotations.extend(output::parse_annotation(s).map_err(anyhow::Error::msg)?);
+    }
     let compression = match a.compression.as_str() {
         "gzip" => Compression::Gzip,
         "none" | "uncompressed" => Compression::None,
         "zstd" => Compression::Zstd,
         other => bail!("unsupported --compression {other:?}: use gzip, zstd or none"),
     };
-    let progress = match a.progress.as_str() {
-        "plain" => ProgressMode::Plain,
-        "tty" => ProgressMode::Tty,
-        "auto" if stderr_is_tty() => ProgressMode::Tty,
-        "auto" => ProgressMode::Plain,
-        "quiet" => ProgressMode::Quiet,
-        other => bail!("unsupported --progress {other:?}: use auto, plain, tty or quiet"),
-    };
-    let progress = if a.quiet {
-        ProgressMode::Quiet
-    } else {
-        progress
-    };
+    let progress = progress_mode(&a.progress, a.quiet)?;
     let mut secrets = BTreeMap::new();
     for spec in &a.secrets {
         let (id, source) = parse_secret_flag(spec, |v| std::env::var_os(v).is_some())?;
         secrets.insert(id, source);
+    }
+    let mut ssh = BTreeMap::new();
+    let env_sock = std::env::var("SSH_AUTH_SOCK").ok();
+    for spec in &a.ssh {
+        let (id, path) = parse_ssh_flag(spec, env_sock.as_deref())?;
+        ssh.insert(id, path);
+    }
+    let provenance = match &a.provenance {
+        Some(p) => berth_build::attest::parse_provenance(p).map_err(anyhow::Error::msg)?,
+        None => None,
+    };
+    if !matches!(a.sbom.as_deref(), None | Some("false") | Some("0")) {
+        bail!("--sbom is not supported by berth-build yet (no SBOM scanner): use --sbom=false");
+    }
+    if provenance.is_some() && push {
+        bail!(
+            "--provenance is attached to type=oci and oci-archive outputs; pushing it to a registry \
+             is not supported yet (use --provenance=false with --push)"
+        );
+    }
+    let cache_to = a
+        .cache_to
+        .iter()
+        .map(|s| cache_io::parse_cache_to(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cache_from = a
+        .cache_from
+        .iter()
+        .map(|s| cache_io::parse_cache_from(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut named_contexts = BTreeMap::new();
+    for spec in &a.build_contexts {
+        let (name, ctx) = NamedContext::parse(spec).map_err(anyhow::Error::msg)?;
+        named_contexts.insert(name, ctx);
+    }
+    let mut allow_insecure = false;
+    for a in a.allow.iter().flat_map(|v| v.split(',')) {
+        match a {
+            "security.insecure" => allow_insecure = true,
+            "network.host" => {}
+            other => bail!("unknown --allow {other:?}: use security.insecure or network.host"),
+        }
     }
     let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) if !v.is_empty() => Some(
@@ -333,10 +412,18 @@ fn run_build(root: &std::path::Path, reg: RegistryOptions, a: BuildArgs) -> Resu
         target: a.target.clone(),
         no_cache: a.no_cache,
         outputs,
+        labels,
+        annotations,
         compression,
         source_date_epoch,
         progress,
         secrets,
+        ssh,
+        provenance,
+        cache_from,
+        cache_to,
+        named_contexts,
+        allow_insecure,
         pull: PullPolicy::parse(&a.pull).map_err(anyhow::Error::msg)?,
         registry: reg.clone(),
         jobs: a.jobs,
@@ -345,12 +432,21 @@ fn run_build(root: &std::path::Path, reg: RegistryOptions, a: BuildArgs) -> Resu
             None => Platform::host(),
         },
     };
-    if a.push && req.tags.is_empty() {
+    if push && req.tags.is_empty() {
         bail!("--push needs at least one -t NAME to push to");
     }
     let store = Store::open(root)?;
     let out = build(&store, &req)?;
-    if a.push {
+    if let Some(f) = &a.iidfile {
+        std::fs::write(f, out.config.to_string())
+            .with_context(|| format!("--iidfile {}", f.display()))?;
+    }
+    if let Some(f) = &a.metadata_file {
+        let v = output::metadata_json(&out.manifest, &out.config, &req.tags);
+        let text = serde_json::to_string_pretty(&v).context("metadata")?;
+        std::fs::write(f, text).with_context(|| format!("--metadata-file {}", f.display()))?;
+    }
+    if push {
         let _lock = store.lock()?;
         let opts = PushOptions {
             progress: if a.quiet {
@@ -371,7 +467,10 @@ fn run_build(root: &std::path::Path, reg: RegistryOptions, a: BuildArgs) -> Resu
             }
         }
     }
-    println!("{}", out.manifest.digest);
+    // An archive on stdout (-o -) is all stdout carries, as with buildx.
+    if !output::writes_stdout(&req.outputs) {
+        println!("{}", out.manifest.digest);
+    }
     Ok(())
 }
 
@@ -524,7 +623,7 @@ fn real_main() -> Result<()> {
         .init();
     let reg = registry_options(&cli);
     match cli.command {
-        Cmd::Build(a) => run_build(&root_dir, reg, a),
+        Cmd::Build(a) => run_build(&root_dir, reg, *a),
         Cmd::Images => {
             let store = Store::open(&root_dir)?;
             println!(

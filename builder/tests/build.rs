@@ -3,81 +3,10 @@
 //! and outputs. Seed image: hack/make-busybox-image.sh (busybox-static, jq).
 
 mod support;
-use support::*;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn new(dockerfile: &str, files: &[(&str, &str)]) -> Env {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ctx = dir.path().join("ctx");
-        std::fs::create_dir_all(&ctx).expect("ctx");
-        let seed = seed().expect("seed").display().to_string();
-        std::fs::write(ctx.join("Dockerfile"), dockerfile.replace("@SEED@", &seed)).expect("df");
-        for (p, c) in files {
-            let path = ctx.join(p);
-            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-            std::fs::write(path, c).expect("write");
-        }
-        Env { dir }
-    }
-
-    fn ctx(&self) -> PathBuf {
-        self.dir.path().join("ctx")
-    }
-
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("store")
-    }
-
-    fn build(&self, extra: &[&str], epoch: Option<&str>) -> Output {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_berth-build"));
-        c.arg("--root")
-            .arg(self.root())
-            .arg("build")
-            .args(extra)
-            .arg(self.ctx());
-        match epoch {
-            Some(e) => c.env("SOURCE_DATE_EPOCH", e),
-            None => c.env_remove("SOURCE_DATE_EPOCH"),
-        };
-        c.output().expect("run berth-build")
-    }
-
-    fn ok(&self, extra: &[&str], epoch: Option<&str>) -> (String, String) {
-        let out = self.build(extra, epoch);
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "build failed:\n{stderr}");
-        (
-            String::from_utf8_lossy(&out.stdout).trim().to_string(),
-            stderr,
-        )
-    }
-
-    /// Nothing half-written: no scratch dirs, no mounts, no temp blobs.
-    fn assert_clean(&self) {
-        let tmp = self.root().join("tmp");
-        let left: Vec<_> = std::fs::read_dir(&tmp)
-            .map(|r| r.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        assert!(left.is_empty(), "left in tmp: {left:?}");
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-        assert!(
-            !mounts.contains(&self.root().display().to_string()),
-            "mount left behind"
-        );
-        let blobs = std::fs::read_dir(self.root().join("blobs/sha256")).expect("blobs");
-        for b in blobs.flatten() {
-            let name = b.file_name().to_string_lossy().into_owned();
-            assert!(!name.starts_with(".tmp"), "temporary blob left: {name}");
-        }
-    }
-}
+use support::*;
 
 const MULTI: &str = r#"FROM oci:@SEED@ AS build
 ARG MSG=hello
@@ -424,21 +353,6 @@ fn scratch_stage_from_stage_and_images_rm() {
     assert!(!env.root().join("blobs/sha256").join(d).exists());
 }
 
-fn berth_build(env: &Env, args: &[&str]) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_berth-build"))
-        .arg("--root")
-        .arg(env.root())
-        .args(args)
-        .output()
-        .expect("berth-build");
-    assert!(
-        o.status.success(),
-        "berth-build {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 #[test]
 fn prune_frees_unreferenced_blobs_and_keeps_the_cache() {
     let Some(env) = multi_env() else { return };
@@ -482,17 +396,6 @@ fn prune_frees_unreferenced_blobs_and_keeps_the_cache() {
     assert_eq!(rebuilt, tagged);
     assert!(!stderr.contains("CACHED"), "{stderr}");
     env.assert_clean();
-}
-
-/// Unpacks image `name` of the env's store and returns its rootfs.
-fn unpacked(env: &Env, name: &str, dir: &str) -> PathBuf {
-    let bundle = env.dir.path().join(dir);
-    berth_build(env, &["unpack", name, &bundle.display().to_string()]);
-    bundle.join("rootfs")
-}
-
-fn read(root: &Path, p: &str) -> String {
-    std::fs::read_to_string(root.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"))
 }
 
 #[test]

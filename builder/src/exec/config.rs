@@ -5,7 +5,7 @@
 use crate::build::{json_list, Builder, StageState, StepError, StepErrorKind};
 use crate::context::clean_path;
 use crate::dockerfile::{parse_port, Command, CommandLine, Healthcheck, Instruction};
-use crate::exec::{self};
+use crate::exec::{self, ExecError};
 use crate::oci::types::{Empty, HealthConfig};
 use crate::plan::StageScope;
 
@@ -186,9 +186,20 @@ impl<'a> Builder<'a> {
             clean_path(&format!("{base}/{w}"))
         };
         st.config.config.working_dir = path.clone();
-        let material = format!("WORKDIR {path}");
-        self.fs_step(st, inst, material.clone(), material, |_, merged| {
-            exec::make_workdir(merged, &path).map_err(StepErrorKind::from)?;
+        let user = st.config.config.user.clone();
+        let material = format!("WORKDIR {path}\nuser={user}");
+        let created_by = format!("WORKDIR {path}");
+        self.fs_step(st, inst, material, created_by, move |_, merged| {
+            let owner = if user.is_empty() {
+                (0, 0)
+            } else {
+                let passwd = exec::read_root_file(merged, "/etc/passwd");
+                let group = exec::read_root_file(merged, "/etc/group");
+                let u =
+                    exec::user::resolve_user(&user, &passwd, &group).map_err(ExecError::User)?;
+                (u.uid, u.gid)
+            };
+            exec::make_workdir(merged, &path, owner).map_err(StepErrorKind::from)?;
             Ok(Vec::new())
         })
     }

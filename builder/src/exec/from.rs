@@ -76,6 +76,11 @@ impl<'a> Builder<'a> {
                 media_type: desc.media_type.clone(),
             });
         }
+        shared
+            .materials
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((reference.to_string(), resolved.descriptor.digest.clone()));
         let state = StageState {
             layers,
             config: resolved.config,

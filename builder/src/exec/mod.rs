@@ -5,6 +5,7 @@ pub mod config;
 pub mod copy;
 pub mod fetch;
 pub mod from;
+pub mod git;
 pub mod overlay;
 pub mod run;
 pub mod snapshot;
@@ -189,9 +190,22 @@ pub fn remove_created_mountpoints(upper: BorrowedFd<'_>, missing: &[String]) {
 }
 
 /// Creates directory `path` (absolute) in the root filesystem if missing.
-pub fn make_workdir(root: BorrowedFd<'_>, path: &str) -> Result<(), ExecError> {
+pub fn make_workdir(root: BorrowedFd<'_>, path: &str, owner: (u32, u32)) -> Result<(), ExecError> {
     let parts = fsutil_parts(path);
-    fsutil::ensure_dir_following(root, &parts, Resolve::InRoot)
-        .map(|_| ())
-        .map_err(|e| ExecError::io(format!("WORKDIR {path}"), e))
+    let io_err = |e| ExecError::io(format!("WORKDIR {path}"), e);
+    // The directories this WORKDIR creates belong to the stage's USER
+    // (BuildKit); existing ones keep their owner.
+    let missing: Vec<String> = (1..=parts.len())
+        .map(|n| parts[..n].join("/"))
+        .filter(|p| fsutil::open_dir_at(root, p, Resolve::InRoot).is_err())
+        .collect();
+    fsutil::ensure_dir_following(root, &parts, Resolve::InRoot).map_err(io_err)?;
+    if owner != (0, 0) {
+        for p in &missing {
+            let fd = fsutil::open_dir_at(root, p, Resolve::InRoot).map_err(io_err)?;
+            nix::unistd::fchown(fd.as_fd(), Some(owner.0.into()), Some(owner.1.into()))
+                .map_err(|e| io_err(fsutil::errno_io(e)))?;
+        }
+    }
+    Ok(())
 }

@@ -4,6 +4,7 @@
 use std::os::fd::AsFd;
 
 use crate::build::{chain, Builder, StageState, StepError, StepErrorKind};
+use crate::cache_io::UsedStep;
 use crate::dockerfile::Instruction;
 use crate::exec::{self, ExecError, Overlay};
 use crate::fsutil;
@@ -33,8 +34,22 @@ impl<'a> Builder<'a> {
         };
         let key = chain(&st.key, &material);
         tracing::debug!(key = %key, material = %material, "step");
+        let parent = st.key.clone();
+        let record = |b: &Self, entry: &CacheEntry| {
+            b.shared
+                .used_steps
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(UsedStep {
+                    key: key.clone(),
+                    parent: Some(parent.clone()),
+                    entry: entry.clone(),
+                    stage: b.stage,
+                });
+        };
         if !self.req.no_cache {
             if let Some(entry) = self.store.cache_get(&key) {
+                record(self, &entry);
                 let empty = entry.layer.is_none();
                 if let Some(l) = entry.layer {
                     st.layers.push(l);
@@ -53,6 +68,7 @@ impl<'a> Builder<'a> {
         self.store
             .cache_put(&key, &entry)
             .map_err(|k| self.err(inst, k))?;
+        record(self, &entry);
         let empty = layer.is_none();
         if let Some(l) = layer {
             st.layers.push(l);

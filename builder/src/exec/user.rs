@@ -87,15 +87,7 @@ pub fn resolve_user(spec: &str, passwd: &str, group: &str) -> Result<ResolvedUse
     let mut additional = Vec::new();
     match grp {
         Some(g) => {
-            gid = match g.parse::<u32>() {
-                Ok(n) => n,
-                Err(_) => group_entries(group)
-                    .find(|(n, _, _)| *n == g)
-                    .map(|(_, id, _)| id)
-                    .ok_or_else(|| {
-                        format!("unable to find group {g}: no matching entries in group file")
-                    })?,
-            };
+            gid = group_id(g, group)?;
         }
         None if !name.is_empty() => {
             for (_, id, members) in group_entries(group) {
@@ -113,9 +105,57 @@ pub fn resolve_user(spec: &str, passwd: &str, group: &str) -> Result<ResolvedUse
     })
 }
 
+/// Resolves a `COPY/ADD --chown=user[:group]` value in the image's
+/// passwd/group text. Unlike USER, a missing group means the gid is the
+/// uid (Docker's documented rule, and BuildKit's behaviour), not the
+/// user's primary group.
+pub fn resolve_chown(spec: &str, passwd: &str, group: &str) -> Result<(u32, u32), String> {
+    let (user, grp) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let uid = match user.parse::<u32>() {
+        Ok(n) => n,
+        Err(_) => passwd_entries(passwd)
+            .find(|e| e.name == user)
+            .map(|e| e.uid)
+            .ok_or_else(|| {
+                format!("unable to find user {user}: no matching entries in passwd file")
+            })?,
+    };
+    let gid = match grp {
+        None => uid,
+        Some(g) => group_id(g, group)?,
+    };
+    Ok((uid, gid))
+}
+
+/// A group given by number or by name (looked up in the group text).
+fn group_id(g: &str, group: &str) -> Result<u32, String> {
+    match g.parse::<u32>() {
+        Ok(n) => Ok(n),
+        Err(_) => group_entries(group)
+            .find(|(n, _, _)| *n == g)
+            .map(|(_, id, _)| id)
+            .ok_or_else(|| format!("unable to find group {g}: no matching entries in group file")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chown_values() {
+        let r = |s| resolve_chown(s, PASSWD, GROUP);
+        assert_eq!(r("app"), Ok((1000, 1000)));
+        assert_eq!(r("1234"), Ok((1234, 1234)));
+        assert_eq!(r("app:wheel"), Ok((1000, 10)));
+        assert_eq!(r("5:6"), Ok((5, 6)));
+        assert_eq!(r("0:wheel"), Ok((0, 10)));
+        assert!(r("nobody").expect_err("user").contains("passwd"));
+        assert!(r("app:nogroup").expect_err("group").contains("group file"));
+    }
 
     #[test]
     fn names_of_ids_come_from_passwd_and_group_text() {

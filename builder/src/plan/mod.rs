@@ -45,6 +45,49 @@ pub struct BuildOptions {
     pub target_platform: Platform,
     /// The platform the build runs on (BUILDPLATFORM...).
     pub build_platform: Platform,
+    /// `--build-context NAME=...`, by lower-cased name: they replace the
+    /// stage or image NAME names in FROM, COPY --from and RUN --mount from=.
+    pub named_contexts: BTreeMap<String, NamedContext>,
+}
+
+/// A `--build-context` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamedContext {
+    /// A local directory (COPY --from / RUN --mount from= only).
+    Dir(std::path::PathBuf),
+    /// An image reference (`docker-image://REF`, `oci-layout://DIR[:tag]`
+    /// becomes `oci:DIR[:tag]`).
+    Image(String),
+}
+
+impl NamedContext {
+    /// Parses `NAME=VALUE` as buildx does: `docker-image://REF`,
+    /// `oci-layout://DIR[:TAG]`, or a local directory path.
+    pub fn parse(spec: &str) -> Result<(String, NamedContext), String> {
+        let Some((name, value)) = spec.split_once('=') else {
+            return Err(format!(
+                "--build-context {spec:?}: use NAME=PATH or NAME=docker-image://REF"
+            ));
+        };
+        if name.is_empty() || value.is_empty() {
+            return Err(format!(
+                "--build-context {spec:?}: the name and the value must not be empty"
+            ));
+        }
+        let ctx = if let Some(r) = value.strip_prefix("docker-image://") {
+            NamedContext::Image(r.to_string())
+        } else if let Some(d) = value.strip_prefix("oci-layout://") {
+            NamedContext::Image(format!("oci:{d}"))
+        } else if value.contains("://") {
+            return Err(format!(
+                "--build-context {spec:?}: only local directories, docker-image:// and \
+                 oci-layout:// are supported"
+            ));
+        } else {
+            NamedContext::Dir(std::path::PathBuf::from(value))
+        };
+        Ok((name.to_ascii_lowercase(), ctx))
+    }
 }
 
 impl BuildOptions {
@@ -55,6 +98,7 @@ impl BuildOptions {
             build_args: BTreeMap::new(),
             target_platform: platform.clone(),
             build_platform: platform,
+            named_contexts: BTreeMap::new(),
         }
     }
 }
@@ -79,6 +123,8 @@ pub enum SourceRef {
     Stage(usize),
     /// An image reference.
     Image(String),
+    /// A `--build-context` directory.
+    Dir(std::path::PathBuf),
 }
 
 /// One build stage.
@@ -135,6 +181,8 @@ pub struct Plan {
     pub build_args: BTreeMap<String, String>,
     /// `--build-arg` names no needed stage (or global ARG) declares.
     pub unused_build_args: Vec<String>,
+    /// `--build-context` values by lower-cased name.
+    pub named_contexts: BTreeMap<String, NamedContext>,
 }
 
 /// Why a build cannot be planned.
@@ -186,6 +234,9 @@ pub enum PlanErrorKind {
         /// Line of the first stage with it.
         first_line: usize,
     },
+    /// FROM a `--build-context` directory.
+    #[error("FROM {0}: a --build-context directory can be used by COPY --from and RUN --mount from= only (not as a base image) in berth-build")]
+    NamedDirBase(String),
     /// A FROM whose image expands to nothing.
     #[error("base name ({0}) should not be blank: set the ARG it uses before the first FROM")]
     BlankBaseName(String),
@@ -262,7 +313,7 @@ impl Plan {
     /// name (both must be earlier stages), or else an image reference.
     pub fn resolve_source(&self, current: usize, raw: &str) -> Result<SourceRef, PlanErrorKind> {
         let value = self.expand_global(raw)?;
-        resolve_source(&self.stages, current, raw, &value)
+        resolve_source(&self.stages, &self.named_contexts, current, raw, &value)
     }
 
     /// A fresh variable scope for executing a stage whose base has
@@ -274,12 +325,18 @@ impl Plan {
 
 fn resolve_source(
     stages: &[Stage],
+    named: &BTreeMap<String, NamedContext>,
     current: usize,
     raw: &str,
     value: &str,
 ) -> Result<SourceRef, PlanErrorKind> {
     if value.is_empty() {
         return Ok(SourceRef::Context);
+    }
+    match named.get(&value.to_ascii_lowercase()) {
+        Some(NamedContext::Image(r)) => return Ok(SourceRef::Image(r.clone())),
+        Some(NamedContext::Dir(d)) => return Ok(SourceRef::Dir(d.clone())),
+        None => {}
     }
     let index = if !value.is_empty() && value.chars().all(|c| c.is_ascii_digit()) {
         let index = value.parse::<usize>().unwrap_or(usize::MAX);
@@ -343,7 +400,12 @@ impl Planner<'_> {
                     if image.is_empty() {
                         return Err(self.at(inst, PlanErrorKind::BlankBaseName(from.image.clone())));
                     }
-                    let base = if image == "scratch" {
+                    let named = self.opts.named_contexts.get(&image.to_ascii_lowercase());
+                    let base = if let Some(NamedContext::Image(r)) = named {
+                        BaseRef::Image(r.clone())
+                    } else if let Some(NamedContext::Dir(_)) = named {
+                        return Err(self.at(inst, PlanErrorKind::NamedDirBase(image.clone())));
+                    } else if image == "scratch" {
                         BaseRef::Scratch
                     } else {
                         let lower = image.to_ascii_lowercase();
@@ -465,6 +527,7 @@ impl Planner<'_> {
             meta_args: meta,
             build_args: self.opts.build_args.clone(),
             unused_build_args,
+            named_contexts: self.opts.named_contexts.clone(),
         })
     }
 
@@ -493,7 +556,9 @@ impl Planner<'_> {
                 for raw in refs {
                     let value = expand_word(raw, escape, &|n| lookup_meta(meta, n))
                         .map_err(|e| self.at(inst, e))?;
-                    match resolve_source(stages, i, raw, &value).map_err(|e| self.at(inst, e))? {
+                    match resolve_source(stages, &self.opts.named_contexts, i, raw, &value)
+                        .map_err(|e| self.at(inst, e))?
+                    {
                         SourceRef::Stage(j) => {
                             deps.insert(j);
                         }
@@ -502,7 +567,7 @@ impl Planner<'_> {
                                 images.push(img);
                             }
                         }
-                        SourceRef::Context => {}
+                        SourceRef::Context | SourceRef::Dir(_) => {}
                     }
                 }
             }

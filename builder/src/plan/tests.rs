@@ -522,3 +522,48 @@ fn blank_base_and_bad_platform() {
     );
     assert!(e.to_string().contains("   1 | FROM ${IMG:?set-IMG}"));
 }
+
+#[test]
+fn named_contexts_replace_stages_and_images() {
+    let mut o = opts();
+    for spec in [
+        "base=docker-image://localhost/busybox:latest",
+        "Tools=oci-layout:///srv/layout:v1",
+        "files=./extra",
+    ] {
+        let (n, c) = NamedContext::parse(spec).expect(spec);
+        o.named_contexts.insert(n, c);
+    }
+    let p = plan(
+        "FROM base AS first\nFROM alpine AS tools\nCOPY --from=files a /a\nCOPY --from=tools b /b\n",
+        &o,
+    );
+    assert_eq!(
+        p.stages[0].base,
+        BaseRef::Image("localhost/busybox:latest".into())
+    );
+    assert_eq!(
+        p.resolve_source(1, "files"),
+        Ok(SourceRef::Dir("./extra".into()))
+    );
+    // A named context wins over a stage of the same name.
+    assert_eq!(
+        p.resolve_source(1, "tools"),
+        Ok(SourceRef::Image("oci:/srv/layout:v1".into()))
+    );
+    assert!(p.stages[1]
+        .images
+        .contains(&"oci:/srv/layout:v1".to_string()));
+    let err = Plan::new(
+        &Dockerfile::parse("Dockerfile", "FROM files\n").expect("parse"),
+        &o,
+    )
+    .expect_err("dir as base");
+    assert!(
+        err.to_string().contains("--build-context directory"),
+        "{err}"
+    );
+    for bad in ["noequals", "=x", "n=", "n=https://x/y.git"] {
+        assert!(NamedContext::parse(bad).is_err(), "{bad}");
+    }
+}

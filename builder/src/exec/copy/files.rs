@@ -9,6 +9,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use nix::fcntl::{openat, openat2, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{fstat, Mode, SFlag};
 
+use super::Chmod;
 use super::ExecError;
 use crate::context::{clean_path, Dockerignore};
 use crate::digest::{Digest, Hasher};
@@ -246,10 +247,33 @@ fn hash_fd(fd: OwnedFd, rel: &str, filter: &SourceFilter, h: &mut Hasher) -> Res
 pub struct CopyAttrs {
     /// `--chown` (uid, gid); default 0:0.
     pub chown: Option<(u32, u32)>,
-    /// `--chmod` (octal).
-    pub chmod: Option<u32>,
+    /// `--chmod` (octal or symbolic).
+    pub chmod: Option<Chmod>,
     /// ADD: unpack local tar archives.
     pub unpack_archives: bool,
+    /// Without `--chown`: keep the source's owners (COPY --from a stage or
+    /// image) instead of 0:0 (the build context).
+    pub keep_owner: bool,
+}
+
+impl CopyAttrs {
+    /// The owner a copied file whose source has `uid:gid` gets.
+    pub fn owner(&self, uid: u32, gid: u32) -> (u32, u32) {
+        match self.chown {
+            Some(o) => o,
+            None if self.keep_owner => (uid, gid),
+            None => (0, 0),
+        }
+    }
+
+    /// The mode a copied file (or directory) whose source mode is
+    /// `src_mode` gets.
+    pub fn mode(&self, src_mode: u32, is_dir: bool) -> u32 {
+        match &self.chmod {
+            Some(c) => c.apply(src_mode, is_dir),
+            None => src_mode & 0o7777,
+        }
+    }
 }
 
 /// Copies `matches` from `src_root` to `dest` (an absolute path in the
@@ -271,9 +295,24 @@ pub fn copy_sources(
     for m in matches {
         let src = open_in_root(src_root, &m.rel).map_err(|e| ExecError::io(&m.rel, e))?;
         if m.is_dir {
+            let created = !dest_parts.is_empty()
+                && fsutil::open_dir_at(dst_root, &dest_clean, Resolve::InRoot).is_err();
             let dir = fsutil::ensure_dir(dst_root, &dest_parts, Resolve::InRoot)
                 .map_err(|e| ExecError::io(format!("COPY destination {dest}"), e))?;
             count += copy_dir_contents(src.as_fd(), &m.rel, filter, dir.as_fd(), attrs)?;
+            if created {
+                // A directory this COPY made takes the source directory's
+                // owner (after --chown) and mode (after --chmod), as in BuildKit.
+                let st = fstat(src.as_fd()).map_err(|e| ExecError::io(&m.rel, errno_io(e)))?;
+                let (uid, gid) = attrs.owner(st.st_uid, st.st_gid);
+                nix::unistd::fchown(dir.as_fd(), Some(uid.into()), Some(gid.into()))
+                    .map_err(|e| ExecError::io(format!("COPY destination {dest}"), errno_io(e)))?;
+                nix::sys::stat::fchmod(
+                    dir.as_fd(),
+                    Mode::from_bits_truncate(attrs.mode(st.st_mode, true)),
+                )
+                .map_err(|e| ExecError::io(format!("COPY destination {dest}"), errno_io(e)))?;
+            }
             continue;
         }
         let base = m.rel.rsplit('/').next().unwrap_or(&m.rel).to_string();
@@ -305,25 +344,85 @@ pub fn copy_sources(
     Ok(count)
 }
 
+/// Whether ADD unpacks this file: a tar, or a gzip whose content is a tar
+/// (a gzip of anything else is copied as it is, as BuildKit does).
 fn is_archive(fd: BorrowedFd<'_>) -> bool {
-    let mut head = [0u8; 512];
     let Ok(dup) = fd.try_clone_to_owned() else {
         return false;
     };
-    let mut f = File::from(dup);
-    let n = read_at_start(&mut f, &mut head);
-    n >= 2 && head[..2] == [0x1f, 0x8b] || n >= 262 && &head[257..262] == b"ustar"
+    let f = File::from(dup);
+    let mut head = [0u8; 512];
+    let mut magic = [0u8; 2];
+    let gz = read_at_start(&f, &mut magic) == 2 && magic == [0x1f, 0x8b];
+    let n = if gz {
+        // Positional reads only: the descriptor's offset is shared.
+        let mut dec = flate2::read::GzDecoder::new(ReadAt { f: &f, pos: 0 });
+        read_full(&mut dec, &mut head)
+    } else {
+        read_at_start(&f, &mut head)
+    };
+    n == 512 && looks_like_tar(&head)
 }
 
-fn read_at_start(f: &mut File, buf: &mut [u8]) -> usize {
+/// A tar header: the ustar magic, or (old v7 archives) a valid checksum.
+fn looks_like_tar(h: &[u8; 512]) -> bool {
+    if &h[257..262] == b"ustar" {
+        return true;
+    }
+    let field = String::from_utf8_lossy(&h[148..156]);
+    let Ok(want) = u32::from_str_radix(field.trim_matches(|c: char| c == '\0' || c == ' '), 8)
+    else {
+        return false;
+    };
+    let sum: u32 = h
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(*b)
+            }
+        })
+        .sum();
+    h[0] != 0 && sum == want
+}
+
+/// `Read` over a file by positional reads.
+struct ReadAt<'f> {
+    f: &'f File,
+    pos: u64,
+}
+
+impl Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = self.f.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+    }
+    n
+}
+
+fn read_at_start(f: &File, buf: &mut [u8]) -> usize {
     use std::os::unix::fs::FileExt;
     f.read_at(buf, 0).unwrap_or(0)
 }
 
 fn unpack_archive(src: OwnedFd, dir: BorrowedFd<'_>, rel: &str) -> Result<u64, ExecError> {
-    let mut f = File::from(src);
+    let f = File::from(src);
     let mut magic = [0u8; 2];
-    let gz = read_at_start(&mut f, &mut magic) == 2 && magic == [0x1f, 0x8b];
+    let gz = read_at_start(&f, &mut magic) == 2 && magic == [0x1f, 0x8b];
     let reader: Box<dyn Read> = if gz {
         Box::new(flate2::read::GzDecoder::new(io::BufReader::new(f)))
     } else {
@@ -386,8 +485,8 @@ fn write_file(
     let mut out = File::from(fd);
     io::copy(data, &mut out).map_err(io_err)?;
     drop(out);
-    let (uid, gid) = attrs.chown.unwrap_or((0, 0));
-    let mode = attrs.chmod.unwrap_or(st.st_mode & 0o7777);
+    let (uid, gid) = attrs.owner(st.st_uid, st.st_gid);
+    let mode = attrs.mode(st.st_mode, false);
     fsutil::set_meta_at(parent, name, uid, gid, Some(mode), st.st_mtime).map_err(io_err)
 }
 
@@ -446,7 +545,7 @@ fn copy_dir_contents(
             continue;
         }
         let io_err = |e| ExecError::io(format!("copying {child}"), e);
-        let (uid, gid) = attrs.chown.unwrap_or((0, 0));
+        let (uid, gid) = attrs.owner(st.st_uid, st.st_gid);
         match ft {
             SFlag::S_IFDIR => {
                 match fsutil::lstat_at(dst, &name).map_err(io_err)? {
@@ -468,7 +567,7 @@ fn copy_dir_contents(
                 let s = fsutil::open_dir_at(src, &name, Resolve::NoSymlinks).map_err(io_err)?;
                 let d = fsutil::open_dir_at(dst, &name, Resolve::NoSymlinks).map_err(io_err)?;
                 count += copy_dir_contents(s.as_fd(), &child, filter, d.as_fd(), attrs)?;
-                let mode = attrs.chmod.unwrap_or(st.st_mode & 0o7777);
+                let mode = attrs.mode(st.st_mode, true);
                 fsutil::set_meta_at(dst, &name, uid, gid, Some(mode), st.st_mtime)
                     .map_err(io_err)?;
             }

@@ -1,17 +1,20 @@
 //! COPY and ADD: the step (sources, destination, --from, --chown, --chmod,
 //! --parents, heredocs, URLs) on top of [`files`] (matching and copying).
 
+mod chmod;
 mod files;
 
+pub use chmod::Chmod;
 pub use files::*;
 use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
 
 use crate::build::{json_list, Builder, StageState, StepError, StepErrorKind};
 use crate::context::{clean_path, Dockerignore};
 use crate::digest::Digest;
 use crate::dockerfile::{CopySpec, Instruction, Source};
 use crate::exec::copy;
-use crate::exec::{self, fetch, ExecError, Overlay};
+use crate::exec::{self, fetch, git, ExecError, Overlay};
 use crate::fsutil;
 use crate::plan::{SourceRef, StageScope};
 
@@ -65,16 +68,7 @@ impl<'a> Builder<'a> {
         let chmod = match &c.chmod {
             Some(s) => {
                 let v = scope.expand(s).map_err(|x| e(x.into()))?;
-                Some(
-                    u32::from_str_radix(&v, 8)
-                        .ok()
-                        .filter(|m| *m <= 0o7777)
-                        .ok_or_else(|| {
-                            e(StepErrorKind::Unsupported(format!(
-                                "--chmod={v} (only octal modes are)"
-                            )))
-                        })?,
-                )
+                Some(Chmod::parse(&v).map_err(|x| e(StepErrorKind::Invalid(x)))?)
             }
             None => None,
         };
@@ -84,18 +78,16 @@ impl<'a> Builder<'a> {
         let mut pivots = Vec::new();
         let mut urls = Vec::new();
         let mut inline = Vec::new();
+        let mut gits = Vec::new();
         for s in &c.sources {
             match s {
                 Source::Path(p) => {
                     let p = scope.expand(p).map_err(|x| e(x.into()))?;
-                    let git = p.starts_with("git@")
-                        || p.starts_with("git://")
-                        || p.ends_with(".git")
-                        || p.contains(".git#");
-                    if add && git {
-                        return Err(e(StepErrorKind::Unsupported(
-                            "ADD from a git repository".into(),
-                        )));
+                    if add && git::is_git_source(&p) {
+                        gits.push(
+                            git::parse_git_source(&p).map_err(|x| e(StepErrorKind::Invalid(x)))?,
+                        );
+                        continue;
                     }
                     if add && fetch::is_http_url(&p) {
                         urls.push(p);
@@ -114,7 +106,14 @@ impl<'a> Builder<'a> {
                 }
             }
         }
-        if checksum.is_some() && (urls.is_empty() || !patterns.is_empty() || !inline.is_empty()) {
+        if c.keep_git_dir && gits.is_empty() {
+            return Err(e(StepErrorKind::Invalid(
+                "ADD --keep-git-dir needs a git repository source".into(),
+            )));
+        }
+        if checksum.is_some()
+            && (urls.is_empty() || !patterns.is_empty() || !inline.is_empty() || !gits.is_empty())
+        {
             return Err(e(StepErrorKind::Invalid(
                 "ADD --checksum needs http(s) URL sources only".into(),
             )));
@@ -134,6 +133,31 @@ impl<'a> Builder<'a> {
                     .push(fetch::download(u, &sub, checksum.as_ref()).map_err(|x| e(x.into()))?);
             }
         }
+        // Git repositories are cloned first too: the key holds the commit.
+        let git_dir = if gits.is_empty() {
+            None
+        } else {
+            Some(self.store.scratch("git").map_err(|x| e(x.into()))?)
+        };
+        let mut checkouts = Vec::new();
+        if let Some(dir) = &git_dir {
+            let ssh = self.req.ssh.get("default").map(PathBuf::as_path);
+            for (i, g) in gits.iter().enumerate() {
+                let sub = dir.path().join(i.to_string());
+                std::fs::create_dir(&sub).map_err(|x| e(ExecError::io(sub.display(), x).into()))?;
+                let co = git::checkout(g, &sub, c.keep_git_dir, ssh).map_err(|x| e(x.into()))?;
+                checkouts.push((g.clone(), co));
+            }
+        }
+        let git_ids: Vec<String> = checkouts
+            .iter()
+            .map(|(g, co)| {
+                format!(
+                    "{} {} {:?} keep={}",
+                    g.url, co.commit, g.subdir, c.keep_git_dir
+                )
+            })
+            .collect();
         let download_ids: Vec<String> = downloads
             .iter()
             .map(|d| format!("{} {} {} {}", d.url, d.name, d.digest, d.mtime))
@@ -146,7 +170,29 @@ impl<'a> Builder<'a> {
                 .map_err(|k| e(StepErrorKind::Invalid(k.to_string())))?,
             None => SourceRef::Context,
         };
+        // A --build-context directory: like the context, without its
+        // .dockerignore.
+        let dir_fd: Option<OwnedFd> = match &from {
+            SourceRef::Dir(d) => Some(fsutil::open_dir(d).map_err(|x| {
+                e(StepErrorKind::Invalid(format!(
+                    "--build-context directory {}: {x}",
+                    d.display()
+                )))
+            })?),
+            _ => None,
+        };
+        let local_fd = dir_fd
+            .as_ref()
+            .map(|f| f.as_fd())
+            .unwrap_or(self.context_fd);
         let (src_state, filter) = match &from {
+            SourceRef::Dir(_) => (
+                None,
+                SourceFilter {
+                    exclude: exclude.clone(),
+                    ..SourceFilter::default()
+                },
+            ),
             SourceRef::Context => (
                 None,
                 SourceFilter {
@@ -175,13 +221,11 @@ impl<'a> Builder<'a> {
         let identity = match &src_state {
             None => {
                 for p in &patterns {
-                    matches.push(
-                        copy::match_sources(self.context_fd.as_fd(), p, &filter)
-                            .map_err(|x| e(x.into()))?,
-                    );
+                    matches
+                        .push(copy::match_sources(local_fd, p, &filter).map_err(|x| e(x.into()))?);
                 }
                 let flat: Vec<Matched> = matches.iter().flatten().cloned().collect();
-                copy::hash_sources(self.context_fd.as_fd(), &flat, &filter)
+                copy::hash_sources(local_fd, &flat, &filter)
                     .map_err(|x| e(x.into()))?
                     .to_string()
             }
@@ -193,7 +237,7 @@ impl<'a> Builder<'a> {
                 .join(","),
         };
         let material = format!(
-            "{word} {}\ndest={dest}\ndir={dest_dir_hint}\nchown={chown:?}\nchmod={chmod:?}\nexclude={:?}\nsources={identity}\ninline={inline:?}\nparents={parents}\nurls={download_ids:?}",
+            "{word} {}\ndest={dest}\ndir={dest_dir_hint}\nchown={chown:?}\nchmod={chmod:?}\nexclude={:?}\nsources={identity}\ninline={inline:?}\nparents={parents}\nurls={download_ids:?}\ngit={git_ids:?}",
             json_list(&patterns),
             c.excludes,
         );
@@ -204,9 +248,10 @@ impl<'a> Builder<'a> {
                 Some(spec) => {
                     let passwd = exec::read_root_file(root, "/etc/passwd");
                     let group = exec::read_root_file(root, "/etc/group");
-                    let u =
-                        exec::user::resolve_user(spec, &passwd, &group).map_err(ExecError::User)?;
-                    Some((u.uid, u.gid))
+                    Some(
+                        exec::user::resolve_chown(spec, &passwd, &group)
+                            .map_err(ExecError::User)?,
+                    )
                 }
                 None => None,
             };
@@ -214,15 +259,19 @@ impl<'a> Builder<'a> {
                 chown: owner,
                 chmod,
                 unpack_archives: add,
+                // Files of a stage or image keep their owners (BuildKit);
+                // the context's belong to root.
+                keep_owner: src_state.is_some(),
             };
             // Mount the source stage/image read-only when needed.
             let src_scratch;
             let src_overlay;
             let src_fd: OwnedFd = match &src_state {
-                None => b
-                    .context_fd
-                    .try_clone_to_owned()
-                    .map_err(|x| ExecError::io("build context", x))?,
+                None => match &dir_fd {
+                    Some(fd) => fd.try_clone(),
+                    None => b.context_fd.try_clone_to_owned(),
+                }
+                .map_err(|x| ExecError::io("build context", x))?,
                 Some(s) => {
                     src_scratch = b.store.scratch("from")?;
                     let lowers = b.lowers(&s.layers)?;
@@ -241,8 +290,10 @@ impl<'a> Builder<'a> {
                     matches.push(copy::match_sources(src_fd.as_fd(), p, &filter)?);
                 }
             }
-            let total: usize =
-                matches.iter().map(Vec::len).sum::<usize>() + inline.len() + downloads.len();
+            let total: usize = matches.iter().map(Vec::len).sum::<usize>()
+                + inline.len()
+                + downloads.len()
+                + checkouts.len();
             let dest_dir = dest_dir_hint || total > 1;
             for (m, pivot) in matches.iter().zip(&pivots) {
                 if !parents {
@@ -288,7 +339,7 @@ impl<'a> Builder<'a> {
                     .unwrap_or_default();
                 // Remote files: mode 0600 unless --chmod, never unpacked.
                 let url_attrs = CopyAttrs {
-                    chmod: Some(chmod.unwrap_or(0o600)),
+                    chmod: Some(chmod.unwrap_or(Chmod::octal(0o600))),
                     unpack_archives: false,
                     ..attrs
                 };
@@ -307,6 +358,30 @@ impl<'a> Builder<'a> {
                 )?;
             }
             drop(download_dir);
+            for (g, co) in &checkouts {
+                // The repository (or its subdirectory) is copied like a
+                // directory source; nothing in it is unpacked.
+                let tree = fsutil::open_dir(&co.dir).map_err(|x| ExecError::io(&g.url, x))?;
+                let m = [Matched {
+                    rel: g.subdir.clone(),
+                    is_dir: true,
+                }];
+                let git_attrs = CopyAttrs {
+                    unpack_archives: false,
+                    keep_owner: false,
+                    ..attrs
+                };
+                copy::copy_sources(
+                    tree.as_fd(),
+                    &m,
+                    &SourceFilter::default(),
+                    root,
+                    &dest,
+                    true,
+                    git_attrs,
+                )?;
+            }
+            drop(git_dir);
             for (name, content) in &inline {
                 copy::write_inline(
                     root,

@@ -16,6 +16,7 @@ use crate::exec::{self, ExecError};
 use crate::oci::types::to_json;
 use crate::plan::StageScope;
 use crate::secret::{SecretError, SecretFile};
+use crate::ssh::AgentRelay;
 use mounts::MountPlanKind;
 
 impl<'a> Builder<'a> {
@@ -28,9 +29,12 @@ impl<'a> Builder<'a> {
         r: &crate::dockerfile::Run,
     ) -> Result<bool, StepError> {
         let e = |k: StepErrorKind| self.err(inst, k);
-        if matches!(r.security, Some(crate::dockerfile::SecurityMode::Insecure)) {
-            return Err(e(StepErrorKind::Unsupported(
-                "RUN --security=insecure".into(),
+        let insecure = matches!(r.security, Some(crate::dockerfile::SecurityMode::Insecure));
+        if insecure && !self.req.allow_insecure {
+            return Err(e(StepErrorKind::Invalid(
+                "RUN --security=insecure is not allowed: pass --allow security.insecure to \
+                 berth-build build"
+                    .into(),
             )));
         }
         let host_network = matches!(r.network, Some(NetworkMode::Host));
@@ -74,14 +78,21 @@ impl<'a> Builder<'a> {
         };
         let user = st.config.config.user.clone();
         let mut mounts = Vec::new();
+        let mut ssh_n = 0;
         for m in &r.mounts {
-            match self.plan_mount(stage, scope, &cwd, m) {
+            let planned = if m.kind == crate::dockerfile::MountType::Ssh {
+                ssh_n += 1;
+                self.plan_ssh(scope, &cwd, m, ssh_n - 1)
+            } else {
+                self.plan_mount(stage, scope, &cwd, m)
+            };
+            match planned {
                 Ok(p) => mounts.push(p),
                 Err(k) => return Err(self.err(inst, k)),
             }
         }
         let mut material = format!(
-            "RUN {}\nenv={}\nuser={user}\ncwd={cwd}\nnetwork={host_network}\nscript={}",
+            "RUN {}\nenv={}\nuser={user}\ncwd={cwd}\nnetwork={host_network}\ninsecure={insecure}\nscript={}",
             json_list(&args),
             json_list(&env),
             script_file.as_ref().map(|(_, c)| c.as_str()).unwrap_or("")
@@ -133,6 +144,8 @@ impl<'a> Builder<'a> {
             // Secret files live until the container is done; their
             // environment variables are for this RUN only (not in the key).
             let mut secret_files = Vec::new();
+            // Ssh relays serve until the container is done.
+            let mut relays = Vec::new();
             let mut env = env.clone();
             // Cache mounts with sharing=locked|private: one RUN at a time.
             let locks = b
@@ -150,6 +163,31 @@ impl<'a> Builder<'a> {
                 .map(|l| l.lock().unwrap_or_else(|p| p.into_inner()))
                 .collect();
             for m in &mounts {
+                if let MountPlanKind::Ssh {
+                    id,
+                    agent,
+                    mode,
+                    uid,
+                    gid,
+                } = &m.kind
+                {
+                    let Some(agent) = agent else { continue };
+                    let dir = b.store.scratch("ssh")?;
+                    let sock = dir.path().join("agent.sock");
+                    let relay = AgentRelay::start(id, agent, &sock, *mode, *uid, *gid)
+                        .map_err(|x| StepErrorKind::Invalid(x.to_string()))?;
+                    run_mounts.push(RunMount::Bind {
+                        source: sock.display().to_string(),
+                        destination: m.target.clone(),
+                        read_only: false,
+                    });
+                    // The first agent is the one ssh clients use by default.
+                    if !env.iter().any(|kv| kv.starts_with("SSH_AUTH_SOCK=")) {
+                        env.push(format!("SSH_AUTH_SOCK={}", m.target));
+                    }
+                    relays.push((relay, dir));
+                    continue;
+                }
                 if let MountPlanKind::Secret {
                     id,
                     source,
@@ -203,6 +241,7 @@ impl<'a> Builder<'a> {
                 nofile: run::nofile_limit(),
                 binds,
                 mounts: run_mounts,
+                insecure,
             };
             let spec = run::run_spec(&settings);
             let missing = exec::missing_paths(root, &run::mount_destinations(&spec));

@@ -51,7 +51,19 @@ pub(crate) enum MountPlanKind {
         uid: u32,
         gid: u32,
     },
+    /// An ssh agent given with `--ssh` (None: not given, and not required);
+    /// the RUN gets a relay socket at `MountPlan::target`.
+    Ssh {
+        id: String,
+        agent: Option<std::path::PathBuf>,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
     Bind {
+        /// A `--build-context` directory to mount from instead of the
+        /// context (when `from` is None).
+        dir: Option<std::path::PathBuf>,
         /// The layers of the stage or image to mount from; None: the context.
         from: Option<Vec<LayerRecord>>,
         /// Path inside it (relative).
@@ -92,9 +104,9 @@ impl<'a> Builder<'a> {
         }
         let ro = m.read_only;
         match m.kind {
-            MountType::Secret | MountType::Ssh => {
-                Err(StepErrorKind::Unsupported("RUN --mount=type=ssh".into()))
-            }
+            MountType::Secret | MountType::Ssh => Err(StepErrorKind::Invalid(
+                "internal: secret and ssh mounts are planned on their own".into(),
+            )),
             MountType::Tmpfs => Ok(MountPlan {
                 material: format!("tmpfs target={target} size={:?}", m.size),
                 kind: MountPlanKind::Tmpfs { size: m.size },
@@ -135,19 +147,40 @@ impl<'a> Builder<'a> {
                     _ => SourceRef::Context,
                 };
                 let (state, identity) = match &from {
-                    SourceRef::Context => {
-                        let filter = SourceFilter {
-                            ignore: self.ignore.clone(),
-                            exclude: Dockerignore::default(),
+                    SourceRef::Context | SourceRef::Dir(_) => {
+                        // The context (with its .dockerignore) or a
+                        // --build-context directory (without).
+                        let (dir_fd, filter, what) = match &from {
+                            SourceRef::Dir(d) => (
+                                Some(fsutil::open_dir(d).map_err(|e| {
+                                    StepErrorKind::Invalid(format!(
+                                        "--build-context directory {}: {e}",
+                                        d.display()
+                                    ))
+                                })?),
+                                SourceFilter::default(),
+                                "the --build-context directory",
+                            ),
+                            _ => (
+                                None,
+                                SourceFilter {
+                                    ignore: self.ignore.clone(),
+                                    exclude: Dockerignore::default(),
+                                },
+                                "the build context (or excluded by .dockerignore)",
+                            ),
                         };
+                        let fd = dir_fd
+                            .as_ref()
+                            .map(|f| f.as_fd())
+                            .unwrap_or(self.context_fd);
                         let shown = if source.is_empty() { "." } else { &source };
-                        let found = copy::match_sources(self.context_fd.as_fd(), shown, &filter)
-                            .map_err(|_| {
-                                StepErrorKind::Invalid(format!(
-                                    "RUN --mount source {shown:?} not found in the build context (or excluded by .dockerignore)"
-                                ))
-                            })?;
-                        let hash = copy::hash_sources(self.context_fd.as_fd(), &found, &filter)?;
+                        let found = copy::match_sources(fd, shown, &filter).map_err(|_| {
+                            StepErrorKind::Invalid(format!(
+                                "RUN --mount source {shown:?} not found in {what}"
+                            ))
+                        })?;
+                        let hash = copy::hash_sources(fd, &found, &filter)?;
                         (None, format!("context:{hash}"))
                     }
                     SourceRef::Stage(j) => {
@@ -168,6 +201,10 @@ impl<'a> Builder<'a> {
                         "bind source={source:?} from={identity} target={target} ro={ro}"
                     ),
                     kind: MountPlanKind::Bind {
+                        dir: match &from {
+                            SourceRef::Dir(d) => Some(d.clone()),
+                            _ => None,
+                        },
                         from: state.map(|s| s.layers),
                         source,
                         read_only: ro,
@@ -176,6 +213,58 @@ impl<'a> Builder<'a> {
                 })
             }
         }
+    }
+
+    /// Plans the `n`th ssh mount of a RUN: checks that a required agent was
+    /// given; the target defaults to `/run/buildkit/ssh_agent.N` as in
+    /// BuildKit. Its cache key part names the id and target only.
+    pub(crate) fn plan_ssh(
+        &self,
+        scope: &StageScope<'a>,
+        cwd: &str,
+        m: &Mount,
+        n: usize,
+    ) -> Result<MountPlan, StepErrorKind> {
+        let id = match &m.id {
+            Some(v) => scope.expand(v)?,
+            None => String::new(),
+        };
+        let id = if id.is_empty() {
+            "default".to_string()
+        } else {
+            id
+        };
+        let target = match &m.target {
+            Some(t) => scope.expand(t)?,
+            None => String::new(),
+        };
+        let target = match target {
+            t if t.is_empty() => format!("/run/buildkit/ssh_agent.{n}"),
+            t if t.starts_with('/') => clean_path(&t),
+            t => clean_path(&format!("{cwd}/{t}")),
+        };
+        if target == "/" {
+            return Err(StepErrorKind::Invalid(
+                "RUN --mount=type=ssh target=/ would hide the whole root filesystem".into(),
+            ));
+        }
+        let agent = self.req.ssh.get(&id).cloned();
+        if agent.is_none() && m.required {
+            return Err(StepErrorKind::Invalid(
+                crate::ssh::SshError::Missing(id).to_string(),
+            ));
+        }
+        Ok(MountPlan {
+            material: format!("ssh id={id:?} target={target}"),
+            kind: MountPlanKind::Ssh {
+                id,
+                agent,
+                mode: m.mode.unwrap_or(0o600),
+                uid: m.uid.unwrap_or(0),
+                gid: m.gid.unwrap_or(0),
+            },
+            target,
+        })
     }
 
     /// Plans a secret mount: checks that a required secret was given. Its
@@ -239,9 +328,9 @@ impl<'a> Builder<'a> {
                 destination,
                 size: *size,
             }),
-            MountPlanKind::Secret { .. } => Err(StepErrorKind::Invalid(
-                "a secret mount has no host directory".into(),
-            )),
+            MountPlanKind::Secret { .. } | MountPlanKind::Ssh { .. } => Err(
+                StepErrorKind::Invalid("a secret or ssh mount has no host directory".into()),
+            ),
             MountPlanKind::Cache {
                 id,
                 read_only,
@@ -280,6 +369,7 @@ impl<'a> Builder<'a> {
                 })
             }
             MountPlanKind::Bind {
+                dir,
                 from,
                 source,
                 read_only,
@@ -292,8 +382,15 @@ impl<'a> Builder<'a> {
                 };
                 let real = match from {
                     None => {
-                        let real = exec::resolve_in_root(self.context_fd.as_fd(), source)
-                            .map_err(not_found)?;
+                        let dir_fd = match dir {
+                            Some(d) => Some(fsutil::open_dir(d).map_err(not_found)?),
+                            None => None,
+                        };
+                        let fd = dir_fd
+                            .as_ref()
+                            .map(|f| f.as_fd())
+                            .unwrap_or(self.context_fd);
+                        let real = exec::resolve_in_root(fd, source).map_err(not_found)?;
                         if *read_only {
                             real
                         } else {

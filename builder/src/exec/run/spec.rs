@@ -69,6 +69,29 @@ pub struct RunSettings {
     pub binds: Vec<(String, String)>,
     /// `RUN --mount` mounts, after `binds`.
     pub mounts: Vec<RunMount>,
+    /// `RUN --security=insecure` (allowed with `--allow security.insecure`):
+    /// every capability the kernel has, no masked or read-only paths,
+    /// /sys and the cgroup mount writable — as BuildKit's insecure mode.
+    pub insecure: bool,
+}
+
+/// The capabilities of this process's bounding set, by name: what an
+/// insecure RUN gets (as privileged containers do, a builder lacking e.g.
+/// CAP_SYS_RESOURCE cannot hand it on).
+pub fn bounding_caps() -> Vec<&'static str> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let mask = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    let last = berth::capabilities::last_cap() as usize;
+    berth::capabilities::NAMES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i <= last && *i < 64 && mask & (1u64 << i) != 0)
+        .map(|(_, n)| *n)
+        .collect()
 }
 
 /// The mount destinations the container needs; if missing from the
@@ -109,7 +132,11 @@ pub fn run_spec(s: &RunSettings) -> Value {
             spec["linux"][key] = json!(maps);
         }
     }
-    let caps = json!(DEFAULT_CAPS);
+    let caps = if s.insecure {
+        json!(bounding_caps())
+    } else {
+        json!(DEFAULT_CAPS)
+    };
     spec["process"] = json!({
         "terminal": false,
         "user": {
@@ -130,6 +157,20 @@ pub fn run_spec(s: &RunSettings) -> Value {
     if s.host_network {
         if let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {
             ns.retain(|n| n["type"] != "network");
+        }
+    }
+    if s.insecure {
+        if let Some(linux) = spec["linux"].as_object_mut() {
+            linux.remove("maskedPaths");
+            linux.remove("readonlyPaths");
+        }
+        for m in spec["mounts"].as_array_mut().into_iter().flatten() {
+            if m["type"] == "sysfs" || m["type"] == "cgroup" {
+                if let Some(opts) = m["options"].as_array_mut() {
+                    opts.retain(|o| o != "ro");
+                    opts.push(json!("rw"));
+                }
+            }
         }
     }
     if let Some(mounts) = spec["mounts"].as_array_mut() {
@@ -221,6 +262,7 @@ mod tests {
                     size: Some(1 << 20),
                 },
             ],
+            insecure: false,
         };
         let v = run_spec(&s);
         assert_eq!(v["process"]["terminal"], json!(false));
@@ -253,5 +295,29 @@ mod tests {
             .expect("ns")
             .iter()
             .any(|n| n["type"] == "network"));
+        assert!(v2["linux"]["maskedPaths"].is_array());
+        assert_eq!(
+            v2["process"]["capabilities"]["bounding"],
+            json!(DEFAULT_CAPS)
+        );
+        // --security=insecure: all caps, nothing masked, /sys writable.
+        s2.insecure = true;
+        let v3 = run_spec(&s2);
+        let caps = v3["process"]["capabilities"]["effective"]
+            .as_array()
+            .expect("caps");
+        assert!(caps.contains(&json!("CAP_SYS_ADMIN")), "{caps:?}");
+        assert!(v3["linux"].get("maskedPaths").is_none());
+        assert!(v3["linux"].get("readonlyPaths").is_none());
+        let sys = v3["mounts"]
+            .as_array()
+            .expect("mounts")
+            .iter()
+            .find(|m| m["type"] == "sysfs")
+            .expect("sysfs");
+        assert!(!sys["options"]
+            .as_array()
+            .expect("opts")
+            .contains(&json!("ro")));
     }
 }
