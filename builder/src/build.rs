@@ -19,13 +19,13 @@ use crate::exec::ExecError;
 use crate::fsutil;
 use crate::layer::{self, Compression};
 use crate::oci::layout::ref_annotations;
-use crate::oci::registry::{PullPolicy, RegistryOptions};
 use crate::oci::types::{
     to_json, Descriptor, History, ImageConfig, Manifest, MEDIA_TYPE_CONFIG, MEDIA_TYPE_MANIFEST,
 };
 use crate::oci::{self, Layout, OciError};
 use crate::plan::{BaseRef, BuildOptions, Plan, PlanError, Platform, StageScope};
 use crate::progress::{Progress, ProgressMode, StepState};
+use crate::registry::{PullPolicy, RegistryOptions};
 use crate::secret::{SecretError, SecretSource};
 use crate::store::{LayerRecord, Store, StoreError};
 

@@ -9,11 +9,11 @@ use berth_build::build::{build, BuildRequest, Output};
 use berth_build::images;
 use berth_build::layer::Compression;
 use berth_build::oci::normalize_tag;
-use berth_build::oci::registry::{
-    self, PullOptions, PullPolicy, PushOptions, Reference, RegistryOptions,
-};
 use berth_build::plan::Platform;
 use berth_build::progress::{stderr_is_tty, ProgressMode};
+use berth_build::registry::{
+    self, PullOptions, PullPolicy, PushOptions, Reference, RegistryOptions,
+};
 use berth_build::secret::parse_secret_flag;
 use berth_build::store::Store;
 use clap::{Parser, Subcommand};
@@ -399,7 +399,7 @@ fn run_pull(
             "pulled {} ({} blobs, {} fetched)",
             p.name,
             p.fetched,
-            berth_build::oci::registry::progress::human(p.bytes)
+            berth_build::registry::progress::human(p.bytes)
         );
     }
     println!("{}", p.descriptor.digest);
@@ -541,7 +541,7 @@ fn real_main() -> Result<()> {
                     img.name,
                     short,
                     created,
-                    berth_build::oci::registry::progress::human(size)
+                    berth_build::registry::progress::human(size)
                 );
             }
             Ok(())
@@ -655,7 +655,7 @@ fn real_main() -> Result<()> {
             );
             println!(
                 "Total reclaimed space: {} ({} bytes)",
-                berth_build::oci::registry::progress::human(r.freed_bytes),
+                berth_build::registry::progress::human(r.freed_bytes),
                 r.freed_bytes
             );
             Ok(())

@@ -554,7 +554,7 @@ impl Store {
     /// Finds a tagged image by name (`name` or `name:tag`).
     pub fn find(&self, name: &str) -> Result<StoredImage, StoreError> {
         let full = crate::oci::normalize_tag(name).unwrap_or_else(|_| name.to_string());
-        let remote = crate::oci::registry::Reference::parse(name)
+        let remote = crate::oci::Reference::parse(name)
             .map(|r| r.to_string())
             .unwrap_or_default();
         let images = self.images()?;

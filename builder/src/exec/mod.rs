@@ -8,7 +8,6 @@ pub mod from;
 pub mod overlay;
 pub mod run;
 pub mod snapshot;
-pub mod user;
 
 use std::fmt::Display;
 use std::io::Read;

@@ -332,7 +332,7 @@ impl Layout {
 pub fn ref_annotations(name: &str) -> std::collections::BTreeMap<String, String> {
     let mut a = std::collections::BTreeMap::new();
     a.insert(ANNOTATION_REF_NAME.to_string(), name.to_string());
-    let full = super::registry::Reference::parse(name)
+    let full = super::reference::Reference::parse(name)
         .map(|r| r.to_string())
         .unwrap_or_else(|_| name.to_string());
     a.insert(ANNOTATION_CONTAINERD_NAME.to_string(), full);

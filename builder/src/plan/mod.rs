@@ -264,12 +264,6 @@ impl Plan {
         let value = self.expand_global(raw)?;
         resolve_source(&self.stages, current, raw, &value)
     }
-
-    /// A fresh variable scope for executing a stage whose base has
-    /// environment `base_env`.
-    pub fn scope(&self, base_env: Vec<(String, String)>) -> StageScope<'_> {
-        StageScope::new(self, base_env)
-    }
 }
 
 fn resolve_source(

@@ -204,8 +204,8 @@ impl<'a> Builder<'a> {
                 Some(spec) => {
                     let passwd = exec::read_root_file(root, "/etc/passwd");
                     let group = exec::read_root_file(root, "/etc/group");
-                    let u =
-                        exec::user::resolve_user(spec, &passwd, &group).map_err(ExecError::User)?;
+                    let u = crate::user::resolve_user(spec, &passwd, &group)
+                        .map_err(ExecError::User)?;
                     Some((u.uid, u.gid))
                 }
                 None => None,
