@@ -310,6 +310,18 @@ def name(mod):
     return "::".join(("crate",) + tuple(mod))
 
 
+def report(src, what, graph):
+    """Prints the circles of graph and the edges inside each; returns them."""
+    comps = sccs(graph)
+    for comp in comps:
+        print(f"{src}: circle between {what}: " + ", ".join(name(m) for m in comp))
+        for m in comp:
+            for d in sorted(graph[m]):
+                if d in comp:
+                    print(f"    {name(m)} -> {name(d)}")
+    return comps
+
+
 def main():
     args = sys.argv[1:]
     show_graph, top = "--graph" in args, "--top" in args
@@ -325,14 +337,7 @@ def main():
             for m in sorted(graph):
                 for d in sorted(graph[m]):
                     print(f"{name(m)} -> {name(d)}")
-        comps = sccs(graph)
-        for comp in comps:
-            bad = 1
-            print(f"{src}: circle between modules: " + ", ".join(name(m) for m in comp))
-            for m in comp:
-                for d in sorted(graph[m]):
-                    if d in comp:
-                        print(f"    {name(m)} -> {name(d)}")
+        comps = report(src, "modules", graph)
         top_comps = []
         if top:
             tg = {}
@@ -345,19 +350,13 @@ def main():
             for d in list(tg.values()):
                 for x in d:
                     tg.setdefault(x, set())
-            top_comps = sccs(tg)
-            for comp in top_comps:
-                bad = 1
-                print(f"{src}: circle between top-level modules: " + ", ".join(name(m) for m in comp))
-                for m in comp:
-                    for d in sorted(tg[m]):
-                        if d in comp:
-                            print(f"    {name(m)} -> {name(d)}")
+            top_comps = report(src, "top-level modules", tg)
+        bad = bad or bool(comps or top_comps)
         if not comps and not top_comps:
             print(f"{src}: {len(graph)} modules, no circle" + (" (files or top-level subtrees)" if top else ""))
         elif not comps:
             print(f"{src}: {len(graph)} modules, no circle between files")
-    return bad
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":

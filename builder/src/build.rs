@@ -562,6 +562,9 @@ pub(crate) struct Builder<'a> {
     /// The current step's number.
     pub(crate) step: usize,
     pub(crate) total: usize,
+    /// The overlay upper directory of the filesystem step whose action is
+    /// running ([`crate::exec::copy::direct`]).
+    pub(crate) upper: Option<PathBuf>,
 }
 
 impl<'a> Builder<'a> {
@@ -578,6 +581,7 @@ impl<'a> Builder<'a> {
             progress: &shared.progress,
             step: first_step,
             total: shared.total,
+            upper: None,
         }
     }
 

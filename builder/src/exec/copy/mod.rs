@@ -1,6 +1,7 @@
 //! COPY and ADD: the step (sources, destination, --from, --chown, --chmod,
 //! --parents, heredocs, URLs) on top of [`files`] (matching and copying).
 
+pub mod direct;
 mod files;
 
 pub use files::*;
@@ -181,9 +182,19 @@ impl<'a> Builder<'a> {
                     );
                 }
                 let flat: Vec<Matched> = matches.iter().flatten().cloned().collect();
-                copy::hash_sources(self.context_fd.as_fd(), &flat, &filter)
-                    .map_err(|x| e(x.into()))?
-                    .to_string()
+                let t0 = std::time::Instant::now();
+                let d = copy::hash_sources_with(
+                    self.context_fd.as_fd(),
+                    &flat,
+                    &filter,
+                    Some(self.store.context_digests()),
+                )
+                .map_err(|x| e(x.into()))?;
+                tracing::debug!(
+                    hash_ms = t0.elapsed().as_millis() as u64,
+                    "context sources hashed"
+                );
+                d.to_string()
             }
             Some(s) => s
                 .layers
@@ -244,6 +255,18 @@ impl<'a> Builder<'a> {
             let total: usize =
                 matches.iter().map(Vec::len).sum::<usize>() + inline.len() + downloads.len();
             let dest_dir = dest_dir_hint || total > 1;
+            // Straight into the upper directory when that is the same.
+            let upper_root = match (
+                &b.upper,
+                parents || !downloads.is_empty() || !inline.is_empty(),
+            ) {
+                (Some(upper), false) => {
+                    let all: Vec<&Matched> = matches.iter().flatten().collect();
+                    direct::upper_root(root, upper, &all, &dest)
+                }
+                _ => None,
+            };
+            let root = upper_root.as_ref().map_or(root, |fd| fd.as_fd());
             for (m, pivot) in matches.iter().zip(&pivots) {
                 if !parents {
                     copy::copy_sources(src_fd.as_fd(), m, &filter, root, &dest, dest_dir, attrs)?;
