@@ -20,8 +20,12 @@ use std::thread::JoinHandle;
 /// Bytes of input per independently compressed chunk.
 pub const CHUNK: usize = 1 << 20;
 
-/// Chunks whose byte entropy is at least this (bits per byte) are stored.
-const STORE_ENTROPY: f64 = 7.95;
+/// Chunks whose collision entropy is at least 7.95 bits per byte are
+/// stored: `STORE_LIMIT / STORE_SCALE` is 2^(8 - 7.95) = 1.03526..., rounded
+/// down.
+const STORE_SCALE: u128 = 10_000;
+/// See [`STORE_SCALE`].
+const STORE_LIMIT: u128 = 10_352;
 
 /// The gzip header: no name, no mtime, OS "unknown" (255), as the
 /// single-threaded writer had it.
@@ -77,7 +81,10 @@ fn stored(data: &[u8]) -> Vec<u8> {
 }
 
 /// Whether the byte histogram of `data` is near-uniform (no gain from
-/// Huffman coding, and random-looking data has no repeats to find).
+/// Huffman coding, and random-looking data has no repeats to find): its
+/// collision entropy `-log2(sum p^2)` is at least 7.95 bits, i.e.
+/// `256 * sum(c^2) <= n^2 * 2^0.05`. In integers, so
+/// the decision (and the output) cannot differ between machines or libms.
 fn looks_incompressible(data: &[u8]) -> bool {
     if data.len() < 4096 {
         return false;
@@ -86,16 +93,9 @@ fn looks_incompressible(data: &[u8]) -> bool {
     for &b in data {
         counts[b as usize] += 1;
     }
-    let n = data.len() as f64;
-    let entropy: f64 = counts
-        .iter()
-        .filter(|&&c| c > 0)
-        .map(|&c| {
-            let p = c as f64 / n;
-            -p * p.log2()
-        })
-        .sum();
-    entropy >= STORE_ENTROPY
+    let sum_sq: u128 = counts.iter().map(|&c| u128::from(c) * u128::from(c)).sum();
+    let n = data.len() as u128;
+    sum_sq * 256 * STORE_SCALE <= n * n * STORE_LIMIT
 }
 
 type Job = (u64, Vec<u8>);
