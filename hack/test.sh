@@ -15,12 +15,14 @@ cd "$(dirname "$0")/.."
 # repository and RUN --mount=type=ssh with a real ssh-agent, builder/tests/frontend.rs).
 need_packages busybox-static jq skopeo umoci runc podman containerd docker.io libc6-dev uidmap slirp4netns \
   debootstrap protobuf-compiler containernetworking-plugins docker-registry apache2-utils openssl \
-  man-db bash-completion zsh fish git openssh-client
+  man-db bash-completion zsh fish git openssh-client python3
 command -v cargo >/dev/null || { echo "test.sh: cargo is required (rustup)" >&2; exit 1; }
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+# No import circle between the builder's module files (docs/design.md, module layering).
+python3 hack/modcycles.py builder/src
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

@@ -179,7 +179,7 @@ pub fn attach(
         "config": {},
         "rootfs": {"type": "layers", "diff_ids": [layer_digest.to_string()]},
     }));
-    let (manifest, mut att) = crate::build::write_manifest(layout, &config, vec![layer], None)?;
+    let (manifest, mut att) = layout.write_manifest(&config, vec![layer], None)?;
     let (config_digest, manifest_digest) = (manifest.config.digest, att.digest.clone());
     att.platform = Some(PlatformDesc {
         architecture: "unknown".into(),

@@ -18,13 +18,11 @@ use crate::dockerfile::{Command, Dockerfile, Instruction, Location, ParseError};
 use crate::exec::ExecError;
 use crate::fsutil;
 use crate::layer::{self, Compression};
-use crate::oci::registry::{PullPolicy, RegistryOptions};
-use crate::oci::types::{
-    to_json, Descriptor, History, ImageConfig, Manifest, MEDIA_TYPE_CONFIG, MEDIA_TYPE_MANIFEST,
-};
+use crate::oci::types::{to_json, Descriptor, History, ImageConfig};
 use crate::oci::{self, OciError};
 use crate::plan::{BaseRef, BuildOptions, Plan, PlanError, Platform, StageScope};
 use crate::progress::{Progress, ProgressMode, StepState};
+use crate::registry::{PullPolicy, RegistryOptions};
 use crate::secret::{SecretError, SecretSource};
 use crate::store::{LayerRecord, Store, StoreError};
 
@@ -487,8 +485,7 @@ impl<'a> Shared<'a> {
             st.config.config.labels.insert(k.clone(), v.clone());
         }
         let layout = self.store.layout();
-        let (manifest, mut desc) = write_manifest(
-            layout,
+        let (manifest, mut desc) = layout.write_manifest(
             &to_json(&st.config),
             st.layers.iter().map(LayerRecord::descriptor).collect(),
             annotations_for(&self.req.annotations, AnnotationTarget::Manifest),
@@ -570,28 +567,6 @@ impl<'a> Shared<'a> {
     }
 }
 
-/// Writes the image config `config_json` and a manifest of it and
-/// `layers` into `layout`; returns the manifest and its descriptor.
-pub(crate) fn write_manifest(
-    layout: &oci::Layout,
-    config_json: &[u8],
-    layers: Vec<Descriptor>,
-    annotations: Option<BTreeMap<String, String>>,
-) -> Result<(Manifest, Descriptor), OciError> {
-    let config_digest = layout.write_blob(config_json)?;
-    let manifest = Manifest {
-        schema_version: 2,
-        media_type: Some(MEDIA_TYPE_MANIFEST.into()),
-        config: Descriptor::new(MEDIA_TYPE_CONFIG, config_digest, config_json.len() as u64),
-        layers,
-        annotations,
-    };
-    let manifest_json = to_json(&manifest);
-    let digest = layout.write_blob(&manifest_json)?;
-    let desc = Descriptor::new(MEDIA_TYPE_MANIFEST, digest, manifest_json.len() as u64);
-    Ok((manifest, desc))
-}
-
 fn failure_canceled(f: &Option<BuildError>) -> bool {
     matches!(f, Some(BuildError::Step(s)) if matches!(*s.kind, StepErrorKind::Canceled))
 }
@@ -627,6 +602,9 @@ pub(crate) struct Builder<'a> {
     pub(crate) total: usize,
     /// The stage being built.
     pub(crate) stage: usize,
+    /// The overlay upper directory of the filesystem step whose action is
+    /// running ([`crate::exec::copy::direct`]).
+    pub(crate) upper: Option<PathBuf>,
 }
 
 impl<'a> Builder<'a> {
@@ -644,6 +622,7 @@ impl<'a> Builder<'a> {
             step: first_step,
             total: shared.total,
             stage: 0,
+            upper: None,
         }
     }
 

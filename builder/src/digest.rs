@@ -112,6 +112,11 @@ impl Hasher {
             hex: to_hex(&self.inner.finalize()),
         }
     }
+
+    /// The raw 32 bytes of the digest of everything fed.
+    pub fn finish_bytes(self) -> [u8; 32] {
+        self.inner.finalize().into()
+    }
 }
 
 /// A writer that hashes what passes through it.

@@ -8,8 +8,11 @@
 //! - [`layer`]: deterministic layer tars (gzip, zstd or uncompressed) from
 //!   overlay upper directories and safe extraction;
 //! - [`oci`]: image layouts, OCI and Docker archives, the image-spec
-//!   JSON types and the registry client ([`oci::registry`]);
-//! - [`store`]: the local content store and build cache;
+//!   JSON types and image references;
+//! - [`store`]: the local content store and build cache, on [`oci`];
+//! - [`registry`]: the registry client (pull into and push from the
+//!   store), above [`store`];
+//! - [`user`]: `USER` names to ids from an image's passwd and group files;
 //! - [`cache_io`]: `--cache-to` / `--cache-from` type=local (BuildKit's layout);
 //! - [`exec`]: RUN (through the berth runtime library on an overlay
 //!   snapshot), COPY/ADD (with `--parents` and http(s) URLs) and WORKDIR;
@@ -36,9 +39,11 @@ pub mod oci;
 pub mod output;
 pub mod plan;
 pub mod progress;
+pub mod registry;
 #[cfg(test)]
 mod robustness_tests;
 pub mod rootless;
 pub mod secret;
 pub mod ssh;
 pub mod store;
+pub mod user;

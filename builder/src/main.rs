@@ -10,12 +10,12 @@ use berth_build::cache_io;
 use berth_build::images;
 use berth_build::layer::Compression;
 use berth_build::oci::normalize_tag;
-use berth_build::oci::registry::{
-    self, PullOptions, PullPolicy, PushOptions, Reference, RegistryOptions,
-};
 use berth_build::output;
 use berth_build::plan::{NamedContext, Platform};
 use berth_build::progress::{stderr_is_tty, ProgressMode};
+use berth_build::registry::{
+    self, PullOptions, PullPolicy, PushOptions, Reference, RegistryOptions,
+};
 use berth_build::secret::parse_secret_flag;
 use berth_build::ssh::parse_ssh_flag;
 use berth_build::store::Store;
@@ -499,7 +499,7 @@ fn run_pull(
             "pulled {} ({} blobs, {} fetched)",
             p.name,
             p.fetched,
-            berth_build::oci::registry::progress::human(p.bytes)
+            berth_build::registry::progress::human(p.bytes)
         );
     }
     println!("{}", p.descriptor.digest);
@@ -641,7 +641,7 @@ fn real_main() -> Result<()> {
                     img.name,
                     short,
                     created,
-                    berth_build::oci::registry::progress::human(size)
+                    berth_build::registry::progress::human(size)
                 );
             }
             Ok(())
@@ -755,7 +755,7 @@ fn real_main() -> Result<()> {
             );
             println!(
                 "Total reclaimed space: {} ({} bytes)",
-                berth_build::oci::registry::progress::human(r.freed_bytes),
+                berth_build::registry::progress::human(r.freed_bytes),
                 r.freed_bytes
             );
             Ok(())

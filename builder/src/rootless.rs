@@ -76,8 +76,8 @@ fn sub_ranges(uid: u32, gid: u32) -> Option<((u32, u32), (u32, u32))> {
     // The setuid helpers accept subordinate ranges listed by id too.
     let read = |f: &str| std::fs::read_to_string(f).unwrap_or_default();
     let (passwd, groups) = (read("/etc/passwd"), read("/etc/group"));
-    let user = crate::exec::user::user_name(&passwd, uid).map(str::to_string);
-    let group = crate::exec::user::group_name(&groups, gid).map(str::to_string);
+    let user = crate::user::user_name(&passwd, uid).map(str::to_string);
+    let group = crate::user::group_name(&groups, gid).map(str::to_string);
     let find = |file: &str, name: Option<&str>, id: u32| -> Option<(u32, u32)> {
         let text = std::fs::read_to_string(file).ok()?;
         parse_sub(&text, name.unwrap_or(""), id)

@@ -164,6 +164,9 @@ fn remove_counting(path: &Path) -> Result<u64, StoreError> {
 pub struct Store {
     root: PathBuf,
     layout: Layout,
+    /// Build-context file digests by metadata, loaded on first use and
+    /// written back when the store is dropped.
+    context_digests: std::sync::OnceLock<crate::context::digests::FileDigests>,
 }
 
 /// An exclusive lock on the store, released on drop.
@@ -194,9 +197,22 @@ impl Scratch {
     }
 }
 
+impl Drop for Store {
+    fn drop(&mut self) {
+        // A cache: losing it costs a re-read of the context, nothing more.
+        if let Some(d) = self.context_digests.get() {
+            if let Err(e) = d.save() {
+                tracing::debug!(error = %e, "cannot save context digests");
+            }
+        }
+    }
+}
+
 impl Drop for Scratch {
     fn drop(&mut self) {
+        let t0 = std::time::Instant::now();
         remove_tree_unmounting(&self.path);
+        tracing::debug!(path = %self.path.display(), ms = t0.elapsed().as_millis() as u64, "scratch removed");
     }
 }
 
@@ -261,8 +277,17 @@ impl Store {
                 .map_err(|e| StoreError::io(root.join(sub).display(), e))?;
         }
         let root = fs::canonicalize(root).map_err(|e| StoreError::io(root.display(), e))?;
+        // Scratch trees are unrelated to each other (and to the last
+        // build's, just deleted): let the file system spread them.
+        if let Err(e) = crate::fsutil::set_topdir(&root.join("tmp")) {
+            tracing::debug!(error = %e, "no FS_TOPDIR_FL on the store's tmp/");
+        }
         let layout = Layout::create(&root)?;
-        Ok(Store { root, layout })
+        Ok(Store {
+            root,
+            layout,
+            context_digests: std::sync::OnceLock::new(),
+        })
     }
 
     /// Takes the store's exclusive lock (waiting for another build), then
@@ -329,6 +354,14 @@ impl Store {
             .join(format!("{what}-{}-{n}", std::process::id()));
         fs::create_dir_all(&path).map_err(|e| StoreError::io(path.display(), e))?;
         Ok(Scratch { path })
+    }
+
+    /// The remembered digests of build-context files
+    /// ([`crate::context::digests`]).
+    pub fn context_digests(&self) -> &crate::context::digests::FileDigests {
+        self.context_digests.get_or_init(|| {
+            crate::context::digests::FileDigests::load(self.root.join("context-digests"))
+        })
     }
 
     fn cache_path(&self, key: &Digest) -> PathBuf {
@@ -554,7 +587,7 @@ impl Store {
     /// Finds a tagged image by name (`name` or `name:tag`).
     pub fn find(&self, name: &str) -> Result<StoredImage, StoreError> {
         let full = crate::oci::normalize_tag(name).unwrap_or_else(|_| name.to_string());
-        let remote = crate::oci::registry::Reference::parse(name)
+        let remote = crate::oci::Reference::parse(name)
             .map(|r| r.to_string())
             .unwrap_or_default();
         let images = self.images()?;

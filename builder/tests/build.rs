@@ -1015,3 +1015,110 @@ fn run_mount_secret_required_and_bad_flags() {
     );
     env.assert_clean();
 }
+
+const DIRECT_COPY_DF: &str = "FROM oci:@SEED@ AS gen\n\
+RUN mkdir -p /out/sub && echo one > /out/a && echo two > /out/sub/b && ln -s a /out/link && chmod 0751 /out/sub\n\
+FROM oci:@SEED@\n\
+RUN mkdir /gone /full && echo x > /gone/f && echo keep > /full/k\n\
+RUN rm /gone/f\n\
+WORKDIR /w\n\
+COPY . .\n\
+COPY src /app/deep/\n\
+COPY src /gone\n\
+COPY src /full/\n\
+COPY --from=gen /out /gen\n\
+COPY --chown=1:2 --chmod=0640 src /owned\n\
+RUN test \"$(cat /w/top.txt)\" = top && test \"$(cat /app/deep/y/z.txt)\" = z && test -f /gone/x.txt \
+ && test ! -e /gone/f && test \"$(cat /full/k)\" = keep && test -f /full/x.txt && test -L /gen/link \
+ && test \"$(stat -c %a /gen/sub)\" = 751 && test \"$(stat -c %u:%g:%a /owned/x.txt)\" = 1:2:640 \
+ && ls -lnR /w /app /gone /full /gen /owned > /listing\n";
+
+/// COPY into a new or empty directory goes straight to the overlay upper
+/// directory (exec/copy/direct.rs); the image must be the one the copy
+/// through the overlay mount gives, whiteouts, WORKDIR-made directories,
+/// non-empty destinations and --from included.
+#[test]
+fn copy_into_the_upper_directory_gives_the_same_image_as_through_the_overlay() {
+    if seed().is_none() {
+        return;
+    }
+    let env = Env::new(
+        DIRECT_COPY_DF,
+        &[
+            ("top.txt", "top\n"),
+            ("src/x.txt", "x\n"),
+            ("src/y/z.txt", "z\n"),
+        ],
+    );
+    let direct = build_with_env(
+        &env,
+        &["-q", "--no-cache"],
+        &[("RUST_LOG", "berth_build=debug")],
+    );
+    let log = String::from_utf8_lossy(&direct.stderr);
+    assert!(direct.status.success(), "{log}");
+    // Taken for /w (empty, from WORKDIR), /app/deep (new), /gone (emptied
+    // by a whiteout), /gen (new, --from) and /owned; not for /full/.
+    assert_eq!(
+        log.matches("COPY into the upper directory").count(),
+        5,
+        "{log}"
+    );
+    let via = build_with_env(
+        &env,
+        &["-q", "--no-cache"],
+        &[
+            ("BERTH_BUILD_COPY_VIA_OVERLAY", "1"),
+            ("RUST_LOG", "berth_build=debug"),
+        ],
+    );
+    let via_log = String::from_utf8_lossy(&via.stderr);
+    assert!(via.status.success(), "{via_log}");
+    assert!(
+        !via_log.contains("COPY into the upper directory"),
+        "{via_log}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&direct.stdout).trim(),
+        String::from_utf8_lossy(&via.stdout).trim(),
+        "different images:\n{log}\n{via_log}"
+    );
+    env.assert_clean();
+}
+
+/// COPY's cache key takes unchanged context files' digests from the store's
+/// `context-digests` (exec/copy/digests.rs); a file rewritten with the same
+/// size must still change the key and the image.
+#[test]
+fn remembered_context_digests_never_hide_a_change() {
+    if seed().is_none() {
+        return;
+    }
+    let df = "FROM oci:@SEED@\nCOPY . /app\nRUN cat /app/a.txt > /seen\n";
+    let env = Env::new(df, &[("a.txt", "old\n"), ("b/c.txt", "c\n")]);
+    // Only files whose ctime has settled are remembered.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let (first, _) = env.ok(&[], Some("1700000000"));
+    let remembered = std::fs::read_to_string(env.root().join("context-digests")).expect("digests");
+    assert_eq!(remembered.lines().count(), 3, "{remembered}");
+    let (same, stderr) = env.ok(&[], Some("1700000000"));
+    assert_eq!(same, first);
+    assert!(stderr.contains("CACHED"), "{stderr}");
+    // Same size, new content, and the mtime set back: the ctime still moves.
+    let a = env.ctx().join("a.txt");
+    let mtime = std::fs::metadata(&a)
+        .expect("stat")
+        .modified()
+        .expect("mtime");
+    std::fs::write(&a, "new\n").expect("write");
+    std::fs::File::options()
+        .write(true)
+        .open(&a)
+        .expect("open")
+        .set_modified(mtime)
+        .expect("set mtime");
+    let (changed, stderr) = env.ok(&[], Some("1700000000"));
+    assert_ne!(changed, first, "{stderr}");
+    assert!(!stderr.contains("COPY . /app\n#3 CACHED"), "{stderr}");
+    env.assert_clean();
+}

@@ -1,5 +1,7 @@
-//! The build context: which files COPY and ADD may see.
+//! The build context: which files COPY and ADD may see, and the remembered
+//! digests of its files ([`digests`]).
 
+pub mod digests;
 pub mod dockerignore;
 
 pub use crate::glob::GlobError;

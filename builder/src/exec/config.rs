@@ -196,7 +196,7 @@ impl<'a> Builder<'a> {
                 let passwd = exec::read_root_file(merged, "/etc/passwd");
                 let group = exec::read_root_file(merged, "/etc/group");
                 let u =
-                    exec::user::resolve_user(&user, &passwd, &group).map_err(ExecError::User)?;
+                    crate::user::resolve_user(&user, &passwd, &group).map_err(ExecError::User)?;
                 (u.uid, u.gid)
             };
             exec::make_workdir(merged, &path, owner).map_err(StepErrorKind::from)?;

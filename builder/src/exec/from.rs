@@ -3,10 +3,10 @@
 
 use crate::build::{Builder, StageState, StepErrorKind};
 use crate::digest::Digest;
-use crate::oci::registry::{pull, PullOptions, PullPolicy, Reference};
 use crate::oci::{self, ImageSource, Layout, ResolvedImage};
 use crate::plan::Platform;
 use crate::progress::ProgressMode;
+use crate::registry::{pull, PullOptions, PullPolicy, Reference};
 use crate::store::{LayerRecord, StoredImage};
 
 impl<'a> Builder<'a> {
@@ -122,7 +122,7 @@ impl<'a> Builder<'a> {
         let reference = Reference::parse(name).map_err(StepErrorKind::Invalid)?;
         let opts = PullOptions {
             platform: platform.clone(),
-            jobs: crate::oci::registry::pull::DEFAULT_JOBS,
+            jobs: crate::registry::pull::DEFAULT_JOBS,
             progress: match self.req.progress {
                 ProgressMode::Quiet => ProgressMode::Quiet,
                 _ => ProgressMode::Plain,

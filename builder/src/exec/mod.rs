@@ -9,7 +9,6 @@ pub mod git;
 pub mod overlay;
 pub mod run;
 pub mod snapshot;
-pub mod user;
 
 use std::fmt::Display;
 use std::io::Read;

@@ -106,6 +106,7 @@ impl<'a> Builder<'a> {
         for d in [&upper, &work, &merged] {
             std::fs::create_dir_all(d).map_err(|e| ExecError::io(d.display(), e))?;
         }
+        let t0 = std::time::Instant::now();
         let lowers = self.lowers(&st.layers)?;
         let ov = Overlay::mount(
             &self.store.layers_dir(),
@@ -115,9 +116,13 @@ impl<'a> Builder<'a> {
         )?;
         let created_mounts = {
             let root = fsutil::open_dir(&merged).map_err(|e| ExecError::io(merged.display(), e))?;
-            action(self, root.as_fd())?
+            self.upper = Some(upper.clone());
+            let r = action(self, root.as_fd());
+            self.upper = None;
+            r?
         };
         ov.unmount()?;
+        let t_action = t0.elapsed();
         if !created_mounts.is_empty() {
             let up = fsutil::open_dir(&upper).map_err(|e| ExecError::io(upper.display(), e))?;
             exec::remove_created_mountpoints(up.as_fd(), &created_mounts);
@@ -136,8 +141,20 @@ impl<'a> Builder<'a> {
             let _ = std::fs::remove_file(&tmp);
             return Ok(None);
         }
+        let t_layer = t0.elapsed();
         self.store.commit_blob(&tmp, &blob.digest)?;
         self.store.adopt_layer_dir(&upper, &blob.diff_id)?;
+        // Phase timings for profiling (`--debug`); the scratch tree is
+        // removed when `scratch` drops, after this.
+        tracing::debug!(
+            step = self.step,
+            action_ms = t_action.as_millis() as u64,
+            layer_ms = (t_layer - t_action).as_millis() as u64,
+            adopt_ms = (t0.elapsed() - t_layer).as_millis() as u64,
+            entries = blob.entries,
+            size = blob.size,
+            "filesystem step"
+        );
         Ok(Some(LayerRecord {
             digest: blob.digest,
             diff_id: blob.diff_id,

@@ -5,6 +5,7 @@
 pub mod check;
 pub mod diff;
 pub mod extract;
+pub mod pgzip;
 pub mod tarfmt;
 #[cfg(test)]
 pub(crate) mod test_tar;
@@ -78,6 +79,9 @@ pub enum Compression {
     Zstd,
 }
 
+/// The gzip level of written layers (gzip's default).
+const GZIP_LEVEL: u32 = 6;
+
 /// The zstd level of written layers (zstd's default).
 const ZSTD_LEVEL: i32 = 3;
 
@@ -145,9 +149,8 @@ pub fn write_layer(
     let io_err = |e| LayerError::io("layer blob", e);
     let (file_hw, diff_id) = match compression {
         Compression::Gzip => {
-            let gz = flate2::GzBuilder::new()
-                .operating_system(255)
-                .write(file_hw, flate2::Compression::default());
+            let gz = pgzip::ParallelGzip::new(file_hw, GZIP_LEVEL, pgzip::default_threads())
+                .map_err(io_err)?;
             let tar_hw = emit(root, &planned, HashWriter::new(gz))?;
             let (gz, diff_id, _) = tar_hw.finish();
             (gz.finish().map_err(io_err)?, diff_id)

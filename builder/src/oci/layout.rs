@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::types::{
     to_json, Descriptor, ImageConfig, Index, Manifest, ANNOTATION_CONTAINERD_NAME,
-    ANNOTATION_REF_NAME, MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_INDEX,
+    ANNOTATION_REF_NAME, MEDIA_TYPE_CONFIG, MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_INDEX,
+    MEDIA_TYPE_MANIFEST,
 };
 use super::OciError;
 use crate::digest::{Digest, HashReader};
@@ -108,6 +109,28 @@ impl Layout {
     /// Whether blob `digest` is present.
     pub fn has_blob(&self, digest: &Digest) -> bool {
         self.blob_path(digest).is_file()
+    }
+
+    /// Writes the image config `config_json` and a manifest of it and `layers` as blobs;
+    /// returns the manifest and its descriptor.
+    pub fn write_manifest(
+        &self,
+        config_json: &[u8],
+        layers: Vec<Descriptor>,
+        annotations: Option<std::collections::BTreeMap<String, String>>,
+    ) -> Result<(Manifest, Descriptor), OciError> {
+        let config_digest = self.write_blob(config_json)?;
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: Some(MEDIA_TYPE_MANIFEST.into()),
+            config: Descriptor::new(MEDIA_TYPE_CONFIG, config_digest, config_json.len() as u64),
+            layers,
+            annotations,
+        };
+        let manifest_json = to_json(&manifest);
+        let digest = self.write_blob(&manifest_json)?;
+        let desc = Descriptor::new(MEDIA_TYPE_MANIFEST, digest, manifest_json.len() as u64);
+        Ok((manifest, desc))
     }
 
     /// Stores `data` as a blob and returns its digest.
@@ -332,7 +355,7 @@ impl Layout {
 pub fn ref_annotations(name: &str) -> std::collections::BTreeMap<String, String> {
     let mut a = std::collections::BTreeMap::new();
     a.insert(ANNOTATION_REF_NAME.to_string(), name.to_string());
-    let full = super::registry::Reference::parse(name)
+    let full = super::reference::Reference::parse(name)
         .map(|r| r.to_string())
         .unwrap_or_else(|_| name.to_string());
     a.insert(ANNOTATION_CONTAINERD_NAME.to_string(), full);

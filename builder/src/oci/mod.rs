@@ -1,10 +1,13 @@
 //! OCI images: layout directories and archives (read and write), the
-//! image-spec JSON types, and image references the builder accepts.
+//! image-spec JSON types, and image references (the builder's and Docker's
+//! registry references, [`reference`]). Nothing here talks to a registry or
+//! the store: [`crate::store`] sits on these types and [`crate::registry`]
+//! above both.
 
 pub mod archive;
 pub mod docker;
 pub mod layout;
-pub mod registry;
+pub mod reference;
 pub mod types;
 
 use std::fmt::Display;
@@ -16,6 +19,7 @@ use crate::digest::Digest;
 
 pub use archive::{open_archive, write_archive, write_archive_multi};
 pub use layout::{Layout, ResolvedImage};
+pub use reference::Reference;
 
 /// Errors reading or writing OCI layouts.
 #[derive(Debug, Error)]

@@ -315,12 +315,6 @@ impl Plan {
         let value = self.expand_global(raw)?;
         resolve_source(&self.stages, &self.named_contexts, current, raw, &value)
     }
-
-    /// A fresh variable scope for executing a stage whose base has
-    /// environment `base_env`.
-    pub fn scope(&self, base_env: Vec<(String, String)>) -> StageScope<'_> {
-        StageScope::new(self, base_env)
-    }
 }
 
 fn resolve_source(

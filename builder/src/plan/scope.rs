@@ -27,6 +27,15 @@ pub struct StageScope<'p> {
     args: Vec<(String, Option<String>)>,
 }
 
+impl Plan {
+    /// A fresh variable scope for executing a stage whose base has
+    /// environment `base_env` (here, not in plan/mod.rs, so that the scope
+    /// depends on the plan and not the other way round).
+    pub fn scope(&self, base_env: Vec<(String, String)>) -> StageScope<'_> {
+        StageScope::new(self, base_env)
+    }
+}
+
 fn upsert<V>(list: &mut Vec<(String, V)>, key: &str, value: V) {
     match list.iter_mut().find(|(k, _)| k == key) {
         Some(slot) => slot.1 = value,

@@ -11,6 +11,7 @@ use nix::sys::stat::{fstat, Mode, SFlag};
 
 use super::Chmod;
 use super::ExecError;
+use crate::context::digests::FileDigests;
 use crate::context::{clean_path, Dockerignore};
 use crate::digest::{Digest, Hasher};
 use crate::fsutil::{self, errno_io, Resolve};
@@ -160,43 +161,88 @@ fn walk_matches(
 }
 
 /// A content hash of the matched sources: paths, types, modes, sizes and
-/// file contents (not times, not owners).
+/// file contents (each file's sha256; not times, not owners).
 pub fn hash_sources(
     root: BorrowedFd<'_>,
     matches: &[Matched],
     filter: &SourceFilter,
 ) -> Result<Digest, ExecError> {
+    hash_sources_with(root, matches, filter, None)
+}
+
+/// [`hash_sources`], taking the digests of files whose metadata did not
+/// change from `known` instead of reading them (and adding the others).
+pub fn hash_sources_with(
+    root: BorrowedFd<'_>,
+    matches: &[Matched],
+    filter: &SourceFilter,
+    known: Option<&FileDigests>,
+) -> Result<Digest, ExecError> {
     let mut h = Hasher::new();
     for m in matches {
         h.update(format!("source {}\0", m.rel).as_bytes());
         let fd = open_in_root(root, &m.rel).map_err(|e| ExecError::io(&m.rel, e))?;
-        hash_fd(fd, &m.rel, filter, &mut h)?;
+        let st = fstat(fd.as_fd()).map_err(|e| ExecError::io(&m.rel, errno_io(e)))?;
+        hash_fd(Some(fd), &st, &m.rel, filter, known, &mut h)?;
     }
     Ok(h.finish())
 }
 
-fn hash_fd(fd: OwnedFd, rel: &str, filter: &SourceFilter, h: &mut Hasher) -> Result<(), ExecError> {
-    let st = fstat(fd.as_fd()).map_err(|e| ExecError::io(rel, errno_io(e)))?;
-    let ft = fsutil::file_type(&st);
-    h.update(
-        format!(
-            "{:o} {}\0",
-            st.st_mode,
-            if ft == SFlag::S_IFREG { st.st_size } else { 0 }
-        )
-        .as_bytes(),
-    );
+/// The header of one entry in a sources hash.
+fn hash_header(st: &nix::sys::stat::FileStat, h: &mut Hasher) {
+    let size = if fsutil::file_type(st) == SFlag::S_IFREG {
+        st.st_size
+    } else {
+        0
+    };
+    h.update(format!("{:o} {size}\0", st.st_mode).as_bytes());
+}
+
+/// Hashes the entry with metadata `st`; `fd` is it opened, or None for a
+/// regular file whose digest `known` has (then it is not opened at all).
+fn hash_fd(
+    fd: Option<OwnedFd>,
+    st: &nix::sys::stat::FileStat,
+    rel: &str,
+    filter: &SourceFilter,
+    known: Option<&FileDigests>,
+    h: &mut Hasher,
+) -> Result<(), ExecError> {
+    let ft = fsutil::file_type(st);
+    hash_header(st, h);
+    let Some(fd) = fd else {
+        if let Some(d) = known.and_then(|k| k.get(st)) {
+            h.update(&d);
+            return Ok(());
+        }
+        return Err(ExecError::io(
+            rel,
+            io::Error::other("internal: entry to hash was not opened"),
+        ));
+    };
     match ft {
         SFlag::S_IFREG => {
-            let mut f = File::from(fd);
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                let n = f.read(&mut buf).map_err(|e| ExecError::io(rel, e))?;
-                if n == 0 {
-                    break;
+            let digest = match known.and_then(|k| k.get(st)) {
+                Some(d) => d,
+                None => {
+                    let mut f = File::from(fd);
+                    let mut fh = Hasher::new();
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = f.read(&mut buf).map_err(|e| ExecError::io(rel, e))?;
+                        if n == 0 {
+                            break;
+                        }
+                        fh.update(&buf[..n]);
+                    }
+                    let d = fh.finish_bytes();
+                    if let Some(k) = known {
+                        k.put(st, d);
+                    }
+                    d
                 }
-                h.update(&buf[..n]);
-            }
+            };
+            h.update(&digest);
         }
         SFlag::S_IFDIR => {
             for name in fsutil::read_dir_names(fd.as_fd()).map_err(|e| ExecError::io(rel, e))? {
@@ -225,6 +271,13 @@ fn hash_fd(fd: OwnedFd, rel: &str, filter: &SourceFilter, h: &mut Hasher) -> Res
                     );
                     continue;
                 }
+                // A file known by its metadata is not opened.
+                if fsutil::file_type(&cst) == SFlag::S_IFREG
+                    && known.is_some_and(|k| k.get(&cst).is_some())
+                {
+                    hash_fd(None, &cst, &child, filter, known, h)?;
+                    continue;
+                }
                 let sub = openat(
                     fd.as_fd(),
                     name.as_str(),
@@ -232,7 +285,11 @@ fn hash_fd(fd: OwnedFd, rel: &str, filter: &SourceFilter, h: &mut Hasher) -> Res
                     Mode::empty(),
                 );
                 match sub {
-                    Ok(sub) => hash_fd(sub, &child, filter, h)?,
+                    Ok(sub) => {
+                        let st =
+                            fstat(sub.as_fd()).map_err(|e| ExecError::io(&child, errno_io(e)))?;
+                        hash_fd(Some(sub), &st, &child, filter, known, h)?
+                    }
                     Err(_) => h.update(b"special\0"),
                 }
             }
@@ -454,40 +511,53 @@ fn copy_file(
     write_file(parent, name, &mut File::from(src), &st, attrs, rel)
 }
 
-fn write_file(
+/// Generic over the reader so that a `File` source takes std's in-kernel
+/// `copy_file_range` path (a `dyn Read` would copy through 8 KiB reads).
+fn write_file<R: Read>(
     parent: BorrowedFd<'_>,
     name: &str,
-    data: &mut dyn Read,
+    data: &mut R,
     st: &nix::sys::stat::FileStat,
     attrs: CopyAttrs,
     rel: &str,
 ) -> Result<(), ExecError> {
     let io_err = |e| ExecError::io(format!("copying {rel}"), e);
-    if let Some(existing) = fsutil::lstat_at(parent, name).map_err(io_err)? {
-        if fsutil::file_type(&existing) == SFlag::S_IFDIR {
-            return Err(ExecError::io(
-                format!("copying {rel}"),
-                io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    format!("destination {name} is a directory"),
-                ),
-            ));
+    let (uid, gid) = attrs.owner(st.st_uid, st.st_gid);
+    let mode = attrs.mode(st.st_mode, false);
+    // Created with its final permission bits (less the umask), so the
+    // chmod is usually not needed. O_EXCL first, and only when something
+    // is there already a look at what (one lookup less per new file, which
+    // on an overlay mount is one walk through every layer).
+    let create = || {
+        openat(
+            parent,
+            name,
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(mode & 0o777),
+        )
+    };
+    let fd = match create() {
+        Err(nix::errno::Errno::EEXIST) => {
+            if let Some(existing) = fsutil::lstat_at(parent, name).map_err(io_err)? {
+                if fsutil::file_type(&existing) == SFlag::S_IFDIR {
+                    return Err(ExecError::io(
+                        format!("copying {rel}"),
+                        io::Error::new(
+                            io::ErrorKind::AlreadyExists,
+                            format!("destination {name} is a directory"),
+                        ),
+                    ));
+                }
+                fsutil::remove_all_at(parent, name).map_err(io_err)?;
+            }
+            create()
         }
-        fsutil::remove_all_at(parent, name).map_err(io_err)?;
+        r => r,
     }
-    let fd = openat(
-        parent,
-        name,
-        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::from_bits_truncate(0o600),
-    )
     .map_err(|e| io_err(errno_io(e)))?;
     let mut out = File::from(fd);
     io::copy(data, &mut out).map_err(io_err)?;
-    drop(out);
-    let (uid, gid) = attrs.owner(st.st_uid, st.st_gid);
-    let mode = attrs.mode(st.st_mode, false);
-    fsutil::set_meta_at(parent, name, uid, gid, Some(mode), st.st_mtime).map_err(io_err)
+    fsutil::set_meta_fd(out.as_fd(), uid, gid, Some(mode), st.st_mtime).map_err(io_err)
 }
 
 /// Writes an inline file (COPY heredoc) named `name` into `dest`.

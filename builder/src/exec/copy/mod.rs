@@ -2,6 +2,7 @@
 //! --parents, heredocs, URLs) on top of [`files`] (matching and copying).
 
 mod chmod;
+pub mod direct;
 mod files;
 
 pub use chmod::Chmod;
@@ -225,9 +226,19 @@ impl<'a> Builder<'a> {
                         .push(copy::match_sources(local_fd, p, &filter).map_err(|x| e(x.into()))?);
                 }
                 let flat: Vec<Matched> = matches.iter().flatten().cloned().collect();
-                copy::hash_sources(local_fd, &flat, &filter)
-                    .map_err(|x| e(x.into()))?
-                    .to_string()
+                let t0 = std::time::Instant::now();
+                let d = copy::hash_sources_with(
+                    local_fd,
+                    &flat,
+                    &filter,
+                    Some(self.store.context_digests()),
+                )
+                .map_err(|x| e(x.into()))?;
+                tracing::debug!(
+                    hash_ms = t0.elapsed().as_millis() as u64,
+                    "context sources hashed"
+                );
+                d.to_string()
             }
             Some(s) => s
                 .layers
@@ -249,7 +260,7 @@ impl<'a> Builder<'a> {
                     let passwd = exec::read_root_file(root, "/etc/passwd");
                     let group = exec::read_root_file(root, "/etc/group");
                     Some(
-                        exec::user::resolve_chown(spec, &passwd, &group)
+                        crate::user::resolve_chown(spec, &passwd, &group)
                             .map_err(ExecError::User)?,
                     )
                 }
@@ -295,6 +306,18 @@ impl<'a> Builder<'a> {
                 + downloads.len()
                 + checkouts.len();
             let dest_dir = dest_dir_hint || total > 1;
+            // Straight into the upper directory when that is the same.
+            let upper_root = match (
+                &b.upper,
+                parents || !downloads.is_empty() || !inline.is_empty(),
+            ) {
+                (Some(upper), false) => {
+                    let all: Vec<&Matched> = matches.iter().flatten().collect();
+                    direct::upper_root(root, upper, &all, &dest)
+                }
+                _ => None,
+            };
+            let root = upper_root.as_ref().map_or(root, |fd| fd.as_fd());
             for (m, pivot) in matches.iter().zip(&pivots) {
                 if !parents {
                     copy::copy_sources(src_fd.as_fd(), m, &filter, root, &dest, dest_dir, attrs)?;

@@ -110,7 +110,7 @@ impl<'a> Builder<'a> {
             let passwd = exec::read_root_file(root, "/etc/passwd");
             let group = exec::read_root_file(root, "/etc/group");
             let resolved =
-                exec::user::resolve_user(&user, &passwd, &group).map_err(ExecError::User)?;
+                crate::user::resolve_user(&user, &passwd, &group).map_err(ExecError::User)?;
             let merged = PathBuf::from(format!(
                 "/proc/self/fd/{}",
                 std::os::fd::AsRawFd::as_raw_fd(&root)

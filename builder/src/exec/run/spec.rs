@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use super::ExecError;
-use crate::exec::user::ResolvedUser;
+use crate::user::ResolvedUser;
 
 /// Docker's default capability set for build containers.
 pub const DEFAULT_CAPS: &[&str] = &[

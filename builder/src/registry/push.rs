@@ -8,10 +8,10 @@ use std::sync::Mutex;
 use super::client::{Body, Client, RegistryOptions};
 use super::progress::Transfers;
 use super::pull::{record_source, sources};
-use super::reference::Reference;
 use super::RegistryError;
 use crate::digest::Digest;
 use crate::oci::types::{Descriptor, MEDIA_TYPE_MANIFEST};
+use crate::oci::Reference;
 use crate::progress::ProgressMode;
 use crate::store::Store;
 

@@ -8,42 +8,8 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 
+pub use super::credentials::{Credentials, IDENTITY_TOKEN_USER};
 use super::RegistryError;
-
-/// A user name and password (or identity token) for one registry.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
-    /// User name.
-    pub username: String,
-    /// Password or token.
-    pub password: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Credentials({}, ***)", self.username)
-    }
-}
-
-/// The user name docker uses for an identity (OAuth2 refresh) token.
-pub const IDENTITY_TOKEN_USER: &str = "<token>";
-
-impl Credentials {
-    /// The identity token, when these credentials are one (user
-    /// `<token>`): it is exchanged for bearer tokens, never sent itself.
-    pub fn identity_token(&self) -> Option<&str> {
-        (self.username == IDENTITY_TOKEN_USER).then_some(self.password.as_str())
-    }
-
-    /// The `Authorization: Basic ...` value.
-    pub fn basic_header(&self) -> String {
-        let raw = format!("{}:{}", self.username, self.password);
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(raw)
-        )
-    }
-}
 
 /// The auth files to read, in order: `$REGISTRY_AUTH_FILE`,
 /// `${XDG_RUNTIME_DIR}/containers/auth.json`, `~/.docker/config.json`
@@ -76,7 +42,7 @@ fn keys_for(registry: &str) -> Vec<String> {
         format!("https://{registry}"),
         format!("http://{registry}"),
     ];
-    if registry == super::reference::DEFAULT_REGISTRY {
+    if registry == crate::oci::reference::DEFAULT_REGISTRY {
         keys.push("https://index.docker.io/v1/".into());
         keys.push("index.docker.io".into());
     }

@@ -1,8 +1,8 @@
 //! A client of the OCI distribution API (pull and push) of our own, on
 //! ureq (docs/design.md, "Registry client", says why not `oci-client`):
 //!
-//! - [`reference`]: Docker's reference normalisation;
 //! - [`auth`]: auth files, `login`/`logout`, basic and bearer challenges;
+//! - [`credentials`]: a user name and password (or identity token);
 //! - [`helper`]: docker credential helpers (`credHelpers`, `credsStore`);
 //! - [`client`]: one registry: scheme, TLS with certs.d CAs, requests;
 //! - [`pull`]: manifests (index and Docker list resolution, Docker schema 2
@@ -14,20 +14,22 @@
 
 pub mod auth;
 pub mod client;
+pub mod credentials;
 pub mod helper;
 pub mod progress;
 pub mod pull;
 pub mod push;
-pub mod reference;
 
 use std::fmt::Display;
 
 use thiserror::Error;
 
+/// References are OCI types ([`crate::oci::reference`]); re-exported for the
+/// client's callers.
+pub use crate::oci::Reference;
 pub use client::{Client, RegistryOptions};
 pub use pull::{pull, PullOptions, PullPolicy, Pulled};
 pub use push::{push, PushOptions, Pushed};
-pub use reference::Reference;
 
 /// Errors talking to a registry.
 #[derive(Debug, Error)]
@@ -116,7 +118,7 @@ pub enum RegistryError {
     Store(#[from] crate::store::StoreError),
     /// A layout operation failed.
     #[error(transparent)]
-    Oci(#[from] super::OciError),
+    Oci(#[from] crate::oci::OciError),
     /// Local I/O.
     #[error("{what}: {source}")]
     Io {

@@ -9,7 +9,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use super::auth::Credentials;
+use super::credentials::Credentials;
 use super::RegistryError;
 
 /// What a helper says when it has nothing for the server.
@@ -18,7 +18,7 @@ const NOT_FOUND: &str = "credentials not found";
 /// The server URL a helper is asked about for `registry` (docker's: the
 /// host as written, Docker Hub's legacy index URL).
 pub fn server_url(registry: &str) -> String {
-    if registry == super::reference::DEFAULT_REGISTRY {
+    if registry == crate::oci::reference::DEFAULT_REGISTRY {
         "https://index.docker.io/v1/".into()
     } else {
         registry.to_string()

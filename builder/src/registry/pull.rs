@@ -17,7 +17,6 @@ use std::sync::Mutex;
 
 use super::client::{Body, Client, RegistryOptions};
 use super::progress::Transfers;
-use super::reference::Reference;
 use super::{pull_scope, RegistryError};
 use crate::digest::{Digest, Hasher};
 use crate::layer::{
@@ -27,6 +26,7 @@ use crate::oci::types::{
     to_json, Descriptor, ImageConfig, Index, Manifest, PlatformDesc, MEDIA_TYPE_CONFIG,
     MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST,
 };
+use crate::oci::Reference;
 use crate::plan::Platform;
 use crate::progress::ProgressMode;
 use crate::store::{LayerRecord, Store};

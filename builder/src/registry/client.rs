@@ -17,8 +17,8 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
 use super::auth::{self, Challenge, Credentials};
-use super::reference::Reference;
 use super::RegistryError;
+use crate::oci::Reference;
 
 /// Where registry settings come from.
 #[derive(Debug, Clone)]
