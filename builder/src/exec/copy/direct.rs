@@ -48,31 +48,48 @@ pub(crate) fn upper_root(
         return None;
     }
     let rel = parts.join("/");
-    match fsutil::open_dir_at(merged, &rel, Resolve::NoSymlinks) {
+    // The directory that must exist in the upper directory before the copy:
+    // the destination itself when it exists, else its parent (the copy then
+    // makes the destination, with the source directory's owner and mode, as
+    // it does through the mount).
+    let ready = match fsutil::open_dir_at(merged, &rel, Resolve::NoSymlinks) {
         Ok(dir) => {
             // Empty in the merged view (whatever whiteouts hide): copy it
-            // up, as the first file created in it would, by setting its
-            // owner to what it is.
+            // up, as the first file created in it would.
             if !fsutil::read_dir_names(dir.as_fd()).ok()?.is_empty() {
                 return None;
             }
-            let st = nix::sys::stat::fstat(dir.as_fd()).ok()?;
-            nix::unistd::fchown(
-                dir.as_fd(),
-                Some(nix::unistd::Uid::from_raw(st.st_uid)),
-                Some(nix::unistd::Gid::from_raw(st.st_gid)),
-            )
-            .ok()?;
+            copy_up(dir.as_fd())?;
+            rel.clone()
         }
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-            // New: made through the mount exactly as the copy makes it
-            // (mode 0755, root), never through a symlink.
-            fsutil::ensure_dir(merged, &parts, Resolve::NoSymlinks).ok()?;
+            // New: its missing parents are made through the mount exactly as
+            // the copy makes them (mode 0755, root), never through a symlink,
+            // and its parent is copied up.
+            let (_, parents) = parts.split_last()?;
+            let parent = fsutil::ensure_dir(merged, parents, Resolve::NoSymlinks).ok()?;
+            copy_up(parent.as_fd())?;
+            parents.join("/")
         }
         Err(_) => return None,
-    }
+    };
     let up = fsutil::open_dir(upper).ok()?;
-    fsutil::open_dir_at(up.as_fd(), &rel, Resolve::NoSymlinks).ok()?;
+    if !ready.is_empty() {
+        fsutil::open_dir_at(up.as_fd(), &ready, Resolve::NoSymlinks).ok()?;
+    }
     tracing::debug!(dest, "COPY into the upper directory");
     Some(up)
+}
+
+/// Copies a directory of the merged view up into the upper directory (if it
+/// only exists in a lower layer) by setting its owner to what it is, which
+/// changes nothing else.
+fn copy_up(dir: BorrowedFd<'_>) -> Option<()> {
+    let st = nix::sys::stat::fstat(dir).ok()?;
+    nix::unistd::fchown(
+        dir,
+        Some(nix::unistd::Uid::from_raw(st.st_uid)),
+        Some(nix::unistd::Gid::from_raw(st.st_gid)),
+    )
+    .ok()
 }
