@@ -174,10 +174,17 @@ impl ForChildren {
     const KINDS: [NsKind; 2] = [NsKind::Pid, NsKind::Time];
 
     /// Points this process's PID and time namespaces for children at `pid`'s where they
-    /// differ. `None` when that is not possible (`pid` is gone, or the caller lacks
-    /// CAP_SYS_ADMIN in its own user namespace, as rootless berth does); nothing is left
-    /// changed then, and the child has to enter them itself.
+    /// differ. `None` when that is not possible (`pid` is gone, or berth is rootless);
+    /// nothing is left changed then, and the child has to enter them itself.
+    ///
+    /// Rootless means either no CAP_SYS_ADMIN at all, or (rootless podman) root of a user
+    /// namespace: there the container's namespaces can be entered, since that user namespace
+    /// owns them, but this process's own PID namespace belongs to the initial user namespace
+    /// and pointing back at it would fail with EPERM.
     pub fn enter(pid: i32) -> Option<ForChildren> {
+        if crate::rootless::active() {
+            return None;
+        }
         let mut me = ForChildren { saved: Vec::new() };
         for kind in Self::KINDS {
             let theirs = format!("/proc/{pid}/ns/{}", kind.proc_name());
