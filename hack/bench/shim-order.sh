@@ -25,27 +25,11 @@ ns=$(basename "$work")
 trap 'rm -rf "$prof" "$work"; rm -rf "/run/containerd/berth/$ns"; for b in /sys/fs/cgroup/*/ /sys/fs/cgroup/unified/; do rmdir "$b$ns" 2>/dev/null || true; done' EXIT
 dir=$(hack/build-shim.sh -C strip=none -C llvm-args=-align-all-functions=16)
 cp "$dir/containerd-shim-berth-v2" "$prof/"
-pages() { # PID OUT: virtual addresses of the present pages of the shim binary's mappings
-  python3 - "$1" "$2" <<'PY'
-import struct, sys
-pid, out = sys.argv[1], sys.argv[2]
-res = []
-with open(f"/proc/{pid}/maps") as m, open(f"/proc/{pid}/pagemap", "rb") as pm:
-    for line in m:
-        f = line.split()
-        if len(f) < 6 or not f[5].endswith("containerd-shim-berth-v2"):
-            continue
-        a, b = (int(x, 16) for x in f[0].split("-"))
-        pm.seek(a // 4096 * 8)
-        data = pm.read((b - a) // 4096 * 8)
-        for i in range(0, len(data), 8):
-            if struct.unpack("<Q", data[i:i + 8])[0] >> 63:
-                res.append(a + i // 8 * 4096)
-open(out, "w").write("".join(f"{x:x}\n" for x in res))
-PY
+pages() { # PID OUT: the present pages of the shim binary's mappings (hack/bench/mapped-pages.py)
+  python3 "$ROOT/hack/bench/mapped-pages.py" "$1" "$2" containerd-shim-berth-v2
 }
 export -f pages
-export SHIM_DIR=$prof CONTAINERD_NAMESPACE=$ns NS=$ns OUT=$work
+export ROOT=$PWD SHIM_DIR=$prof CONTAINERD_NAMESPACE=$ns NS=$ns OUT=$work
 hack/with-containerd.sh "$work/containerd" -- bash -c '
 set -euo pipefail
 IMG=localhost/busybox:latest R="--runtime io.containerd.berth.v2" G="--annotation io.kubernetes.cri.sandbox-id=grp"
@@ -67,25 +51,6 @@ pages "$(shim_pid g1)" "$OUT/phase2b"
 for c in one g1; do $CTR task kill -s KILL $c; done; sleep 0.3
 for c in one g1; do $CTR task delete $c >/dev/null; $CTR container delete $c >/dev/null; done
 '
-python3 - "$prof/containerd-shim-berth-v2" shim/hot-functions.txt "$work/phase1" "$work/phase2a" "$work/phase2b" <<'PY'
-import bisect, subprocess, sys
-binary, out, phases = sys.argv[1], sys.argv[2], sys.argv[3:]
-syms = []
-for line in subprocess.run(["nm", "-n", "-S", binary], capture_output=True, text=True, check=True).stdout.splitlines():
-    f = line.split()
-    # Aligned (Rust) functions only: glibc's cannot be placed by this profile.
-    if len(f) == 4 and f[2] in "tTwW" and int(f[0], 16) % 65536 == 0:
-        syms.append((int(f[0], 16), int(f[1], 16), f[3]))
-syms.sort()
-starts = [s[0] for s in syms]
-seen, order = set(), []
-for ph in phases:
-    for page in sorted(int(x, 16) for x in open(ph).read().split()):
-        i = bisect.bisect_right(starts, page) - 1
-        if i >= 0 and syms[i][0] + max(syms[i][1], 1) > page and syms[i][2] not in seen:
-            seen.add(syms[i][2])
-            order.append(syms[i][2])
-    print(f"{ph}: {len(order)} functions", file=sys.stderr)
-open(out, "w").write("".join(n + "\n" for n in order))
-PY
+python3 hack/bench/hot-order.py "$prof/containerd-shim-berth-v2" shim/hot-functions.txt \
+  "$work/phase1" "$work/phase2a" "$work/phase2b"
 echo "shim/hot-functions.txt: $(wc -l < shim/hot-functions.txt) functions; rebuild with hack/build-shim.sh" >&2
