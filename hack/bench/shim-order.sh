@@ -1,30 +1,33 @@
 #!/usr/bin/env bash
 # Regenerates shim/hot-functions.txt: the shim's functions a container's life runs, in the
 # order they are first needed, for hack/build-shim.sh's link order.
-# How: a profiling build of the shim aligns every function to 64 KiB (LLVM
-# -align-all-functions=16), the kernel's fault-around window, and runs from tmpfs (4 KiB page
-# cache pages, no large folios): a function's window is then mapped into the shim exactly when
-# the function ran. A private containerd (hack/with-containerd.sh) drives the shim through
+# How: a profiling build of the shim (symbols kept, every Rust function aligned to 64 KiB with
+# LLVM -align-all-functions=16, so no two share a page) runs from hack/bench/cold-fs.sh's file
+# system, where a page is mapped into the shim only when the shim touched it (no readahead, and
+# fault-around maps only cached pages): glibc's functions, which cannot be aligned, are then
+# placed too. A private containerd (hack/with-containerd.sh) drives the shim through
 # run -d (phase 1: start-up, Create, Start, the state a one-container shim sits in), then exec,
 # ps, metrics, pause/resume, a second and third container in one shim, kill, delete and a tty
 # exec (phase 2); after each phase the shim's mapped pages (/proc/PID/pagemap) are read and
-# turned into the functions starting there (nm of the profiling build). Phase 1 functions come
-# first. glibc's functions are not listed (they cannot be aligned; they stay together at the
-# end of .text). Names are mangled symbols: they stay valid across edits of the code, a
+# turned into the functions starting there (nm of the profiling build; hack/bench/hot-order.py). Phase 1
+# functions come first. Names are mangled symbols: they stay valid across edits of the code, a
 # function missing from the list only loses its place.
 # Usage: hack/bench/shim-order.sh
 set -euo pipefail
 self=$(readlink -f "$0")
 cd "$(dirname "$self")/../.."
 . hack/lib.sh
-need_packages busybox-static jq containerd python3 binutils
+need_packages busybox-static jq containerd python3 binutils e2fsprogs
 cargo build --release -p berth >&2
-prof=$(mktemp -d /dev/shm/berth-shim-order-XXXXXX)
+. hack/bench/cold-fs.sh
 work=$(mktemp -d /tmp/berth-shim-order-XXXXXX)
+prof=$work/prof
 ns=$(basename "$work")
-trap 'rm -rf "$prof" "$work"; rm -rf "/run/containerd/berth/$ns"; for b in /sys/fs/cgroup/*/ /sys/fs/cgroup/unified/; do rmdir "$b$ns" 2>/dev/null || true; done' EXIT
+trap 'cold_fs_umount; rm -rf "$work"; rm -rf "/run/containerd/berth/$ns"; for b in /sys/fs/cgroup/*/ /sys/fs/cgroup/unified/; do rmdir "$b$ns" 2>/dev/null || true; done' EXIT
 dir=$(hack/build-shim.sh -C strip=none -C llvm-args=-align-all-functions=16)
-cp "$dir/containerd-shim-berth-v2" "$prof/"
+mkdir "$prof"
+cold_fs_mount "$prof"
+cold_fs_put "$dir/containerd-shim-berth-v2"
 pages() { # PID OUT: the present pages of the shim binary's mappings (hack/bench/mapped-pages.py)
   python3 "$ROOT/hack/bench/mapped-pages.py" "$1" "$2" containerd-shim-berth-v2
 }
