@@ -2,9 +2,10 @@
 # Regenerates runtime/hot-functions.txt: the functions of the berth binary that `run`,
 # `create`, `start`, `exec`, `state`, `kill` and `delete` run, in the order they are first
 # needed, for lld's --symbol-ordering-file (runtime/build.rs; docs/design.md, "Memory of
-# `berth run`"). The same method as hack/bench/shim-order.sh: a profiling build aligns every
-# function to 64 KiB (the kernel's fault-around window) and runs from tmpfs, so a function's
-# window is mapped exactly when it ran. A berth command is short-lived, so its pages are read
+# `berth run`"). The same method as hack/bench/shim-order.sh: a profiling build (symbols kept,
+# every Rust function aligned to 64 KiB) runs from hack/bench/cold-fs.sh's file system, where a
+# page is mapped only when the program touched it (hack/bench/hot-order.py turns the pages into
+# functions, glibc's included). A berth command is short-lived, so its pages are read
 # under gdb: the command's own process at its exit_group, and the forked child (the container's
 # init, or exec's process) at its execve, before the new program replaces its memory. Phase 1
 # is `run` (parent, then its init) on the host's hybrid cgroups and in a private mount namespace
@@ -16,9 +17,10 @@ set -euo pipefail
 self=$(readlink -f "$0")
 cd "$(dirname "$self")/../.."
 . hack/lib.sh
-need_packages busybox-static python3 binutils gdb
-prof=$(mktemp -d /dev/shm/berth-order-XXXXXX)
+need_packages busybox-static jq python3 binutils gdb e2fsprogs
+. hack/bench/cold-fs.sh
 work=$(mktemp -d /tmp/berth-order-XXXXXX)
+prof=$work/prof
 root=$work/root
 cg=${work##*/}
 cleanup() {
@@ -26,13 +28,17 @@ cleanup() {
   for d in /sys/fs/cgroup/*/"$cg" /sys/fs/cgroup/unified/"$cg"; do
     [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
   done
-  rm -rf "$prof" "$work"
+  cold_fs_umount
+  rm -rf "$work"
 }
 trap cleanup EXIT
 cargo rustc --release -p berth --bin berth -- -C strip=none -C llvm-args=-align-all-functions=16 >&2
-cp "$(cargo_out release)/berth" "$prof/berth"
-BERTH=$prof/berth hack/make-rootfs.sh "$work/run" /bin/true
-BERTH=$prof/berth hack/make-rootfs.sh "$work/long" sleep 1000
+BERTH=$(cargo_out release)/berth hack/make-rootfs.sh "$work/run" /bin/true
+BERTH=$(cargo_out release)/berth hack/make-rootfs.sh "$work/long" sleep 1000
+# After the bundles: `berth spec` run from the cold file system would cache pages of its own.
+mkdir "$prof"
+cold_fs_mount "$prof"
+cold_fs_put "$(cargo_out release)/berth"
 for b in run long; do   # a cgroup parent of our own
   jq --arg p "/$cg/$b" '.linux.cgroupsPath = $p' "$work/$b/config.json" > "$work/c.json"
   mv "$work/c.json" "$work/$b/config.json"
