@@ -11,27 +11,17 @@
 //!   life runs sit together at the start of .text, so the pages the kernel maps in on first use
 //!   are mostly code the shim needs.
 
+include!("../hack/link-order.rs");
+
 fn main() {
     let order = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("hot-functions.txt");
     println!("cargo:rerun-if-changed={}", order.display());
-    let var = |k: &str| std::env::var(k).unwrap_or_default();
-    let lean = var("PROFILE") == "release"
-        && var("CARGO_CFG_TARGET_ARCH") == "x86_64"
-        && var("CARGO_CFG_TARGET_OS") == "linux"
-        && var("CARGO_CFG_TARGET_ENV") == "gnu"
-        && var("CARGO_CFG_TARGET_FEATURE")
-            .split(',')
-            .any(|f| f == "crt-static");
-    if !lean {
+    if !lean_release() {
         return;
     }
     let bin = "containerd-shim-berth-v2";
     // gcc's -no-pie cancels rustc's -static-pie altogether: -static keeps glibc linked in.
     println!("cargo:rustc-link-arg-bin={bin}=-no-pie");
     println!("cargo:rustc-link-arg-bin={bin}=-static");
-    println!(
-        "cargo:rustc-link-arg-bin={bin}=-Wl,--symbol-ordering-file={}",
-        order.display()
-    );
-    println!("cargo:rustc-link-arg-bin={bin}=-Wl,--no-warn-symbol-ordering");
+    order_functions(bin, &order);
 }

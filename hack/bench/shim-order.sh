@@ -1,51 +1,38 @@
 #!/usr/bin/env bash
 # Regenerates shim/hot-functions.txt: the shim's functions a container's life runs, in the
 # order they are first needed, for hack/build-shim.sh's link order.
-# How: a profiling build of the shim aligns every function to 64 KiB (LLVM
-# -align-all-functions=16), the kernel's fault-around window, and runs from tmpfs (4 KiB page
-# cache pages, no large folios): a function's window is then mapped into the shim exactly when
-# the function ran. A private containerd (hack/with-containerd.sh) drives the shim through
+# How: a profiling build of the shim (symbols kept, every Rust function aligned to 64 KiB with
+# LLVM -align-all-functions=16, so no two share a page) runs from hack/bench/cold-fs.sh's file
+# system, where a page is mapped into the shim only when the shim touched it (no readahead, and
+# fault-around maps only cached pages): glibc's functions, which cannot be aligned, are then
+# placed too. A private containerd (hack/with-containerd.sh) drives the shim through
 # run -d (phase 1: start-up, Create, Start, the state a one-container shim sits in), then exec,
 # ps, metrics, pause/resume, a second and third container in one shim, kill, delete and a tty
 # exec (phase 2); after each phase the shim's mapped pages (/proc/PID/pagemap) are read and
-# turned into the functions starting there (nm of the profiling build). Phase 1 functions come
-# first. glibc's functions are not listed (they cannot be aligned; they stay together at the
-# end of .text). Names are mangled symbols: they stay valid across edits of the code, a
+# turned into the functions starting there (nm of the profiling build; hack/bench/hot-order.py). Phase 1
+# functions come first. Names are mangled symbols: they stay valid across edits of the code, a
 # function missing from the list only loses its place.
 # Usage: hack/bench/shim-order.sh
 set -euo pipefail
 self=$(readlink -f "$0")
 cd "$(dirname "$self")/../.."
 . hack/lib.sh
-need_packages busybox-static jq containerd python3 binutils
+need_packages busybox-static jq containerd python3 binutils e2fsprogs
 cargo build --release -p berth >&2
-prof=$(mktemp -d /dev/shm/berth-shim-order-XXXXXX)
+. hack/bench/cold-fs.sh
 work=$(mktemp -d /tmp/berth-shim-order-XXXXXX)
+prof=$work/prof
 ns=$(basename "$work")
-trap 'rm -rf "$prof" "$work"; rm -rf "/run/containerd/berth/$ns"; for b in /sys/fs/cgroup/*/ /sys/fs/cgroup/unified/; do rmdir "$b$ns" 2>/dev/null || true; done' EXIT
+trap 'cold_fs_umount; rm -rf "$work"; rm -rf "/run/containerd/berth/$ns"; for b in /sys/fs/cgroup/*/ /sys/fs/cgroup/unified/; do rmdir "$b$ns" 2>/dev/null || true; done' EXIT
 dir=$(hack/build-shim.sh -C strip=none -C llvm-args=-align-all-functions=16)
-cp "$dir/containerd-shim-berth-v2" "$prof/"
-pages() { # PID OUT: virtual addresses of the present pages of the shim binary's mappings
-  python3 - "$1" "$2" <<'PY'
-import struct, sys
-pid, out = sys.argv[1], sys.argv[2]
-res = []
-with open(f"/proc/{pid}/maps") as m, open(f"/proc/{pid}/pagemap", "rb") as pm:
-    for line in m:
-        f = line.split()
-        if len(f) < 6 or not f[5].endswith("containerd-shim-berth-v2"):
-            continue
-        a, b = (int(x, 16) for x in f[0].split("-"))
-        pm.seek(a // 4096 * 8)
-        data = pm.read((b - a) // 4096 * 8)
-        for i in range(0, len(data), 8):
-            if struct.unpack("<Q", data[i:i + 8])[0] >> 63:
-                res.append(a + i // 8 * 4096)
-open(out, "w").write("".join(f"{x:x}\n" for x in res))
-PY
+mkdir "$prof"
+cold_fs_mount "$prof"
+cold_fs_put "$dir/containerd-shim-berth-v2"
+pages() { # PID OUT: the present pages of the shim binary's mappings (hack/bench/mapped-pages.py)
+  python3 "$ROOT/hack/bench/mapped-pages.py" "$1" "$2" containerd-shim-berth-v2
 }
 export -f pages
-export SHIM_DIR=$prof CONTAINERD_NAMESPACE=$ns NS=$ns OUT=$work
+export ROOT=$PWD SHIM_DIR=$prof CONTAINERD_NAMESPACE=$ns NS=$ns OUT=$work
 hack/with-containerd.sh "$work/containerd" -- bash -c '
 set -euo pipefail
 IMG=localhost/busybox:latest R="--runtime io.containerd.berth.v2" G="--annotation io.kubernetes.cri.sandbox-id=grp"
@@ -67,25 +54,6 @@ pages "$(shim_pid g1)" "$OUT/phase2b"
 for c in one g1; do $CTR task kill -s KILL $c; done; sleep 0.3
 for c in one g1; do $CTR task delete $c >/dev/null; $CTR container delete $c >/dev/null; done
 '
-python3 - "$prof/containerd-shim-berth-v2" shim/hot-functions.txt "$work/phase1" "$work/phase2a" "$work/phase2b" <<'PY'
-import bisect, subprocess, sys
-binary, out, phases = sys.argv[1], sys.argv[2], sys.argv[3:]
-syms = []
-for line in subprocess.run(["nm", "-n", "-S", binary], capture_output=True, text=True, check=True).stdout.splitlines():
-    f = line.split()
-    # Aligned (Rust) functions only: glibc's cannot be placed by this profile.
-    if len(f) == 4 and f[2] in "tTwW" and int(f[0], 16) % 65536 == 0:
-        syms.append((int(f[0], 16), int(f[1], 16), f[3]))
-syms.sort()
-starts = [s[0] for s in syms]
-seen, order = set(), []
-for ph in phases:
-    for page in sorted(int(x, 16) for x in open(ph).read().split()):
-        i = bisect.bisect_right(starts, page) - 1
-        if i >= 0 and syms[i][0] + max(syms[i][1], 1) > page and syms[i][2] not in seen:
-            seen.add(syms[i][2])
-            order.append(syms[i][2])
-    print(f"{ph}: {len(order)} functions", file=sys.stderr)
-open(out, "w").write("".join(n + "\n" for n in order))
-PY
+python3 hack/bench/hot-order.py "$prof/containerd-shim-berth-v2" shim/hot-functions.txt \
+  "$work/phase1" "$work/phase2a" "$work/phase2b"
 echo "shim/hot-functions.txt: $(wc -l < shim/hot-functions.txt) functions; rebuild with hack/build-shim.sh" >&2
