@@ -26,7 +26,7 @@ python3 hack/modcycles.py builder/src
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --workspace 2>&1 | tee "$log" || status=$?
+cargo test --workspace --no-fail-fast 2>&1 | tee "$log" || status=$?
 # The README's install command and the release tarball, end to end (release builds).
 bash hack/test-install.sh || status=$?
 bash hack/test-release.sh || status=$?
