@@ -28,3 +28,20 @@ write_section() {
   python3 "$top/hack/bench/all.py" splice --marker "$1" "$top/docs/benchmarks.md" "$2"
   echo "wrote docs/benchmarks.md (bench:$1)" >&2
 }
+
+# timed NAME KEEP CMD...: for the build benchmarks. Runs CMD with its output in $work/log (shown,
+# and the script ended, when it fails); with KEEP=1 its wall time in ms is appended to
+# $work/times/NAME.
+timed() { # NAME KEEP CMD...
+  local name=$1 keep=$2 t0 t1
+  shift 2
+  t0=$EPOCHREALTIME
+  if ! "$@" >"$work/log" 2>&1; then
+    echo "$name failed: $*" >&2
+    cat "$work/log" >&2
+    exit 1
+  fi
+  t1=$EPOCHREALTIME
+  [ "$keep" = 1 ] && awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f\n", (b - a) * 1000 }' >>"$work/times/$name"
+  true
+}

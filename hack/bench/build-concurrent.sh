@@ -73,19 +73,6 @@ docker=($DOCKER build --no-cache --network none --progress plain -t bench-concur
 export DOCKER_BUILDKIT=1
 
 mkdir -p "$work/times"
-timed() { # NAME KEEP CMD...
-  local name=$1 keep=$2 t0 t1
-  shift 2
-  t0=$EPOCHREALTIME
-  if ! "$@" >"$work/log" 2>&1; then
-    echo "$name failed: $*" >&2
-    cat "$work/log" >&2
-    exit 1
-  fi
-  t1=$EPOCHREALTIME
-  [ "$keep" = 1 ] && awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f\n", (b - a) * 1000 }' >>"$work/times/$name"
-  true
-}
 names=("berth-build" "berth-build --jobs 1" "buildah --jobs 2" "buildah --jobs 1" "BuildKit")
 for ((i = 0; i <= rounds; i++)); do
   keep=$((i > 0 ? 1 : 0)) # round 0 is the warm-up

@@ -65,19 +65,6 @@ buildah_cmd=(buildah bud --pull=never --layers --network none --runtime /usr/sbi
 
 # Each run: stdout and stderr to a log, the wall time in ms appended to $work/times/NAME.
 mkdir -p "$work/times"
-timed() { # NAME KEEP CMD...
-  local name=$1 keep=$2 t0 t1
-  shift 2
-  t0=$EPOCHREALTIME
-  if ! "$@" >"$work/log" 2>&1; then
-    echo "$name failed: $*" >&2
-    cat "$work/log" >&2
-    exit 1
-  fi
-  t1=$EPOCHREALTIME
-  [ "$keep" = 1 ] && awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f\n", (b - a) * 1000 }' >>"$work/times/$name"
-  true
-}
 # Warm stores for the cached builds.
 "$bin" --root "$work/berth-warm" "${berth_cmd[@]:1}" >/dev/null 2>&1
 "${buildah_cmd[@]}" >/dev/null 2>&1
