@@ -45,3 +45,19 @@ timed() { # NAME KEEP CMD...
   [ "$keep" = 1 ] && awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f\n", (b - a) * 1000 }' >>"$work/times/$name"
   true
 }
+
+# bench_args DEFAULT_ROUNDS ARGS...: the benchmark scripts' `[--write] [ROUNDS]`; sets `write`
+# (0 or 1) and `rounds` (DEFAULT_ROUNDS unless given), or ends the script with its usage.
+bench_args() {
+  rounds=$1
+  write=0
+  shift
+  local a
+  for a in "$@"; do
+    case $a in
+      --write) write=1 ;;
+      [0-9]*) rounds=$a ;;
+      *) echo "usage: $0 [--write] [ROUNDS]" >&2; exit 2 ;;
+    esac
+  done
+}

@@ -16,17 +16,10 @@
 # data and exec roots under a temp dir, and no network for RUN steps.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-write=0 rounds=7
-for a in "$@"; do
-  case $a in
-    --write) write=1 ;;
-    [0-9]*) rounds=$a ;;
-    *) echo "usage: $0 [--write] [ROUNDS]" >&2; exit 2 ;;
-  esac
-done
+. hack/lib.sh
+bench_args 7 "$@"
 [ "$(id -u)" = 0 ] || { echo "$0: needs root (RUN steps create containers)" >&2; exit 1; }
 
-. hack/lib.sh
 if [ -z "${BERTH_BENCH_NS:-}" ]; then
   need_packages busybox-static jq buildah runc docker.io skopeo
   cargo build --release -p berth-build >&2

@@ -14,16 +14,9 @@
 # blob-info cache, which would otherwise turn later pushes into mounts).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-write=0 rounds=7
-for a in "$@"; do
-  case $a in
-    --write) write=1 ;;
-    [0-9]*) rounds=$a ;;
-    *) echo "usage: $0 [--write] [ROUNDS]" >&2; exit 2 ;;
-  esac
-done
-[ "$(id -u)" = 0 ] || { echo "$0: needs root (unpack --overlay mounts)" >&2; exit 1; }
 . hack/lib.sh
+bench_args 7 "$@"
+[ "$(id -u)" = 0 ] || { echo "$0: needs root (unpack --overlay mounts)" >&2; exit 1; }
 if [ -z "${BERTH_BENCH_NS:-}" ]; then
   need_packages jq skopeo umoci docker-registry apache2-utils openssl
   [ -n "${BERTH_BENCH_BIN:-}" ] || cargo build --release -p berth-build >&2
